@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+//
+// ds2-data: a Deep Speech 2 data pipeline (corpus → log spectrograms → length-sorted
+// LMDB shards) with a bundled CTC trainer.
+//
+// Module layout (dependencies point downward only):
+//
+//   DS2DataCLI (ds2-data)          thin argument parsing → one library call per command
+//   Pipeline   Training            orchestration / trainer
+//   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
+//   DS2Core                        value types, errors, RNG, statistics — no C
+//   C*                             system-library shims (pkg-config)
+
+import PackageDescription
+
+let package = Package(
+  name: "ds2-data",
+  platforms: [.macOS(.v13)],
+  products: [
+    .executable(name: "ds2-data", targets: ["DS2DataCLI"]),
+    .library(name: "DS2Data", targets: ["Pipeline", "Training"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+  ],
+  targets: [
+    // MARK: C libraries (Debian: libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev)
+    .systemLibrary(name: "CSndFile", pkgConfig: "sndfile", providers: [.apt(["libsndfile1-dev"])]),
+    .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
+    .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
+    .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
+    .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+
+    // MARK: Library modules
+    .target(name: "DS2Core"),
+    .target(name: "Audio", dependencies: ["DS2Core", "CSndFile", "CSampleRate"]),
+    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"]),
+    .target(name: "Corpus", dependencies: ["DS2Core", "Audio"]),
+    .target(
+      name: "Shards",
+      dependencies: ["DS2Core", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
+    .target(
+      name: "Pipeline",
+      dependencies: [
+        "DS2Core", "Audio", "Features", "Corpus", "Shards",
+        .product(name: "Yams", package: "Yams"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+    .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"]),
+    .executableTarget(
+      name: "DS2DataCLI",
+      dependencies: [
+        "Pipeline", "Training", "DS2Core",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ]),
+
+    // MARK: Tests
+    .target(name: "TestSupport", dependencies: ["DS2Core", "Audio"], path: "Tests/TestSupport"),
+    .testTarget(name: "DS2CoreTests", dependencies: ["DS2Core", "TestSupport"]),
+    .testTarget(name: "AudioTests", dependencies: ["Audio", "DS2Core", "TestSupport"]),
+    .testTarget(name: "FeaturesTests", dependencies: ["Features", "DS2Core", "TestSupport"]),
+    .testTarget(name: "CorpusTests", dependencies: ["Corpus", "DS2Core", "TestSupport"]),
+    .testTarget(name: "ShardsTests", dependencies: ["Shards", "DS2Core", "TestSupport"]),
+    .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Shards", "DS2Core", "TestSupport"]),
+    .testTarget(name: "TrainingTests", dependencies: ["Training", "DS2Core"]),
+    .testTarget(name: "CLITests", dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport"]),
+  ],
+  swiftLanguageModes: [.v5]
+)

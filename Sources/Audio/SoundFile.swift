@@ -1,0 +1,126 @@
+internal import CSndFile
+import DS2Core
+import Foundation
+
+/// What a file's header says about its audio.
+public struct AudioInfo: Sendable, Equatable {
+  /// Frames (samples per channel) declared by the header.
+  public var frames: Int
+  public var sampleRateHertz: Int
+  public var channels: Int
+  /// Container and encoding, e.g. `FLAC/PCM_16`, `NIST/ULAW`.
+  public var formatName: String
+
+  public var durationSeconds: Double { Double(frames) / Double(sampleRateHertz) }
+}
+
+/// How to turn a multi-channel file into the mono waveform the features need.
+public enum ChannelRule: String, Sendable, Codable, CaseIterable {
+  /// Accept only mono files; a file with more channels is rejected (`bad_channels`).
+  case mono
+  /// Use channel 0 of any file.
+  case first
+  /// Average all channels.
+  case average
+}
+
+/// A libsndfile handle open for reading. Frees the handle in `deinit`.
+///
+/// Not Sendable: each thread opens its own.
+final class SoundFile {
+  let path: String
+  let info: AudioInfo
+  private let handle: OpaquePointer
+
+  /// Opens `path` for reading. The corresponding C function is `sf_open`.
+  /// - Throws: `ItemError` (`unreadable_audio`, or `unsupported_encoding` for shorten SPHERE).
+  init(path: String) throws {
+    var sfInfo = SF_INFO()
+    guard let handle = sf_open(path, Int32(SFM_READ), &sfInfo) else {
+      let message = String(cString: sf_strerror(nil))
+      throw Self.openError(path: path, libraryMessage: message)
+    }
+    self.handle = handle
+    self.path = path
+    self.info = AudioInfo(
+      frames: Int(sfInfo.frames), sampleRateHertz: Int(sfInfo.samplerate),
+      channels: Int(sfInfo.channels), formatName: Self.formatName(sfInfo.format))
+    guard sfInfo.samplerate > 0, sfInfo.channels > 0 else {
+      throw ItemError(
+        .unreadableAudio, file: path,
+        message: "header declares \(sfInfo.channels) channels at \(sfInfo.samplerate) Hz")
+    }
+  }
+
+  deinit { sf_close(handle) }
+
+  /// Reads `frames` interleaved frames starting at `startFrame` into `destination`.
+  /// Returns the frames actually read. The corresponding C functions are `sf_seek`
+  /// and `sf_readf_float`.
+  func readInterleaved(
+    startFrame: Int, frames: Int, into destination: UnsafeMutablePointer<Float>
+  ) throws -> Int {
+    if startFrame > 0 {
+      let position = sf_seek(handle, sf_count_t(startFrame), SEEK_SET)
+      if position < 0 { throw error(call: "sf_seek") }
+    }
+    var total = 0
+    while total < frames {
+      let got = Int(
+        sf_readf_float(
+          handle, destination + total * info.channels, sf_count_t(frames - total)))
+      if got <= 0 { break }
+      total += got
+    }
+    let status = sf_error(handle)
+    if status != 0 { throw error(call: "sf_readf_float") }
+    return total
+  }
+
+  /// The error chokepoint: the C call, the file and libsndfile's own message.
+  private func error(call: String) -> ItemError {
+    let message = String(cString: sf_strerror(handle))
+    return ItemError(.unreadableAudio, file: path, message: "\(call): \(message)")
+  }
+
+  private static func openError(path: String, libraryMessage: String) -> ItemError {
+    if !FileManager.default.fileExists(atPath: path) {
+      return ItemError(.unreadableAudio, file: path, message: "sf_open: no such file")
+    }
+    if let coding = sphereSampleCoding(path: path), coding.contains("shorten") {
+      return ItemError(
+        .unsupportedEncoding, file: path,
+        message: "NIST SPHERE with sample_coding \(coding): shorten compression is not "
+          + "decodable by libsndfile; convert first, e.g. `sph2pipe -f wav in.sph out.wav`")
+    }
+    return ItemError(.unreadableAudio, file: path, message: "sf_open: \(libraryMessage)")
+  }
+
+  /// The `sample_coding` field of a NIST SPHERE header, if `path` is one.
+  static func sphereSampleCoding(path: String) -> String? {
+    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? handle.close() }
+    guard let head = try? handle.read(upToCount: 1024), head.starts(with: Array("NIST_1A".utf8))
+    else { return nil }
+    let text = String(decoding: head, as: UTF8.self)
+    for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+      let fields = line.split(separator: " ", maxSplits: 2)
+      if fields.count == 3, fields[0] == "sample_coding" { return String(fields[2]) }
+    }
+    return nil
+  }
+
+  private static func formatName(_ format: Int32) -> String {
+    var major = SF_FORMAT_INFO()
+    major.format = format & Int32(SF_FORMAT_TYPEMASK)
+    var sub = SF_FORMAT_INFO()
+    sub.format = format & Int32(SF_FORMAT_SUBMASK)
+    let majorName =
+      sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &major, Int32(MemoryLayout<SF_FORMAT_INFO>.size))
+        == 0 ? major.extension.map { String(cString: $0).uppercased() } ?? "?" : "?"
+    let subName =
+      sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &sub, Int32(MemoryLayout<SF_FORMAT_INFO>.size))
+        == 0 ? sub.name.map { String(cString: $0) } ?? "?" : "?"
+    return "\(majorName)/\(subName)"
+  }
+}

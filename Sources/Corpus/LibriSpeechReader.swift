@@ -1,0 +1,162 @@
+import DS2Core
+import Foundation
+
+/// Reads LibriSpeech as OpenSLR ships it (SLR12):
+///
+///     <root>/LibriSpeech/<split>/<speaker>/<chapter>/<speaker>-<chapter>-<utt>.flac
+///     <root>/LibriSpeech/<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt
+///     <root>/LibriSpeech/SPEAKERS.TXT
+///
+/// `root` may be the folder holding `LibriSpeech/` or `LibriSpeech/` itself. Transcript
+/// lines are `<id> <TEXT>`; text is normalized with `EnglishText.normalize`.
+public struct LibriSpeechReader: CorpusReader {
+  /// The seven parts of the full corpus.
+  public static let allSplits = [
+    "train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean", "test-other",
+  ]
+
+  public let root: String
+
+  public init(root: String) { self.root = root }
+
+  /// The folder holding the split folders.
+  var base: String {
+    let nested = root + "/LibriSpeech"
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: nested, isDirectory: &isDirectory), isDirectory.boolValue {
+      return nested
+    }
+    return root
+  }
+
+  /// Speaker id → sex (`M`/`F`) from SPEAKERS.TXT, when present.
+  public func speakerSexes() -> [String: String] {
+    guard let data = FileManager.default.contents(atPath: base + "/SPEAKERS.TXT") else { return [:] }
+    var sexes: [String: String] = [:]
+    for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.hasPrefix(";") {
+      let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+      if fields.count >= 2, !fields[0].isEmpty { sexes[fields[0]] = fields[1] }
+    }
+    return sexes
+  }
+
+  public func list(splits: [String]) throws -> CorpusListing {
+    var isDirectory: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
+      throw ConfigurationError("corpus root \(root) does not exist or is not a directory")
+    }
+    let base = self.base
+    var listing = CorpusListing()
+    var present: [String] = []
+    for split in splits {
+      if FileManager.default.fileExists(atPath: base + "/" + split, isDirectory: &isDirectory), isDirectory.boolValue {
+        present.append(split)
+      } else {
+        listing.missingSplits.append(split)
+      }
+    }
+    guard !present.isEmpty else {
+      let found = ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).sorted()
+      throw ConfigurationError(
+        "corpus root \(root) holds none of the splits \(splits.joined(separator: ", ")) "
+          + "(found: \(found.isEmpty ? "nothing" : found.joined(separator: ", ")))")
+    }
+    for split in present {
+      try listSplit(split, at: base + "/" + split, into: &listing)
+    }
+    return listing
+  }
+
+  private func sortedEntries(_ path: String) -> [String] {
+    ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
+  }
+
+  private func isDirectory(_ path: String) -> Bool {
+    var flag: ObjCBool = false
+    return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+  }
+
+  private func listSplit(_ split: String, at splitPath: String, into listing: inout CorpusListing) throws {
+    var sources: [UtteranceSource] = []
+    for speaker in sortedEntries(splitPath) where isDirectory(splitPath + "/" + speaker) {
+      let speakerPath = splitPath + "/" + speaker
+      for chapter in sortedEntries(speakerPath) where isDirectory(speakerPath + "/" + chapter) {
+        let chapterPath = speakerPath + "/" + chapter
+        let entries = sortedEntries(chapterPath)
+        var audio = Set(entries.filter { $0.hasSuffix(".flac") }.map { String($0.dropLast(5)) })
+        for transcript in entries where transcript.hasSuffix(".trans.txt") {
+          let path = chapterPath + "/" + transcript
+          for line in try TranscriptLines.read(path: path) {
+            switch line.text {
+            case .failure(let error):
+              listing.rejections.append(ItemError(error.reason, file: path, line: line.number, split: split, message: error.message))
+            case .success(let text):
+              guard let space = text.firstIndex(where: { $0 == " " || $0 == "\t" }), space != text.startIndex else {
+                if !text.trimmingCharacters(in: .whitespaces).isEmpty {
+                  listing.rejections.append(
+                    ItemError(.malformedTranscript, file: path, line: line.number, split: split,
+                      message: "expected `<utterance-id> <TRANSCRIPT>`"))
+                }
+                continue
+              }
+              let id = String(text[..<space])
+              let audioPath = chapterPath + "/" + id + ".flac"
+              guard audio.remove(id) != nil else {
+                listing.rejections.append(
+                  ItemError(.missingAudio, file: path, line: line.number, utteranceId: id, split: split,
+                    message: "no audio file \(id).flac beside the transcript"))
+                continue
+              }
+              sources.append(
+                UtteranceSource(
+                  id: id, split: split, audioPath: audioPath,
+                  transcript: EnglishText.normalize(String(text[space...])), speaker: speaker,
+                  transcriptPath: path, transcriptLine: line.number))
+            }
+          }
+        }
+        for id in audio.sorted() {
+          listing.rejections.append(
+            ItemError(.missingTranscript, file: chapterPath + "/" + id + ".flac", utteranceId: id, split: split,
+              message: "no line for \(id) in any *.trans.txt of \(chapterPath)"))
+        }
+      }
+    }
+    sources.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+    listing.sources += sources
+  }
+}
+
+/// Line-by-line reading of transcript files that tolerates bad bytes: each line is
+/// decoded on its own, so one non-UTF-8 line rejects that line only.
+public enum TranscriptLines {
+  public struct Line: Sendable {
+    /// 1-based line number.
+    public var number: Int
+    /// The line without its terminator, or why it could not be decoded.
+    public var text: Result<String, ItemError>
+  }
+
+  /// Reads `path`.
+  /// - Throws: `ConfigurationError` only when the file cannot be read at all.
+  public static func read(path: String) throws -> [Line] {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigurationError("\(path): cannot read transcript file")
+    }
+    var lines: [Line] = []
+    var number = 0
+    for raw in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+      number += 1
+      var bytes = raw
+      if bytes.last == UInt8(ascii: "\r") { bytes = bytes.dropLast() }
+      if bytes.isEmpty { continue }
+      if let text = String(validating: bytes, as: UTF8.self) {
+        lines.append(Line(number: number, text: .success(text)))
+      } else {
+        lines.append(
+          Line(number: number, text: .failure(ItemError(.nonUTF8Transcript, file: path, line: number, message: "line is not valid UTF-8"))))
+      }
+    }
+    return lines
+  }
+}

@@ -1,0 +1,82 @@
+/// Exact per-bin mean and variance of a set of feature frames, mergeable across parts.
+///
+/// Holds, per bin, the count, the mean and the sum of squared deviations (M2), in Double.
+/// `merge(_:)` uses Chan et al.'s pairwise update, so statistics of a corpus computed as
+/// the ordered merge of per-shard (or per-partition) accumulators equal those of one pass,
+/// up to Double rounding. Merging in a fixed order gives bit-identical results.
+public struct FeatureStatistics: Sendable, Equatable, Codable {
+  /// Number of frames accumulated (every bin sees every frame).
+  public private(set) var count: Int
+  /// Per-bin mean.
+  public private(set) var mean: [Double]
+  /// Per-bin sum of squared deviations from the mean.
+  public private(set) var m2: [Double]
+
+  public init(bins: Int) {
+    count = 0
+    mean = [Double](repeating: 0, count: bins)
+    m2 = [Double](repeating: 0, count: bins)
+  }
+
+  public init(count: Int, mean: [Double], m2: [Double]) {
+    precondition(mean.count == m2.count, "mean and m2 must have one value per bin")
+    self.count = count
+    self.mean = mean
+    self.m2 = m2
+  }
+
+  public var bins: Int { mean.count }
+
+  /// Per-bin population variance (M2 / count); 0 when empty.
+  public var variance: [Double] {
+    count == 0 ? m2.map { _ in 0 } : m2.map { $0 / Double(count) }
+  }
+
+  /// Per-bin population standard deviation.
+  public var standardDeviation: [Double] { variance.map { $0.squareRoot() } }
+
+  /// Accumulates the frames of one `frames × bins` row-major block (two passes in Double).
+  public mutating func add(frames: Int, values: UnsafeBufferPointer<Float>) {
+    precondition(values.count == frames * bins, "block does not match bins")
+    guard frames > 0 else { return }
+    var block = FeatureStatistics(bins: bins)
+    block.count = frames
+    let n = Double(frames)
+    block.mean.withUnsafeMutableBufferPointer { blockMean in
+      for t in 0..<frames {
+        let row = t * bins
+        for k in 0..<bins { blockMean[k] += Double(values[row + k]) }
+      }
+      for k in 0..<bins { blockMean[k] /= n }
+      block.m2.withUnsafeMutableBufferPointer { blockM2 in
+        for t in 0..<frames {
+          let row = t * bins
+          for k in 0..<bins {
+            let d = Double(values[row + k]) - blockMean[k]
+            blockM2[k] += d * d
+          }
+        }
+      }
+    }
+    merge(block)
+  }
+
+  /// Merges another accumulator into this one (Chan et al. 1979).
+  public mutating func merge(_ other: FeatureStatistics) {
+    precondition(other.bins == bins, "cannot merge statistics with different bin counts")
+    guard other.count > 0 else { return }
+    guard count > 0 else {
+      self = other
+      return
+    }
+    let na = Double(count)
+    let nb = Double(other.count)
+    let n = na + nb
+    for k in 0..<bins {
+      let delta = other.mean[k] - mean[k]
+      mean[k] += delta * nb / n
+      m2[k] += other.m2[k] + delta * delta * na * nb / n
+    }
+    count += other.count
+  }
+}

@@ -1,0 +1,36 @@
+/// Helpers for decoding configuration: missing keys take defaults, unknown keys fail.
+public struct AnyCodingKey: CodingKey, Sendable {
+  public var stringValue: String
+  public var intValue: Int?
+  public init(stringValue: String) { self.stringValue = stringValue }
+  public init?(intValue: Int) {
+    self.stringValue = String(intValue)
+    self.intValue = intValue
+  }
+}
+
+extension Decoder {
+  /// Throws when the object being decoded has keys outside `Keys` — a misspelt recipe
+  /// field must fail loudly rather than silently take a default.
+  public func rejectUnknownKeys<Keys: CodingKey & CaseIterable>(_: Keys.Type) throws {
+    let known = Set(Keys.allCases.map(\.stringValue))
+    let container = try self.container(keyedBy: AnyCodingKey.self)
+    let unknown = container.allKeys.map(\.stringValue).filter { !known.contains($0) }.sorted()
+    if !unknown.isEmpty {
+      let location = codingPath.map(\.stringValue).joined(separator: ".")
+      throw DecodingError.dataCorrupted(
+        DecodingError.Context(
+          codingPath: codingPath,
+          debugDescription: "unknown key\(unknown.count > 1 ? "s" : "") \(unknown.joined(separator: ", "))"
+            + (location.isEmpty ? "" : " in \(location)")
+            + "; known keys: \(Keys.allCases.map(\.stringValue).sorted().joined(separator: ", "))"))
+    }
+  }
+}
+
+extension KeyedDecodingContainer {
+  /// The value for `key`, or `fallback` when the key is absent.
+  public func decode<T: Decodable>(_ key: Key, default fallback: T) throws -> T {
+    try decodeIfPresent(T.self, forKey: key) ?? fallback
+  }
+}

@@ -1,0 +1,44 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Pipeline
+
+@main
+struct DS2Data: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "ds2-data",
+    abstract: "Deep Speech 2 data pipeline: speech corpora → log spectrograms → length-sorted LMDB shards.",
+    discussion: """
+      Typical use:
+        ds2-data prepare recipes/mini-librispeech.yaml
+        ds2-data inspect out/mini-librispeech
+      Exit status: 0 success; 3 the dataset was written but some items were rejected \
+      (listed in rejected.jsonl); 1 failure; 64 bad command line.
+      """,
+    version: toolVersion,
+    subcommands: [Prepare.self, Inspect.self])
+}
+
+/// Exit status of a run that completed with rejected items.
+let exitCodeWithRejections: Int32 = 3
+
+/// Options shared by commands that log.
+struct LoggingOptions: ParsableArguments {
+  @Flag(name: .shortAndLong, help: "Log every rejected item and more detail.")
+  var verbose = false
+
+  @Flag(name: .shortAndLong, help: "Only errors on stderr (no progress line, no warnings).")
+  var quiet = false
+
+  func bootstrap() {
+    let level: Logger.Level = quiet ? .error : (verbose ? .info : .warning)
+    LoggingSystem.bootstrap { label in
+      var handler = StreamLogHandler.standardError(label: label)
+      handler.logLevel = level
+      return handler
+    }
+  }
+
+  /// Whether a live progress line should be drawn.
+  var showsProgress: Bool { !quiet && isatty(STDERR_FILENO) == 1 }
+}

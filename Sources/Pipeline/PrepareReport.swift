@@ -1,0 +1,85 @@
+import DS2Core
+import Foundation
+
+/// What a `prepare` run did.
+public struct PrepareReport: Sendable {
+  public struct SplitSummary: Sendable {
+    public var name: String
+    public var records: Int
+    public var audioSeconds: Double
+    public var shards: Int
+    public var bytes: Int
+  }
+
+  public var outputDirectory: String
+  /// True when the output already held this exact dataset and nothing was done.
+  public var alreadyComplete = false
+  public var splits: [SplitSummary] = []
+  /// Splits named in the recipe but absent under the corpus root.
+  public var missingSplits: [String] = []
+  public var rejectionsByReason: [RejectionReason: Int] = [:]
+  public var wallSeconds = 0.0
+  public var threads = 1
+  /// Peak resident memory of the process, bytes.
+  public var peakMemoryBytes = 0
+
+  public var records: Int { splits.reduce(0) { $0 + $1.records } }
+  public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
+  public var outputBytes: Int { splits.reduce(0) { $0 + $1.bytes } }
+  public var rejectedCount: Int { rejectionsByReason.values.reduce(0, +) }
+  /// Audio seconds per wall second.
+  public var realTimeFactor: Double { wallSeconds > 0 ? audioSeconds / wallSeconds : 0 }
+
+  /// One-paragraph human summary.
+  public var summary: String {
+    if alreadyComplete {
+      return "\(outputDirectory): already complete for this recipe; nothing to do"
+    }
+    var lines: [String] = []
+    for split in splits {
+      lines.append(
+        String(
+          format: "  %@: %d records, %.2f h, %d shard(s), %@", split.name, split.records, split.audioSeconds / 3600,
+          split.shards, formatBytes(split.bytes)))
+    }
+    if !missingSplits.isEmpty {
+      lines.append("  skipped (absent under the corpus root): " + missingSplits.joined(separator: ", "))
+    }
+    if rejectedCount > 0 {
+      let reasons = rejectionsByReason.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+      lines.append("  rejected \(rejectedCount): " + reasons.joined(separator: ", ") + " (see rejected.jsonl)")
+    } else {
+      lines.append("  rejected 0")
+    }
+    let head = String(
+      format: "prepared %@: %d records, %.3f h audio, %@ in %.1f s — %.0f× real time (%.0f× per core, %d threads), peak memory %@",
+      outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
+      realTimeFactor / Double(max(threads, 1)), threads, formatBytes(peakMemoryBytes))
+    return ([head] + lines).joined(separator: "\n")
+  }
+}
+
+func formatBytes(_ bytes: Int) -> String {
+  let value = Double(bytes)
+  if value >= 1_073_741_824 { return String(format: "%.2f GiB", value / 1_073_741_824) }
+  if value >= 1_048_576 { return String(format: "%.1f MiB", value / 1_048_576) }
+  if value >= 1024 { return String(format: "%.1f KiB", value / 1024) }
+  return "\(bytes) B"
+}
+
+/// Peak resident set size of this process in bytes (`getrusage`).
+#if os(Linux)
+  private let RUSAGE_SELF_WHO = Int32(RUSAGE_SELF.rawValue)
+#else
+  private let RUSAGE_SELF_WHO = RUSAGE_SELF
+#endif
+
+public func peakResidentBytes() -> Int {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF_WHO, &usage)
+  #if os(Linux)
+    return Int(usage.ru_maxrss) * 1024
+  #else
+    return Int(usage.ru_maxrss)
+  #endif
+}

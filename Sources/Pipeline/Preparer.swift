@@ -1,0 +1,379 @@
+import Audio
+import Corpus
+import DS2Core
+import Features
+import Foundation
+import Logging
+import Shards
+
+/// The version written into manifests.
+public let toolVersion = "0.1.0"
+
+/// Options of a `prepare` run that are not part of the recipe.
+public struct PrepareOptions {
+  /// Replace an existing dataset made from a different recipe.
+  public var force = false
+  /// Receives progress (a terminal display, or nil).
+  public var progress: ProgressSink?
+  public var logger = Logger(label: "ds2-data.prepare")
+
+  public init(force: Bool = false, progress: ProgressSink? = nil) {
+    self.force = force
+    self.progress = progress
+  }
+}
+
+/// One utterance that passed listing, text and header checks, with its exact lengths.
+struct PlannedUtterance: Sendable {
+  var source: UtteranceSource
+  var labels: [Int32]
+  /// Samples after resampling to the dataset rate.
+  var samples: Int
+  /// Feature frames of those samples.
+  var frames: Int
+  var infoJSON: String
+}
+
+/// Prepares a corpus into a length-sorted LMDB dataset (the `ds2-data prepare` command).
+///
+/// Stages: list the corpus (paths and transcripts only) → check and encode transcripts →
+/// probe audio headers in parallel (exact lengths without decoding) → per split, sort by
+/// (frames, id) → decode, resample, featurize on `threads` workers, written in that order
+/// into size-capped shards by one writer → merge per-shard statistics → write
+/// `rejected.jsonl`, `recipe.yaml` and, last and atomically, `manifest.json`.
+///
+/// - Throws: `ConfigurationError` for a bad recipe, a missing root or an output that holds
+///   a different dataset; `LMDBError` for write failures (disk full). Bad items never
+///   throw: they are counted, logged and listed in `rejected.jsonl`.
+public func prepare(recipe: Recipe, options: PrepareOptions = PrepareOptions()) throws -> PrepareReport {
+  try Preparer(recipe: recipe, options: options).run()
+}
+
+final class Preparer {
+  let recipe: Recipe
+  let options: PrepareOptions
+  let output: String
+  let threads: Int
+  var rejections: [ItemError] = []
+  var logger: Logger { options.logger }
+
+  init(recipe: Recipe, options: PrepareOptions) {
+    self.recipe = recipe
+    self.options = options
+    self.output = recipe.output
+    self.threads = recipe.effectiveThreads
+  }
+
+  func reject(_ error: ItemError) {
+    logger.warning("rejected \(error)")
+    rejections.append(error)
+  }
+
+  func run() throws -> PrepareReport {
+    let started = DispatchTime.now()
+    try recipe.validate()
+    var report = PrepareReport(outputDirectory: output)
+    report.threads = threads
+    if try existingDatasetMatches() {
+      report.alreadyComplete = true
+      return report
+    }
+
+    // 1. List.
+    let reader = try makeReader()
+    let listing = try reader.list(splits: recipe.corpus.splits)
+    report.missingSplits = listing.missingSplits
+    for split in listing.missingSplits {
+      logger.warning("split \(split) is not under \(recipe.corpus.root); skipping it")
+    }
+    let presentTraining = recipe.corpus.trainingSplits.filter { !listing.missingSplits.contains($0) }
+    if recipe.normalization.mode == .global && presentTraining.isEmpty {
+      throw ConfigurationError(
+        "normalization.mode is global but none of the training splits (\(recipe.corpus.trainingSplits.joined(separator: ", "))) "
+          + "is under \(recipe.corpus.root); download one, or set normalization.mode")
+    }
+    listing.rejections.forEach(reject)
+
+    // 2. Texts, 3. headers.
+    let vocabulary = Vocabulary.english
+    let planned = try plan(listing.sources, vocabulary: vocabulary)
+
+    // 4. Featurize and write each split in length order.
+    let featureParameters = try makeFeatureParameters()
+    var splitInfos: [SplitInfo] = []
+    for split in recipe.corpus.splits where !listing.missingSplits.contains(split) {
+      let utterances = planned.filter { $0.source.split == split }.sorted {
+        $0.frames != $1.frames ? $0.frames < $1.frames : $0.source.id.utf8.lexicographicallyPrecedes($1.source.id.utf8)
+      }
+      let shards = try write(split: split, utterances: utterances, bins: featureParameters.bins)
+      let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
+      splitInfos.append(info)
+      report.splits.append(
+        .init(
+          name: split, records: info.records, audioSeconds: info.audioSeconds, shards: shards.count,
+          bytes: shards.reduce(0) { $0 + $1.bytes }))
+    }
+
+    // 5. Statistics, side files, manifest.
+    var statistics = FeatureStatistics(bins: featureParameters.bins)
+    for split in splitInfos where presentTraining.contains(split.name) {
+      for shard in split.shards { statistics.merge(shard.statistics) }
+    }
+    for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
+    try writeRejections()
+    let manifest = DatasetManifest(
+      toolVersion: toolVersion, seed: recipe.seed, features: featureParameters,
+      normalization: NormalizationInfo(
+        mode: recipe.normalization.mode, statisticsSplits: presentTraining, statistics: statistics,
+        stdFloor: recipe.normalization.stdFloor),
+      vocabulary: vocabulary, splits: splitInfos,
+      rejected: RejectionSummary(
+        count: rejections.count,
+        byReason: Dictionary(uniqueKeysWithValues: report.rejectionsByReason.map { ($0.key.rawValue, $0.value) }),
+        file: "rejected.jsonl"),
+      recipe: recipe.contentIdentity)
+    try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
+    try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
+
+    report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+    report.peakMemoryBytes = peakResidentBytes()
+    return report
+  }
+
+  // MARK: Output directory
+
+  /// True when `output` already holds the dataset of this recipe. Throws when it holds
+  /// another one (unless forced, in which case the old dataset is removed).
+  func existingDatasetMatches() throws -> Bool {
+    let manifestPath = output + "/manifest.json"
+    let fileManager = FileManager.default
+    if let data = fileManager.contents(atPath: manifestPath) {
+      if let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data),
+        existing.recipe == recipe.contentIdentity, !options.force
+      {
+        return true
+      }
+      if !options.force {
+        let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data)
+        let changed = existing.map { differingKeys($0.recipe, recipe.contentIdentity) } ?? ["manifest unreadable"]
+        throw ConfigurationError(
+          "\(output) already holds a dataset made from a different recipe (differs in: "
+            + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
+      }
+      try fileManager.removeItem(atPath: manifestPath)
+    }
+    for name in ["recipe.yaml", "rejected.jsonl", "shards"] {
+      let path = output + "/" + name
+      if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
+    }
+    do {
+      try fileManager.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+    } catch {
+      throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
+    }
+    return false
+  }
+
+  func makeReader() throws -> CorpusReader {
+    switch recipe.corpus.kind {
+    case .librispeech: return LibriSpeechReader(root: recipe.corpus.root)
+    }
+  }
+
+  func makeFeatureParameters() throws -> FeatureParameters {
+    let rate = recipe.audio.sampleRateHertz
+    let f = recipe.features
+    return FeatureParameters(
+      sampleRateHertz: rate, windowSeconds: f.windowSeconds, hopSeconds: f.hopSeconds,
+      windowSamples: f.windowSamples(sampleRateHertz: rate), hopSamples: f.hopSamples(sampleRateHertz: rate),
+      fftSize: f.fftLength(sampleRateHertz: rate), bins: f.bins(sampleRateHertz: rate), window: f.window.rawValue,
+      epsilon: f.epsilon, loudnessTargetDecibels: f.loudnessTargetDecibels, dtype: recipe.shards.dtype)
+  }
+
+  // MARK: Planning
+
+  /// Encodes transcripts, probes headers, applies filters; returns what will be featurized.
+  func plan(_ sources: [UtteranceSource], vocabulary: Vocabulary) throws -> [PlannedUtterance] {
+    var seen: [String: Set<String>] = [:]
+    var candidates: [(UtteranceSource, [Int32])] = []
+    for source in sources {
+      let file = source.transcriptPath ?? source.audioPath
+      if seen[source.split, default: []].contains(source.id) {
+        reject(ItemError(.duplicateId, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "utterance id appears twice in split \(source.split)"))
+        continue
+      }
+      seen[source.split, default: []].insert(source.id)
+      guard source.id.utf8.count <= RecordLayout.maxIdBytes else {
+        reject(ItemError(.malformedTranscript, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "utterance id longer than \(RecordLayout.maxIdBytes) bytes"))
+        continue
+      }
+      guard !source.transcript.isEmpty else {
+        reject(ItemError(.emptyTranscript, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "transcript is empty after normalization"))
+        continue
+      }
+      do {
+        candidates.append((source, try vocabulary.encode(source.transcript)))
+      } catch let error as Vocabulary.OutOfVocabulary {
+        reject(ItemError(.outOfVocabulary, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "\(error) in \"\(source.transcript)\""))
+      }
+    }
+
+    let rate = recipe.audio.sampleRateHertz
+    let features = recipe.features
+    let filters = recipe.filters
+    let progress = PhaseProgress(sink: options.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
+    var planned: [PlannedUtterance] = []
+    planned.reserveCapacity(candidates.count)
+    try orderedParallelMap(
+      count: candidates.count, threads: threads, window: 256,
+      produce: { index, _ -> Result<PlannedUtterance, ItemError> in
+        let (source, labels) = candidates[index]
+        do {
+          let info = try AudioDecoder.probe(path: source.audioPath)
+          let segment = try AudioDecoder.segment(
+            of: info, path: source.audioPath, startSeconds: source.startSeconds, durationSeconds: source.durationSeconds)
+          let seconds = Double(segment.frames) / Double(info.sampleRateHertz)
+          func fail(_ reason: RejectionReason, _ message: String) -> Result<PlannedUtterance, ItemError> {
+            .failure(ItemError(reason, file: source.audioPath, utteranceId: source.id, split: source.split, message: message))
+          }
+          if segment.frames == 0 { return fail(.emptyAudio, "no samples (\(info.formatName))") }
+          if seconds < filters.minDurationSeconds {
+            return fail(.tooShort, String(format: "%.3f s is below filters.minDurationSeconds %.3f", seconds, filters.minDurationSeconds))
+          }
+          if let maximum = filters.maxDurationSeconds, seconds > maximum {
+            return fail(.tooLong, String(format: "%.3f s is above filters.maxDurationSeconds %.3f", seconds, maximum))
+          }
+          let samples = Resampler.outputCount(inputCount: segment.frames, sourceHertz: info.sampleRateHertz, targetHertz: rate)
+          let frames = features.frameCount(sampleCount: samples, sampleRateHertz: rate)
+          if frames == 0 {
+            return fail(.tooShort, "\(samples) samples at \(rate) Hz is shorter than one \(features.windowSeconds) s window")
+          }
+          var metadata: [String: String] = [:]
+          if let speaker = source.speaker { metadata["speaker"] = speaker }
+          return .success(
+            PlannedUtterance(source: source, labels: labels, samples: samples, frames: frames, infoJSON: compactJSON(metadata)))
+        } catch var error as ItemError {
+          error.utteranceId = source.id
+          error.split = source.split
+          return .failure(error)
+        } catch {
+          return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+            message: "\(error)"))
+        }
+      },
+      consume: { _, result in
+        switch result {
+        case .success(let utterance): planned.append(utterance)
+        case .failure(let error): reject(error)
+        }
+        progress.advance(audioSeconds: 0)
+      })
+    progress.finish()
+    return planned
+  }
+
+  // MARK: Writing
+
+  func write(split: String, utterances: [PlannedUtterance], bins: Int) throws -> [ShardInfo] {
+    let writer = try SplitWriter(directory: output, split: split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes)
+    let rate = recipe.audio.sampleRateHertz
+    let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
+    let audio = recipe.audio
+    let loudness = recipe.features.loudnessTargetDecibels
+    let dtype = recipe.shards.dtype
+    let totalSeconds = utterances.reduce(0.0) { $0 + Double($1.samples) / Double(rate) }
+    let progress = PhaseProgress(sink: options.progress, phase: split, itemsTotal: utterances.count, audioSecondsTotal: totalSeconds)
+    try orderedParallelMap(
+      count: utterances.count, threads: threads, window: 4 * threads + 4,
+      produce: { index, worker -> Result<EncodedRecord, ItemError> in
+        let utterance = utterances[index]
+        let source = utterance.source
+        do {
+          var waveform = try AudioDecoder.decode(
+            path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
+            durationSeconds: source.durationSeconds)
+          waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
+          if let loudness {
+            waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
+          }
+          precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
+          let features = extractors[worker].compute(waveform.samples)
+          let record = ShardRecord(
+            id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+            features: features, infoJSON: utterance.infoJSON)
+          return .success(EncodedRecord(record, dtype: dtype))
+        } catch var error as ItemError {
+          error.utteranceId = source.id
+          error.split = source.split
+          return .failure(error)
+        } catch {
+          return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+            message: "\(error)"))
+        }
+      },
+      consume: { index, result in
+        switch result {
+        case .success(let record): try writer.append(record)
+        case .failure(let error): reject(error)
+        }
+        progress.advance(audioSeconds: Double(utterances[index].samples) / Double(rate))
+      })
+    progress.finish()
+    return try writer.finish()
+  }
+
+  func makeSplitInfo(name: String, shards: [ShardInfo], isTraining: Bool) -> SplitInfo {
+    let records = shards.reduce(0) { $0 + $1.records }
+    return SplitInfo(
+      name: name, isTraining: isTraining, records: records, frames: shards.reduce(0) { $0 + $1.frames },
+      audioSeconds: Double(shards.reduce(0) { $0 + $1.samples }) / Double(recipe.audio.sampleRateHertz),
+      minFrames: shards.map(\.minFrames).min() ?? 0, maxFrames: shards.map(\.maxFrames).max() ?? 0, shards: shards)
+  }
+
+  func writeRejections() throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    var text = ""
+    for rejection in rejections {
+      text += String(decoding: try encoder.encode(rejection), as: UTF8.self) + "\n"
+    }
+    try atomicWrite(text, to: output + "/rejected.jsonl")
+  }
+
+  func encodeManifest(_ manifest: DatasetManifest) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    return String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n"
+  }
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so readers see either
+/// the old file or the whole new one.
+func atomicWrite(_ text: String, to path: String) throws {
+  let temporary = path + ".tmp"
+  do {
+    try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
+    if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
+    try FileManager.default.moveItem(atPath: temporary, toPath: path)
+  } catch {
+    throw ConfigurationError("cannot write \(path): \(error.localizedDescription)")
+  }
+}
+
+/// `{"key":"value",…}` with sorted keys, or "" for an empty dictionary.
+func compactJSON(_ dictionary: [String: String]) -> String {
+  guard !dictionary.isEmpty else { return "" }
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+  return String(decoding: (try? encoder.encode(dictionary)) ?? Data(), as: UTF8.self)
+}
+
+/// Top-level keys whose values differ between two JSON objects.
+func differingKeys(_ a: JSONValue, _ b: JSONValue) -> [String] {
+  guard case .object(let x) = a, case .object(let y) = b else { return ["recipe"] }
+  return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+}

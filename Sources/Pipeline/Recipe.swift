@@ -1,0 +1,255 @@
+import Audio
+import DS2Core
+import Features
+import Foundation
+import Shards
+import Yams
+
+/// The corpus layouts `prepare` can read.
+public enum CorpusKind: String, Sendable, Codable, CaseIterable {
+  /// LibriSpeech as OpenSLR ships it (FLAC + `*.trans.txt`).
+  case librispeech
+}
+
+/// Which corpus to read and which of its parts.
+public struct CorpusConfig: Sendable, Codable, Equatable {
+  public var kind: CorpusKind
+  /// Corpus root; relative paths are relative to the current directory.
+  public var root: String
+  /// Splits (corpus parts) to prepare, in this order.
+  public var splits: [String]
+  /// Splits whose statistics normalize every split; default: the splits whose names
+  /// start with `train`.
+  public var trainingSplits: [String]
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case kind, root, splits, trainingSplits }
+
+  public init(kind: CorpusKind, root: String, splits: [String], trainingSplits: [String]? = nil) {
+    self.kind = kind
+    self.root = root
+    self.splits = splits
+    self.trainingSplits = trainingSplits ?? splits.filter { $0.hasPrefix("train") }
+  }
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let splits = try c.decode([String].self, forKey: .splits)
+    self.init(
+      kind: try c.decode(CorpusKind.self, forKey: .kind), root: try c.decode(String.self, forKey: .root),
+      splits: splits, trainingSplits: try c.decodeIfPresent([String].self, forKey: .trainingSplits))
+  }
+}
+
+/// Decoding and resampling settings.
+public struct AudioConfig: Sendable, Codable, Equatable {
+  /// Every utterance is resampled to this rate (Hz) before analysis.
+  public var sampleRateHertz = 16_000
+  /// What to do with multi-channel files when the corpus does not name a channel.
+  public var channelRule: ChannelRule = .mono
+  /// libsamplerate converter for rate conversion.
+  public var resampleQuality: ResampleQuality = .sincMedium
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case sampleRateHertz, channelRule, resampleQuality }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = AudioConfig()
+    sampleRateHertz = try c.decode(.sampleRateHertz, default: d.sampleRateHertz)
+    channelRule = try c.decode(.channelRule, default: d.channelRule)
+    resampleQuality = try c.decode(.resampleQuality, default: d.resampleQuality)
+  }
+}
+
+/// Feature normalization settings.
+public struct NormalizationConfig: Sendable, Codable, Equatable {
+  public var mode: NormalizationMode = .global
+  /// Lower bound on a bin's standard deviation before dividing by it.
+  public var stdFloor = 1e-5
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case mode, stdFloor }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    mode = try c.decode(.mode, default: NormalizationMode.global)
+    stdFloor = try c.decode(.stdFloor, default: 1e-5)
+  }
+}
+
+/// Shard file settings.
+public struct ShardConfig: Sendable, Codable, Equatable {
+  /// Size cap of one shard file in bytes (default 1 GiB).
+  public var maxShardBytes = 1 << 30
+  /// Storage type of feature values.
+  public var dtype: FeatureDType = .float16
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case maxShardBytes, dtype }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    maxShardBytes = try c.decode(.maxShardBytes, default: 1 << 30)
+    dtype = try c.decode(.dtype, default: FeatureDType.float16)
+  }
+}
+
+/// Which utterances to keep, by duration (after segmenting, before resampling).
+public struct FilterConfig: Sendable, Codable, Equatable {
+  /// Shorter utterances are rejected as `too_short` (0 keeps all that make ≥ 1 frame).
+  public var minDurationSeconds = 0.0
+  /// Longer utterances are rejected as `too_long`; nil keeps all.
+  public var maxDurationSeconds: Double? = nil
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case minDurationSeconds, maxDurationSeconds }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    minDurationSeconds = try c.decode(.minDurationSeconds, default: 0.0)
+    maxDurationSeconds = try c.decodeIfPresent(Double.self, forKey: .maxDurationSeconds)
+  }
+}
+
+/// A preparation recipe: the composition of each stage's settings.
+///
+/// Read from YAML; every field but `corpus` has a default. The fully resolved recipe is
+/// written beside the output as `recipe.yaml`.
+public struct Recipe: Sendable, Codable, Equatable {
+  /// A name for logs.
+  public var name: String
+  public var corpus: CorpusConfig
+  /// Output dataset directory; relative to the current directory.
+  public var output: String
+  public var audio = AudioConfig()
+  public var features = SpectrogramConfig()
+  public var normalization = NormalizationConfig()
+  public var shards = ShardConfig()
+  public var filters = FilterConfig()
+  /// Seed of every random choice (augmentation); recorded in the manifest.
+  public var seed: UInt64 = 20_160_101
+  /// Worker threads; 0 = one per core. Never changes the output.
+  public var threads = 0
+
+  enum CodingKeys: String, CodingKey, CaseIterable {
+    case name, corpus, output, audio, features, normalization, shards, filters, seed, threads
+  }
+
+  public init(name: String, corpus: CorpusConfig, output: String) {
+    self.name = name
+    self.corpus = corpus
+    self.output = output
+  }
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    corpus = try c.decode(CorpusConfig.self, forKey: .corpus)
+    name = try c.decode(.name, default: corpus.kind.rawValue)
+    output = try c.decode(.output, default: "out/" + name)
+    audio = try c.decode(.audio, default: AudioConfig())
+    features = try c.decode(.features, default: SpectrogramConfig())
+    normalization = try c.decode(.normalization, default: NormalizationConfig())
+    shards = try c.decode(.shards, default: ShardConfig())
+    filters = try c.decode(.filters, default: FilterConfig())
+    seed = try c.decode(.seed, default: 20_160_101)
+    threads = try c.decode(.threads, default: 0)
+  }
+
+  /// Loads a recipe file.
+  /// - Throws: `ConfigurationError` naming the file and the problem.
+  public static func load(path: String) throws -> Recipe {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw ConfigurationError("recipe \(path): cannot read the file")
+    }
+    guard let text = String(data: data, encoding: .utf8) else {
+      throw ConfigurationError("recipe \(path): not UTF-8 text")
+    }
+    do {
+      return try YAMLDecoder().decode(Recipe.self, from: text)
+    } catch let error as DecodingError {
+      throw ConfigurationError("recipe \(path): \(Self.describe(error))")
+    } catch {
+      throw ConfigurationError("recipe \(path): \(error)")
+    }
+  }
+
+  static func describe(_ error: DecodingError) -> String {
+    func path(_ context: DecodingError.Context) -> String {
+      let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+      return joined.isEmpty ? "" : "\(joined): "
+    }
+    switch error {
+    case .keyNotFound(let key, let context): return "\(path(context))missing required key \(key.stringValue)"
+    case .typeMismatch(_, let context): return "\(path(context))\(context.debugDescription)"
+    case .valueNotFound(_, let context): return "\(path(context))\(context.debugDescription)"
+    case .dataCorrupted(let context): return "\(path(context))\(context.debugDescription)"
+    @unknown default: return "\(error)"
+    }
+  }
+
+  /// Checks settings that need no file system access.
+  /// - Throws: `ConfigurationError` naming the field.
+  public func validate() throws {
+    guard !corpus.splits.isEmpty else { throw ConfigurationError("corpus.splits is empty") }
+    guard Set(corpus.splits).count == corpus.splits.count else { throw ConfigurationError("corpus.splits lists a split twice") }
+    for split in corpus.splits {
+      let allowed = split.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_.".unicodeScalars.contains($0) }
+      guard allowed, !split.hasPrefix(".") else {
+        throw ConfigurationError("corpus.splits: \(split) — use letters, digits, '-', '_' and '.' only")
+      }
+    }
+    for split in corpus.trainingSplits where !corpus.splits.contains(split) {
+      throw ConfigurationError("corpus.trainingSplits: \(split) is not one of corpus.splits")
+    }
+    if normalization.mode == .global && corpus.trainingSplits.isEmpty {
+      throw ConfigurationError(
+        "normalization.mode is global but no training split is set (corpus.trainingSplits, or a split named train*)")
+    }
+    guard (8_000...192_000).contains(audio.sampleRateHertz) else {
+      throw ConfigurationError("audio.sampleRateHertz \(audio.sampleRateHertz) is outside 8000…192000")
+    }
+    do { try features.validate(sampleRateHertz: audio.sampleRateHertz) } catch {
+      throw ConfigurationError("\(error)")
+    }
+    guard normalization.stdFloor > 0 else { throw ConfigurationError("normalization.stdFloor must be > 0") }
+    guard shards.maxShardBytes >= 1 << 20 else { throw ConfigurationError("shards.maxShardBytes must be at least 1 MiB") }
+    guard filters.minDurationSeconds >= 0 else { throw ConfigurationError("filters.minDurationSeconds must be ≥ 0") }
+    if let maximum = filters.maxDurationSeconds, maximum <= filters.minDurationSeconds {
+      throw ConfigurationError("filters.maxDurationSeconds must exceed filters.minDurationSeconds")
+    }
+    guard threads >= 0 else { throw ConfigurationError("threads must be ≥ 0 (0 = one per core)") }
+  }
+
+  /// Threads to use: `threads`, or one per core when 0.
+  public var effectiveThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
+
+  /// The recipe as YAML.
+  public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+
+  /// The settings that determine the dataset's content: the recipe minus where it is
+  /// written and how many threads write it.
+  public var contentIdentity: JSONValue {
+    var copy = self
+    copy.output = ""
+    copy.threads = 0
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    guard let data = try? encoder.encode(copy), var value = try? JSONDecoder().decode(JSONValue.self, from: data),
+      case .object(var object) = value
+    else { preconditionFailure("a recipe always encodes") }
+    object.removeValue(forKey: "output")
+    object.removeValue(forKey: "threads")
+    value = .object(object)
+    return value
+  }
+}

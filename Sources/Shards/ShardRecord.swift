@@ -1,0 +1,243 @@
+import DS2Core
+
+/// How feature values are stored in a record.
+public enum FeatureDType: String, Sendable, Codable, CaseIterable {
+  /// IEEE 754 binary16, little-endian (2 bytes per value). The default.
+  case float16
+  /// IEEE 754 binary32, little-endian (4 bytes per value).
+  case float32
+
+  /// The code in the record header.
+  var code: UInt8 { self == .float16 ? 1 : 2 }
+  init?(code: UInt8) {
+    switch code {
+    case 1: self = .float16
+    case 2: self = .float32
+    default: return nil
+    }
+  }
+  /// Bytes per value.
+  public var byteWidth: Int { self == .float16 ? 2 : 4 }
+}
+
+/// One utterance as stored in a shard: identity, text, labels and the raw log spectrogram.
+///
+/// See docs/FORMAT.md for the byte layout (`ShardRecord.encode` / `decode`).
+public struct ShardRecord: Sendable, Equatable {
+  public var id: String
+  public var transcript: String
+  public var labels: [Int32]
+  /// Samples of the (resampled) audio the features were computed from.
+  public var sampleCount: Int
+  public var features: FeatureMatrix
+  /// Metadata as a JSON object (speaker; for augmented copies, what was done to the audio), or "".
+  public var infoJSON: String
+
+  public init(
+    id: String, transcript: String, labels: [Int32], sampleCount: Int, features: FeatureMatrix,
+    infoJSON: String = ""
+  ) {
+    self.id = id
+    self.transcript = transcript
+    self.labels = labels
+    self.sampleCount = sampleCount
+    self.features = features
+    self.infoJSON = infoJSON
+  }
+
+  public var frames: Int { features.frames }
+  public var bins: Int { features.bins }
+}
+
+/// The record layout constants (docs/FORMAT.md, "Record value").
+public enum RecordLayout {
+  /// `"DS2R"`.
+  public static let magic: [UInt8] = [0x44, 0x53, 0x32, 0x52]
+  /// Version of the record layout written by this build.
+  public static let version: UInt16 = 1
+  /// Bytes in the fixed header.
+  public static let headerSize = 40
+  /// Longest id that fits an LMDB key (511 bytes) after the 4-byte frame prefix.
+  public static let maxIdBytes = 507
+
+  /// The LMDB key of a record: frame count as 4 bytes big-endian, then the id in UTF-8.
+  /// Byte-wise key order is therefore (frames, id) order.
+  public static func key(frames: Int, id: String) -> [UInt8] {
+    let f = UInt32(frames)
+    return [UInt8(f >> 24), UInt8((f >> 16) & 0xff), UInt8((f >> 8) & 0xff), UInt8(f & 0xff)] + Array(id.utf8)
+  }
+}
+
+/// A record that cannot be decoded; names what is wrong.
+public struct RecordDecodingError: Error, Sendable, Equatable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { "bad record: \(message)" }
+}
+
+extension ShardRecord {
+  /// Serializes the record with features already encoded (`featureBytes`, as `dtype`).
+  static func encode(
+    id: String, transcript: String, labels: [Int32], sampleCount: Int, frames: Int, bins: Int,
+    dtype: FeatureDType, featureBytes: UnsafeRawBufferPointer, infoJSON: String
+  ) -> [UInt8] {
+    let idBytes = Array(id.utf8)
+    let textBytes = Array(transcript.utf8)
+    let infoBytes = Array(infoJSON.utf8)
+    let stringsEnd = RecordLayout.headerSize + idBytes.count + textBytes.count + infoBytes.count
+    let labelsOffset = (stringsEnd + 3) & ~3
+    let featuresOffset = labelsOffset + 4 * labels.count
+    precondition(featureBytes.count == frames * bins * dtype.byteWidth, "feature bytes do not match shape")
+    let total = featuresOffset + featureBytes.count
+    return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
+      let raw = UnsafeMutableRawBufferPointer(buffer)
+      raw.initializeMemory(as: UInt8.self, repeating: 0)
+      var writer = ByteWriter(raw)
+      writer.bytes(RecordLayout.magic)
+      writer.u16(RecordLayout.version)
+      writer.u8(dtype.code)
+      writer.u8(0)
+      writer.u32(UInt32(frames))
+      writer.u32(UInt32(bins))
+      writer.u32(UInt32(labels.count))
+      writer.u32(UInt32(idBytes.count))
+      writer.u32(UInt32(textBytes.count))
+      writer.u32(UInt32(infoBytes.count))
+      writer.u32(UInt32(sampleCount))
+      writer.u32(0)
+      writer.bytes(idBytes)
+      writer.bytes(textBytes)
+      writer.bytes(infoBytes)
+      writer.offset = labelsOffset
+      for label in labels { writer.u32(UInt32(bitPattern: label)) }
+      if featureBytes.count > 0 {
+        UnsafeMutableRawBufferPointer(rebasing: raw[featuresOffset..<total]).copyMemory(from: featureBytes)
+      }
+      count = total
+    }
+  }
+
+  /// Serializes the record, storing features as `dtype`.
+  public func encoded(as dtype: FeatureDType) -> [UInt8] {
+    let featureBytes = FeatureCodec.encode(features.values, as: dtype)
+    return featureBytes.withUnsafeBytes { bytes in
+      Self.encode(
+        id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames,
+        bins: bins, dtype: dtype, featureBytes: bytes, infoJSON: infoJSON)
+    }
+  }
+
+  /// The parsed header of a stored record: what a reader needs before touching features.
+  public struct Header: Sendable, Equatable {
+    public var dtype: FeatureDType
+    public var frames: Int
+    public var bins: Int
+    public var labelCount: Int
+    public var sampleCount: Int
+    public var id: String
+    public var transcript: String
+    public var infoJSON: String
+    var labelsOffset: Int
+    var featuresOffset: Int
+  }
+
+  /// Parses and validates a record's header and lengths.
+  /// - Throws: `RecordDecodingError` for any inconsistency; never traps on bad bytes.
+  public static func decodeHeader(_ bytes: UnsafeRawBufferPointer) throws -> Header {
+    guard bytes.count >= RecordLayout.headerSize else {
+      throw RecordDecodingError("\(bytes.count) bytes, shorter than the \(RecordLayout.headerSize)-byte header")
+    }
+    var reader = ByteReader(bytes)
+    guard reader.bytes(4) == RecordLayout.magic else { throw RecordDecodingError("wrong magic (not a DS2R record)") }
+    let version = reader.u16()
+    guard version == RecordLayout.version else {
+      throw RecordDecodingError("record version \(version); this build reads version \(RecordLayout.version)")
+    }
+    let dtypeCode = reader.u8()
+    guard let dtype = FeatureDType(code: dtypeCode) else { throw RecordDecodingError("unknown dtype code \(dtypeCode)") }
+    _ = reader.u8()
+    let frames = Int(reader.u32())
+    let bins = Int(reader.u32())
+    let labelCount = Int(reader.u32())
+    let idLength = Int(reader.u32())
+    let textLength = Int(reader.u32())
+    let infoLength = Int(reader.u32())
+    let sampleCount = Int(reader.u32())
+    _ = reader.u32()
+    let stringsEnd = RecordLayout.headerSize + idLength + textLength + infoLength
+    let labelsOffset = (stringsEnd + 3) & ~3
+    let featuresOffset = labelsOffset + 4 * labelCount
+    let (featureCount, overflow1) = frames.multipliedReportingOverflow(by: bins)
+    let (featureBytes, overflow2) = featureCount.multipliedReportingOverflow(by: dtype.byteWidth)
+    guard !overflow1, !overflow2, featuresOffset + featureBytes == bytes.count else {
+      throw RecordDecodingError(
+        "lengths do not add up: header says \(frames)×\(bins) \(dtype.rawValue) features, "
+          + "\(labelCount) labels, strings \(idLength)+\(textLength)+\(infoLength) bytes; record has \(bytes.count) bytes")
+    }
+    func string(_ start: Int, _ length: Int, _ what: String) throws -> String {
+      guard let text = String(validating: UnsafeRawBufferPointer(rebasing: bytes[start..<start + length]), as: UTF8.self) else {
+        throw RecordDecodingError("\(what) is not valid UTF-8")
+      }
+      return text
+    }
+    let idStart = RecordLayout.headerSize
+    return Header(
+      dtype: dtype, frames: frames, bins: bins, labelCount: labelCount, sampleCount: sampleCount,
+      id: try string(idStart, idLength, "id"),
+      transcript: try string(idStart + idLength, textLength, "transcript"),
+      infoJSON: try string(idStart + idLength + textLength, infoLength, "info"),
+      labelsOffset: labelsOffset, featuresOffset: featuresOffset)
+  }
+
+  /// Decodes a whole record, converting features to Float.
+  /// - Throws: `RecordDecodingError`.
+  public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> ShardRecord {
+    let header = try decodeHeader(bytes)
+    var labels = [Int32](repeating: 0, count: header.labelCount)
+    for i in 0..<header.labelCount {
+      labels[i] = Int32(bitPattern: bytes.loadUnaligned(fromByteOffset: header.labelsOffset + 4 * i, as: UInt32.self).littleEndian)
+    }
+    let count = header.frames * header.bins
+    let values = FeatureCodec.decode(
+      UnsafeRawBufferPointer(rebasing: bytes[header.featuresOffset..<bytes.count]), count: count, as: header.dtype)
+    return ShardRecord(
+      id: header.id, transcript: header.transcript, labels: labels, sampleCount: header.sampleCount,
+      features: FeatureMatrix(frames: header.frames, bins: header.bins, values: values),
+      infoJSON: header.infoJSON)
+  }
+
+  /// Decodes a record from an array of bytes.
+  public static func decode(_ bytes: [UInt8]) throws -> ShardRecord {
+    try bytes.withUnsafeBytes { try decode($0) }
+  }
+}
+
+/// Little-endian writer over a preallocated buffer (bounds are the caller's invariant).
+struct ByteWriter {
+  let buffer: UnsafeMutableRawBufferPointer
+  var offset = 0
+  init(_ buffer: UnsafeMutableRawBufferPointer) { self.buffer = buffer }
+  mutating func u8(_ v: UInt8) { buffer[offset] = v; offset += 1 }
+  mutating func u16(_ v: UInt16) { buffer.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt16.self); offset += 2 }
+  mutating func u32(_ v: UInt32) { buffer.storeBytes(of: v.littleEndian, toByteOffset: offset, as: UInt32.self); offset += 4 }
+  mutating func bytes(_ v: [UInt8]) {
+    for b in v { buffer[offset] = b; offset += 1 }
+  }
+}
+
+/// Little-endian reader; callers check lengths first.
+struct ByteReader {
+  let buffer: UnsafeRawBufferPointer
+  var offset = 0
+  init(_ buffer: UnsafeRawBufferPointer) { self.buffer = buffer }
+  mutating func u8() -> UInt8 { defer { offset += 1 }; return buffer[offset] }
+  mutating func u16() -> UInt16 {
+    defer { offset += 2 }
+    return buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self).littleEndian
+  }
+  mutating func u32() -> UInt32 {
+    defer { offset += 4 }
+    return buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self).littleEndian
+  }
+  mutating func bytes(_ n: Int) -> [UInt8] { defer { offset += n }; return Array(buffer[offset..<offset + n]) }
+}

@@ -1,0 +1,178 @@
+import Crypto
+import DS2Core
+import Foundation
+
+/// A record ready to store: encoded bytes plus what the writer tracks about it.
+public struct EncodedRecord: Sendable {
+  public var key: [UInt8]
+  public var value: [UInt8]
+  public var frames: Int
+  public var samples: Int
+  /// Statistics of the record's stored (quantized) feature values.
+  public var statistics: FeatureStatistics
+
+  /// Encodes `record`, quantizing features to `dtype` and measuring statistics of the
+  /// values exactly as stored.
+  public init(_ record: ShardRecord, dtype: FeatureDType) {
+    key = RecordLayout.key(frames: record.frames, id: record.id)
+    let quantized = record.features.values.map { FeatureCodec.quantize($0, as: dtype) }
+    var statistics = FeatureStatistics(bins: record.bins)
+    quantized.withUnsafeBufferPointer { statistics.add(frames: record.frames, values: $0) }
+    self.statistics = statistics
+    frames = record.frames
+    samples = record.sampleCount
+    var stored = record
+    stored.features.values = quantized
+    value = stored.encoded(as: dtype)
+  }
+}
+
+/// Writes the records of one split, in the order given, into size-capped LMDB shards.
+///
+/// Records must arrive in ascending key order (frames, then id). A new shard starts when
+/// the next record would push the current one's estimated file size past
+/// `maxShardBytes`. Each shard is written as `<file>.partial`, synced, then renamed; only
+/// then is it listed. Transactions commit every `commitBytes` of values, a rule that
+/// depends only on the records, so files are byte-identical across runs.
+public final class SplitWriter {
+  public let directory: String
+  public let split: String
+  public let bins: Int
+  public let maxShardBytes: Int
+  private let commitBytes = 32 << 20
+
+  private var shards: [ShardInfo] = []
+  private var environment: LMDBEnvironment?
+  private var pending: [(key: [UInt8], value: [UInt8])] = []
+  private var pendingBytes = 0
+  private var current = ShardAccumulator(bins: 0)
+  private var lastKey: [UInt8]?
+
+  /// - Parameters:
+  ///   - directory: the dataset directory; shards go to `<directory>/shards/`.
+  ///   - maxShardBytes: the size cap of one shard file.
+  public init(directory: String, split: String, bins: Int, maxShardBytes: Int) throws {
+    self.directory = directory
+    self.split = split
+    self.bins = bins
+    self.maxShardBytes = maxShardBytes
+    current = ShardAccumulator(bins: bins)
+    try FileManager.default.createDirectory(
+      atPath: directory + "/shards", withIntermediateDirectories: true)
+  }
+
+  /// Estimated file bytes one value occupies: LMDB overflow pages (16-byte header) plus
+  /// leaf-node overhead.
+  static func estimatedBytes(valueSize: Int, keySize: Int) -> Int {
+    let page = 4096
+    return ((valueSize + 16 + page - 1) / page) * page + keySize + 16
+  }
+
+  /// Appends one record.
+  /// - Throws: `LMDBError` (disk or map full, I/O).
+  public func append(_ record: EncodedRecord) throws {
+    if let lastKey {
+      precondition(lastKey.lexicographicallyPrecedes(record.key), "records must arrive in ascending key order")
+    }
+    lastKey = record.key
+    let size = Self.estimatedBytes(valueSize: record.value.count, keySize: record.key.count)
+    if current.records > 0 && current.estimatedBytes + size > maxShardBytes {
+      try finishShard()
+    }
+    if environment == nil { try startShard(firstRecordBytes: size) }
+    current.add(record, estimatedBytes: size)
+    pending.append((record.key, record.value))
+    pendingBytes += record.value.count
+    if pendingBytes >= commitBytes { try flush() }
+  }
+
+  /// Finishes the last shard and returns every shard of the split, in order.
+  public func finish() throws -> [ShardInfo] {
+    if environment != nil { try finishShard() }
+    return shards
+  }
+
+  private var shardFileName: String {
+    let index = String(shards.count)
+    return "shards/\(split)-" + String(repeating: "0", count: max(0, 5 - index.count)) + index + ".mdb"
+  }
+
+  private func startShard(firstRecordBytes: Int) throws {
+    let path = directory + "/" + shardFileName + ".partial"
+    try? FileManager.default.removeItem(atPath: path)
+    // Room for the cap (or one oversized record), branch pages and page reuse slack.
+    let capacity = max(maxShardBytes, firstRecordBytes)
+    let mapSize = ((capacity + capacity / 8 + (4 << 20)) / 4096 + 1) * 4096
+    environment = try LMDBEnvironment(path: path, readOnly: false, mapSizeBytes: mapSize)
+    current = ShardAccumulator(bins: bins)
+  }
+
+  private func flush() throws {
+    guard let environment, !pending.isEmpty else { return }
+    try environment.append(pending)
+    pending.removeAll(keepingCapacity: true)
+    pendingBytes = 0
+  }
+
+  private func finishShard() throws {
+    try flush()
+    guard let environment else { return }
+    try environment.sync()
+    self.environment = nil  // closes the file
+    let name = shardFileName
+    let partial = directory + "/" + name + ".partial"
+    let final = directory + "/" + name
+    let (bytes, digest) = try Self.sizeAndDigest(path: partial)
+    try? FileManager.default.removeItem(atPath: final)
+    try FileManager.default.moveItem(atPath: partial, toPath: final)
+    shards.append(
+      ShardInfo(
+        file: name, records: current.records, minFrames: current.minFrames, maxFrames: current.maxFrames,
+        frames: current.frames, samples: current.samples, bytes: bytes, sha256: digest,
+        statistics: current.statistics))
+  }
+
+  /// Size and SHA-256 (lowercase hex) of a file, read in 4 MiB blocks.
+  public static func sizeAndDigest(path: String) throws -> (Int, String) {
+    guard let handle = FileHandle(forReadingAtPath: path) else {
+      throw ConfigurationError("\(path): cannot open for checksumming")
+    }
+    defer { try? handle.close() }
+    var hasher = SHA256()
+    var size = 0
+    while true {
+      let block = try handle.read(upToCount: 4 << 20) ?? Data()
+      if block.isEmpty { break }
+      size += block.count
+      hasher.update(data: block)
+    }
+    let digest = hasher.finalize().map { byte in
+      let hex = String(byte, radix: 16)
+      return hex.count == 1 ? "0" + hex : hex
+    }.joined()
+    return (size, digest)
+  }
+}
+
+/// Running totals of the shard being written.
+private struct ShardAccumulator {
+  var records = 0
+  var frames = 0
+  var samples = 0
+  var minFrames = Int.max
+  var maxFrames = 0
+  var estimatedBytes = 0
+  var statistics: FeatureStatistics
+
+  init(bins: Int) { statistics = FeatureStatistics(bins: bins) }
+
+  mutating func add(_ record: EncodedRecord, estimatedBytes size: Int) {
+    records += 1
+    frames += record.frames
+    samples += record.samples
+    minFrames = min(minFrames, record.frames)
+    maxFrames = max(maxFrames, record.frames)
+    estimatedBytes += size
+    statistics.merge(record.statistics)
+  }
+}

@@ -1,0 +1,90 @@
+internal import COpenBLAS
+
+/// Process-wide OpenBLAS settings.
+public enum BLASConfiguration {
+  /// Number of threads OpenBLAS uses inside one call (the pthread build parallelizes large products).
+  public static var threadCount: Int {
+    get { Int(openblas_get_num_threads()) }
+    set {
+      precondition(newValue >= 1, "BLAS thread count must be at least 1")
+      openblas_set_num_threads(Int32(newValue))
+    }
+  }
+}
+
+/// Row-major general matrix product on tensors:
+/// `c = alpha · op(a) · op(b) + beta · c`, where `op(x)` is `x` or its transpose.
+///
+/// - Parameters:
+///   - a: rank-2 tensor; `op(a)` is `m × k`.
+///   - b: rank-2 tensor; `op(b)` is `k × n`.
+///   - c: rank-2 tensor of shape `[m, n]`; its contents are ignored when `beta == 0`.
+/// - Precondition: all three are rank 2 and their shapes agree.
+@_specialize(exported: true, where Scalar == Float)
+@_specialize(exported: true, where Scalar == Double)
+public func gemm<Scalar: TensorScalar>(
+  _ a: Tensor<Scalar>, transposed transposeA: Bool = false,
+  _ b: Tensor<Scalar>, transposed transposeB: Bool = false,
+  alpha: Scalar = 1, beta: Scalar = 0, into c: inout Tensor<Scalar>
+) {
+  precondition(a.rank == 2 && b.rank == 2 && c.rank == 2, "gemm operands must be rank 2")
+  let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
+  let (kb, n) = transposeB ? (b.shape[1], b.shape[0]) : (b.shape[0], b.shape[1])
+  precondition(k == kb, "gemm inner dimensions differ: op(a) is \(m)×\(k), op(b) is \(kb)×\(n)")
+  precondition(c.shape == [m, n], "gemm result shape \(c.shape) is not [\(m), \(n)]")
+  a.withUnsafeBufferPointer { pa in
+    b.withUnsafeBufferPointer { pb in
+      c.withUnsafeMutableBufferPointer { pc in
+        BLAS.gemm(
+          transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+          alpha: alpha, a: pa.baseAddress, lda: a.shape[1], b: pb.baseAddress, ldb: b.shape[1],
+          beta: beta, c: pc.baseAddress, ldc: n)
+      }
+    }
+  }
+}
+
+/// Pointer-level BLAS calls used by the layers, which multiply sub-blocks of larger buffers.
+enum BLAS {
+  /// Row-major `C[m×n] = alpha · op(A) · op(B) + beta · C`, with `op(A)` `m × k` and `op(B)` `k × n`.
+  ///
+  /// `lda`, `ldb`, `ldc` are the row strides (in elements) of the matrices as stored, i.e. before
+  /// the optional transpose. Pointers may be nil only when the corresponding matrix is empty.
+  static func gemm<Scalar: TensorScalar>(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Scalar, a: UnsafePointer<Scalar>?, lda: Int,
+    b: UnsafePointer<Scalar>?, ldb: Int,
+    beta: Scalar, c: UnsafeMutablePointer<Scalar>?, ldc: Int
+  ) {
+    precondition(m >= 0 && n >= 0 && k >= 0, "negative gemm dimension")
+    precondition(lda >= max(1, transposeA ? m : k), "lda \(lda) too small")
+    precondition(ldb >= max(1, transposeB ? k : n), "ldb \(ldb) too small")
+    precondition(ldc >= max(1, n), "ldc \(ldc) too small")
+    precondition(max(m, n, k, lda, ldb, ldc) <= Int(Int32.max), "gemm dimension exceeds 32-bit BLAS range")
+    guard m > 0, n > 0 else { return }
+    guard let c else { preconditionFailure("gemm result pointer is nil") }
+    guard k > 0, let a, let b else {
+      // An empty inner dimension leaves only the beta term.
+      for row in 0..<m {
+        for column in 0..<n { c[row * ldc + column] = beta == 0 ? 0 : beta * c[row * ldc + column] }
+      }
+      return
+    }
+    let ta = transposeA ? CblasTrans : CblasNoTrans
+    let tb = transposeB ? CblasTrans : CblasNoTrans
+    switch Scalar.precision {
+    case .single:
+      cblas_sgemm(
+        CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), Float(alpha),
+        UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), blasint(lda),
+        UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), blasint(ldb), Float(beta),
+        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), blasint(ldc))
+    case .double:
+      cblas_dgemm(
+        CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), Double(alpha),
+        UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), blasint(lda),
+        UnsafeRawPointer(b).assumingMemoryBound(to: Double.self), blasint(ldb), Double(beta),
+        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), blasint(ldc))
+    }
+  }
+}

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderDS2CoreTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderFeaturesTests: XCTestCase { func testNothing() {} }
