@@ -117,10 +117,55 @@ final class SoundFile {
     sub.format = format & Int32(SF_FORMAT_SUBMASK)
     let majorName =
       sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &major, Int32(MemoryLayout<SF_FORMAT_INFO>.size))
-        == 0 ? major.extension.map { String(cString: $0).uppercased() } ?? "?" : "?"
+        == 0 ? major.name.map { String(cString: $0) } ?? "?" : "?"
     let subName =
       sf_command(nil, Int32(SFC_GET_FORMAT_INFO), &sub, Int32(MemoryLayout<SF_FORMAT_INFO>.size))
         == 0 ? sub.name.map { String(cString: $0) } ?? "?" : "?"
     return "\(majorName)/\(subName)"
+  }
+}
+
+/// Container and encoding for writing audio with libsndfile.
+public enum AudioFileFormat: String, Sendable, Codable, CaseIterable {
+  case wavPCM16, wavFloat, flac16, sphereULaw, oggVorbis
+
+  var code: Int32 {
+    switch self {
+    case .wavPCM16: return Int32(SF_FORMAT_WAV | SF_FORMAT_PCM_16)
+    case .wavFloat: return Int32(SF_FORMAT_WAV | SF_FORMAT_FLOAT)
+    case .flac16: return Int32(SF_FORMAT_FLAC | SF_FORMAT_PCM_16)
+    case .sphereULaw: return Int32(SF_FORMAT_NIST | SF_FORMAT_ULAW)
+    case .oggVorbis: return Int32(SF_FORMAT_OGG | SF_FORMAT_VORBIS)
+    }
+  }
+}
+
+/// Writes audio files with libsndfile (fixtures, noise banks, exported audio).
+public enum AudioEncoder {
+  /// Writes interleaved `channels` of `samples` (frame-major) to `path`.
+  /// The corresponding C functions are `sf_open` (SFM_WRITE) and `sf_writef_float`.
+  /// - Throws: `ItemError(.unreadableAudio)` with libsndfile's message.
+  public static func write(
+    interleaved samples: [Float], channels: Int = 1, sampleRateHertz: Int, format: AudioFileFormat, to path: String
+  ) throws {
+    precondition(channels >= 1 && samples.count % channels == 0, "samples must hold whole frames")
+    var info = SF_INFO()
+    info.samplerate = Int32(sampleRateHertz)
+    info.channels = Int32(channels)
+    info.format = format.code
+    guard let handle = sf_open(path, Int32(SFM_WRITE), &info) else {
+      throw ItemError(.unreadableAudio, file: path, message: "sf_open for writing: \(String(cString: sf_strerror(nil)))")
+    }
+    defer { sf_close(handle) }
+    let frames = samples.count / channels
+    let written = samples.withUnsafeBufferPointer { sf_writef_float(handle, $0.baseAddress, sf_count_t(frames)) }
+    guard written == frames else {
+      throw ItemError(.unreadableAudio, file: path, message: "sf_writef_float: \(String(cString: sf_strerror(handle)))")
+    }
+  }
+
+  /// Writes a mono waveform.
+  public static func write(_ waveform: Waveform, format: AudioFileFormat, to path: String) throws {
+    try write(interleaved: waveform.samples, sampleRateHertz: waveform.sampleRateHertz, format: format, to: path)
   }
 }

@@ -62,11 +62,16 @@ public final class SplitWriter {
   }
 
   /// Estimated file bytes one value occupies: LMDB overflow pages (16-byte header) plus
-  /// leaf-node overhead.
+  /// its share of leaf and branch pages (node header, key, page number, slot).
   static func estimatedBytes(valueSize: Int, keySize: Int) -> Int {
     let page = 4096
-    return ((valueSize + 16 + page - 1) / page) * page + keySize + 16
+    return ((valueSize + 16 + page - 1) / page) * page + 2 * (keySize + 24)
   }
+
+  /// Fixed file bytes of a shard: two meta pages, the root, free-list pages — with room.
+  static let shardOverheadBytes = 16 * 4096
+  /// Pages a commit may leave behind (copied-on-write leaf/branch path, free list).
+  static let commitOverheadBytes = 4 * 4096
 
   /// Appends one record.
   /// - Throws: `LMDBError` (disk or map full, I/O).
@@ -76,11 +81,12 @@ public final class SplitWriter {
     }
     lastKey = record.key
     let size = Self.estimatedBytes(valueSize: record.value.count, keySize: record.key.count)
-    if current.records > 0 && current.estimatedBytes + size > maxShardBytes {
+    let growth = size + (pendingBytes + record.value.count >= commitBytes ? Self.commitOverheadBytes : 0)
+    if current.records > 0 && current.estimatedBytes + growth > maxShardBytes {
       try finishShard()
     }
     if environment == nil { try startShard(firstRecordBytes: size) }
-    current.add(record, estimatedBytes: size)
+    current.add(record, estimatedBytes: growth)
     pending.append((record.key, record.value))
     pendingBytes += record.value.count
     if pendingBytes >= commitBytes { try flush() }
@@ -105,6 +111,7 @@ public final class SplitWriter {
     let mapSize = ((capacity + capacity / 8 + (4 << 20)) / 4096 + 1) * 4096
     environment = try LMDBEnvironment(path: path, readOnly: false, mapSizeBytes: mapSize)
     current = ShardAccumulator(bins: bins)
+    current.estimatedBytes = Self.shardOverheadBytes
   }
 
   private func flush() throws {

@@ -10,6 +10,8 @@
 ///
 /// Optionally fuses the clipped ReLU `min(max(y, 0), 20)` after the affine step.
 public final class BatchNorm<Scalar: TensorScalar>: Layer {
+  /// Prefix of the parameter and running-statistics names.
+  public let name: String
   /// Number of normalized features `C`.
   public let featureCount: Int
   /// Added to the variance before the square root.
@@ -47,6 +49,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   ///   - clipsOutput: apply the clipped ReLU after normalization.
   public init(name: String, featureCount: Int, clipsOutput: Bool = false, epsilon: Scalar = 1e-5, momentum: Scalar = 0.1) {
     precondition(featureCount > 0, "BatchNorm needs at least one feature")
+    self.name = name
     self.featureCount = featureCount
     self.epsilon = epsilon
     self.momentum = momentum

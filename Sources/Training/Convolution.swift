@@ -68,9 +68,9 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
   }
 
   /// Convolves `x` (`[T × N × F × Cin]`); returns `[outputLength(T) × N × outputFrequencies(F) × Cout]`,
-  /// owned by the layer until the next call. Holds `x` until `backward`.
+  /// owned by the layer until the next call. In training mode holds `x` until `backward`.
   @_specialize(exported: true, where Scalar == Float)
-  public func forward(_ x: Tensor<Scalar>, lengths: [Int]) -> Tensor<Scalar> {
+  public func forward(_ x: Tensor<Scalar>, lengths: [Int], training: Bool) -> Tensor<Scalar> {
     precondition(x.rank == 4 && x.shape[3] == inputChannels, "Convolution2D expects [T × N × F × \(inputChannels)], got \(x.shape)")
     precondition(x.shape[1] == lengths.count, "batch size \(x.shape[1]) does not match \(lengths.count) lengths")
     SequenceLayout.check(lengths: lengths, steps: x.shape[0])
@@ -91,14 +91,15 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
       }
       return false
     }
-    input = x
+    input = training ? x : nil
     inputLengths = lengths
     return output
   }
 
   /// Given d(loss)/d(output), accumulates the weight gradient and, when `computeInputGradient`,
   /// returns d(loss)/d(x) (`[T × N × F × Cin]`, 0 at padding, owned by the layer until the next
-  /// call); the first layer of a model does not need it. Releases the cached input.
+  /// call); the first layer of a model does not need it. Requires a training-mode `forward`;
+  /// releases the cached input.
   @_specialize(exported: true, where Scalar == Float)
   @discardableResult
   public func backward(_ outputGradient: Tensor<Scalar>, computeInputGradient: Bool = true) -> Tensor<Scalar>? {

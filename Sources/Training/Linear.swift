@@ -26,8 +26,9 @@ public final class Linear<Scalar: TensorScalar>: Layer {
   }
 
   /// `x` has shape `[… × I]`; returns `[… × O]` (owned by the layer until the next call).
+  /// In training mode holds `x` until `backward`.
   @_specialize(exported: true, where Scalar == Float)
-  public func forward(_ x: Tensor<Scalar>) -> Tensor<Scalar> {
+  public func forward(_ x: Tensor<Scalar>, training: Bool) -> Tensor<Scalar> {
     precondition(x.rank >= 1 && x.columns == inputCount, "Linear expects [… × \(inputCount)], got \(x.shape)")
     var shape = x.shape
     shape[shape.count - 1] = outputCount
@@ -42,12 +43,13 @@ public final class Linear<Scalar: TensorScalar>: Layer {
         }
       }
     }
-    input = x
+    input = training ? x : nil
     return output
   }
 
   /// Accumulates `dW += xᵀ · dy` and returns `dx = dy · Wᵀ` (owned by the layer until the next
-  /// call), or nil when `computeInputGradient` is false. Releases the cached input.
+  /// call), or nil when `computeInputGradient` is false. Requires a training-mode `forward`;
+  /// releases the cached input.
   @_specialize(exported: true, where Scalar == Float)
   @discardableResult
   public func backward(_ outputGradient: Tensor<Scalar>, computeInputGradient: Bool = true) -> Tensor<Scalar>? {

@@ -98,3 +98,25 @@ func withScratch<Scalar: TensorScalar, Result>(
   buffer.initialize(repeating: 0)
   return try body(UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
 }
+
+/// Private storage for a layer's caches and scratch: a growable buffer that keeps its capacity
+/// across calls, so steady-state training does not allocate.
+final class Workspace<Scalar: TensorScalar> {
+  private(set) var pointer: UnsafeMutablePointer<Scalar>
+  private var capacity = 1
+
+  init() { pointer = .allocate(capacity: 1) }
+
+  deinit { pointer.deallocate() }
+
+  /// Storage for `count` scalars, all set to zero; invalidates earlier contents.
+  func zeroed(_ count: Int) -> UnsafeMutablePointer<Scalar> {
+    if count > capacity {
+      pointer.deallocate()
+      pointer = .allocate(capacity: count)
+      capacity = count
+    }
+    pointer.initialize(repeating: 0, count: count)
+    return pointer
+  }
+}

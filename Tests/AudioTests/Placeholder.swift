@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderAudioTests: XCTestCase { func testNothing() {} }

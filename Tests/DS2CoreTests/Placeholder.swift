@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderDS2CoreTests: XCTestCase { func testNothing() {} }

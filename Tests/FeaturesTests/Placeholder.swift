@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderFeaturesTests: XCTestCase { func testNothing() {} }

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderShardsTests: XCTestCase { func testNothing() {} }

@@ -1,0 +1,144 @@
+import DS2Core
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import Shards
+
+func makeRecord(id: String, frames: Int, bins: Int = 5, seed: UInt64 = 1, info: String = "") -> ShardRecord {
+  var generator = SeededGenerator(seed: seed)
+  let values = (0..<(frames * bins)).map { _ in Float(generator.nextUnitDouble() * 40 - 30) }
+  return ShardRecord(
+    id: id, transcript: "hello world", labels: [10, 7, 14, 14, 17, 1, 25, 17, 20, 14, 6], sampleCount: frames * 160 + 160,
+    features: FeatureMatrix(frames: frames, bins: bins, values: values), infoJSON: info)
+}
+
+final class RecordCodecTests: XCTestCase {
+  func testRoundTripFloat32IsExact() throws {
+    let record = makeRecord(id: "103-1240-0000", frames: 7, info: #"{"speaker":"103"}"#)
+    let decoded = try ShardRecord.decode(record.encoded(as: .float32))
+    XCTAssertEqual(decoded, record)
+  }
+
+  func testRoundTripFloat16QuantizesLikeSwiftFloat16() throws {
+    let record = makeRecord(id: "ä-ü-ünicode", frames: 9)
+    let decoded = try ShardRecord.decode(record.encoded(as: .float16))
+    XCTAssertEqual(decoded.id, record.id)
+    XCTAssertEqual(decoded.labels, record.labels)
+    XCTAssertEqual(decoded.transcript, record.transcript)
+    for (a, b) in zip(decoded.features.values, record.features.values) {
+      XCTAssertEqual(a, Float(Float16(b)))
+    }
+  }
+
+  func testHalfConversionMatchesSwiftFloat16Exhaustively() {
+    // Every float16 value, the midpoints between neighbours (ties to even), and values
+    // near them, against the standard library's conversion.
+    for bits in UInt16.min...UInt16.max {
+      let half = Float16(bitPattern: bits)
+      guard !half.isNaN else { continue }
+      let value = Float(half)
+      XCTAssertEqual(FeatureCodec.halfBits(value), half.bitPattern, "\(value)")
+      let next = Float(half.nextUp)
+      if next.isFinite && value.isFinite {
+        for probe in [(value + next) / 2, value.nextUp, next.nextDown] {
+          XCTAssertEqual(FeatureCodec.halfBits(probe), Float16(probe).bitPattern, "\(probe)")
+        }
+      }
+    }
+    XCTAssertEqual(FeatureCodec.halfBits(1e10), Float16(Float(1e10)).bitPattern)
+    XCTAssertTrue(Float16(bitPattern: FeatureCodec.halfBits(.nan)).isNaN)
+  }
+
+  func testLayoutIsAsDocumented() throws {
+    let record = ShardRecord(
+      id: "ab", transcript: "c", labels: [5], sampleCount: 480,
+      features: FeatureMatrix(frames: 1, bins: 2, values: [1, -2]), infoJSON: "")
+    let bytes = record.encoded(as: .float32)
+    // header 40 + id 2 + text 1 = 43 → labels at 44, features at 48, 2 × 4 bytes.
+    XCTAssertEqual(bytes.count, 56)
+    XCTAssertEqual(Array(bytes[0..<4]), Array("DS2R".utf8))
+    XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 2, 0])  // version 1 LE, dtype float32, reserved
+    XCTAssertEqual(Array(bytes[8..<12]), [1, 0, 0, 0])  // frames
+    XCTAssertEqual(Array(bytes[32..<36]), [0xE0, 0x01, 0, 0])  // sampleCount 480
+    XCTAssertEqual(Array(bytes[40..<43]), Array("abc".utf8))
+    XCTAssertEqual(bytes[43], 0)  // padding
+    XCTAssertEqual(Array(bytes[44..<48]), [5, 0, 0, 0])
+    XCTAssertEqual(Array(bytes[48..<52]), [0, 0, 0x80, 0x3F])  // 1.0f LE
+    XCTAssertEqual(RecordLayout.key(frames: 258, id: "x"), [0, 0, 1, 2, UInt8(ascii: "x")])
+  }
+
+  /// Property test: truncations and random byte mutations of valid records never crash
+  /// the decoder; they decode or throw `RecordDecodingError`.
+  func testMutatedRecordsThrowTypedErrorsNeverCrash() {
+    var generator = SeededGenerator(seed: 99)
+    let originals = [
+      makeRecord(id: "a", frames: 3).encoded(as: .float16), makeRecord(id: "bb", frames: 1, info: "{}").encoded(as: .float32),
+    ]
+    var rejected = 0
+    for original in originals {
+      for length in 0..<original.count {
+        XCTAssertThrowsError(try ShardRecord.decode(Array(original.prefix(length))))
+      }
+      for _ in 0..<3000 {
+        var bytes = original
+        for _ in 0..<(1 + Int(generator.next() % 4)) {
+          bytes[Int(generator.next() % UInt64(bytes.count))] = UInt8(truncatingIfNeeded: generator.next())
+        }
+        do { _ = try ShardRecord.decode(bytes) } catch is RecordDecodingError { rejected += 1 } catch {
+          XCTFail("unexpected error type \(error)")
+        }
+      }
+    }
+    XCTAssertGreaterThan(rejected, 100)
+  }
+}
+
+final class SplitWriterTests: XCTestCase {
+  func testRecordsAreSplitByTheCapAndReadBackInKeyOrder() throws {
+    let directory = TemporaryDirectory("shards")
+    let bins = 161
+    // ~32 KB of float16 features per record at 100 frames: a 1 MiB cap holds ~25.
+    var records: [ShardRecord] = []
+    for i in 0..<90 { records.append(makeRecord(id: String(format: "u%03d", i), frames: 60 + (i * 37) % 80, bins: bins, seed: UInt64(i))) }
+    records.sort { ($0.frames, $0.id) < ($1.frames, $1.id) }
+    let writer = try SplitWriter(directory: directory.path, split: "train", bins: bins, maxShardBytes: 1 << 20)
+    for record in records { try writer.append(EncodedRecord(record, dtype: .float16)) }
+    let shards = try writer.finish()
+    XCTAssertGreaterThan(shards.count, 2)
+    XCTAssertEqual(shards.reduce(0) { $0 + $1.records }, records.count)
+    for (a, b) in zip(shards, shards.dropFirst()) { XCTAssertLessThanOrEqual(a.maxFrames, b.minFrames) }
+    var readBack: [String] = []
+    for shard in shards {
+      XCTAssertLessThanOrEqual(shard.bytes, 1 << 20, "\(shard.file) exceeds the cap")
+      let (size, digest) = try SplitWriter.sizeAndDigest(path: directory.path + "/" + shard.file)
+      XCTAssertEqual(size, shard.bytes)
+      XCTAssertEqual(digest, shard.sha256)
+      XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/" + shard.file + ".partial"))
+      let environment = try LMDBEnvironment(path: directory.path + "/" + shard.file, readOnly: true)
+      XCTAssertEqual(try environment.entryCount(), shard.records)
+      var previous: [UInt8]?
+      try environment.forEach { key, value in
+        let keyBytes = Array(key)
+        if let previous { XCTAssertTrue(previous.lexicographicallyPrecedes(keyBytes)) }
+        previous = keyBytes
+        let record = try ShardRecord.decode(value)
+        XCTAssertEqual(keyBytes, RecordLayout.key(frames: record.frames, id: record.id))
+        readBack.append(record.id)
+        return true
+      }
+    }
+    XCTAssertEqual(readBack, records.map(\.id))
+  }
+
+  func testShardFilesAreByteIdenticalAcrossRuns() throws {
+    var digests: [[String]] = []
+    for _ in 0..<2 {
+      let directory = TemporaryDirectory("shards")
+      let writer = try SplitWriter(directory: directory.path, split: "s", bins: 161, maxShardBytes: 1 << 20)
+      for i in 0..<40 { try writer.append(EncodedRecord(makeRecord(id: String(format: "%03d", i), frames: 50 + i, bins: 161, seed: UInt64(i)), dtype: .float16)) }
+      digests.append(try writer.finish().map(\.sha256))
+    }
+    XCTAssertEqual(digests[0], digests[1])
+  }
+}
