@@ -84,12 +84,16 @@ public struct LibriSpeechReader: CorpusReader {
         let chapterPath = speakerPath + "/" + chapter
         let entries = sortedEntries(chapterPath)
         var audio = Set(entries.filter { $0.hasSuffix(".flac") }.map { String($0.dropLast(5)) })
+        var matched = Set<String>()
         for transcript in entries where transcript.hasSuffix(".trans.txt") {
           let path = chapterPath + "/" + transcript
           for line in try TranscriptLines.read(path: path) {
             switch line.text {
-            case .failure(let error):
-              listing.rejections.append(ItemError(error.reason, file: path, line: line.number, split: split, message: error.message))
+            case .failure(var error):
+              error.split = split
+              // The line's audio is accounted for by this rejection, not again as untranscribed.
+              if let id = error.utteranceId, audio.remove(id) != nil { matched.insert(id) }
+              listing.rejections.append(error)
             case .success(let text):
               guard let space = text.firstIndex(where: { $0 == " " || $0 == "\t" }), space != text.startIndex else {
                 if !text.trimmingCharacters(in: .whitespaces).isEmpty {
@@ -101,12 +105,19 @@ public struct LibriSpeechReader: CorpusReader {
               }
               let id = String(text[..<space])
               let audioPath = chapterPath + "/" + id + ".flac"
+              if matched.contains(id) {
+                listing.rejections.append(
+                  ItemError(.duplicateId, file: path, line: line.number, utteranceId: id, split: split,
+                    message: "a second transcript line for \(id); the first one is kept"))
+                continue
+              }
               guard audio.remove(id) != nil else {
                 listing.rejections.append(
                   ItemError(.missingAudio, file: path, line: line.number, utteranceId: id, split: split,
                     message: "no audio file \(id).flac beside the transcript"))
                 continue
               }
+              matched.insert(id)
               sources.append(
                 UtteranceSource(
                   id: id, split: split, audioPath: audioPath,
@@ -153,8 +164,14 @@ public enum TranscriptLines {
       if let text = String(validating: bytes, as: UTF8.self) {
         lines.append(Line(number: number, text: .success(text)))
       } else {
+        // Name the utterance when the id before the first space is readable.
+        let idBytes = bytes.prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") }
+        let id = String(validating: idBytes, as: UTF8.self)
         lines.append(
-          Line(number: number, text: .failure(ItemError(.nonUTF8Transcript, file: path, line: number, message: "line is not valid UTF-8"))))
+          Line(
+            number: number,
+            text: .failure(
+              ItemError(.nonUTF8Transcript, file: path, line: number, utteranceId: id, message: "line is not valid UTF-8"))))
       }
     }
     return lines
