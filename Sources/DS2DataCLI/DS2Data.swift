@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import Pipeline
+import Training
 
 @main
 struct DS2Data: ParsableCommand {
@@ -31,6 +32,7 @@ struct LoggingOptions: ParsableArguments {
   var quiet = false
 
   func bootstrap() {
+    BLASThreads.releaseIdleThreads()
     let level: Logger.Level = quiet ? .error : (verbose ? .info : .warning)
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)

@@ -301,11 +301,12 @@ final class Preparer {
             waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
           }
           precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
-          let features = extractors[worker].compute(waveform.samples)
-          let record = ShardRecord(
-            id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
-            features: features, infoJSON: utterance.infoJSON)
-          return .success(EncodedRecord(record, dtype: dtype))
+          var features = extractors[worker].compute(waveform.samples).values
+          return .success(
+            EncodedRecord(
+              id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+              frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
+              infoJSON: utterance.infoJSON))
         } catch var error as ItemError {
           error.utteranceId = source.id
           error.split = source.split

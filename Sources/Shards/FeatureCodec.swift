@@ -25,34 +25,50 @@ public enum FeatureCodec {
     return UInt16(truncatingIfNeeded: out | (sign >> 16))
   }
 
-  /// Encodes `values` as `dtype` bytes (little-endian).
-  public static func encode(_ values: [Float], as dtype: FeatureDType) -> [UInt8] {
-    values.withUnsafeBufferPointer { encode($0, as: dtype) }
+  /// IEEE binary16 bits → Float, exactly like `Float(Float16(bitPattern:))` (subnormals,
+  /// infinities and NaN included), without a library call.
+  @inline(__always)
+  public static func float(fromHalf bits: UInt16) -> Float {
+    let magic = Float(bitPattern: (254 - 15) << 23)
+    let infinityOrNaN = Float(bitPattern: (127 + 16) << 23)
+    var f = Float(bitPattern: UInt32(bits & 0x7fff) << 13) * magic
+    if f >= infinityOrNaN { f = Float(bitPattern: f.bitPattern | (255 << 23)) }
+    return Float(bitPattern: f.bitPattern | (UInt32(bits & 0x8000) << 16))
   }
 
-  /// Encodes `values` as `dtype` bytes (little-endian).
-  public static func encode(_ values: UnsafeBufferPointer<Float>, as dtype: FeatureDType) -> [UInt8] {
-    let count = values.count * dtype.byteWidth
-    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-      let raw = UnsafeMutableRawBufferPointer(buffer)
-      switch dtype {
-      case .float16:
-        for i in 0..<values.count {
-          raw.storeBytes(of: halfBits(values[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
-        }
-      case .float32:
-        for i in 0..<values.count {
-          raw.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
-        }
+  /// Writes `values` as `dtype` (little-endian) into `destination`.
+  public static func encode(
+    _ values: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer, as dtype: FeatureDType
+  ) {
+    precondition(destination.count == values.count * dtype.byteWidth, "destination size must match")
+    switch dtype {
+    case .float16:
+      for i in 0..<values.count {
+        destination.storeBytes(of: halfBits(values[i]).littleEndian, toByteOffset: 2 * i, as: UInt16.self)
       }
-      initialized = count
+    case .float32:
+      for i in 0..<values.count {
+        destination.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
+      }
     }
   }
 
-  /// The value a Float becomes after a round trip through `dtype`.
-  @inline(__always)
-  public static func quantize(_ value: Float, as dtype: FeatureDType) -> Float {
-    dtype == .float32 ? value : Float(Float16(bitPattern: halfBits(value)))
+  /// Writes `values` as `dtype` into `destination` and replaces each value by what a
+  /// reader will decode (float16 rounding), in one pass.
+  public static func encodeAndQuantize(
+    _ values: UnsafeMutableBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer, as dtype: FeatureDType
+  ) {
+    switch dtype {
+    case .float16:
+      precondition(destination.count == values.count * 2, "destination size must match")
+      for i in 0..<values.count {
+        let bits = halfBits(values[i])
+        destination.storeBytes(of: bits.littleEndian, toByteOffset: 2 * i, as: UInt16.self)
+        values[i] = float(fromHalf: bits)
+      }
+    case .float32:
+      encode(UnsafeBufferPointer(values), into: destination, as: dtype)
+    }
   }
 
   /// Decodes `count` values stored as `dtype`.
@@ -62,8 +78,7 @@ public enum FeatureCodec {
       switch dtype {
       case .float16:
         for i in 0..<count {
-          let bits = bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian
-          buffer[i] = Float(Float16(bitPattern: bits))
+          buffer[i] = float(fromHalf: bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self).littleEndian)
         }
       case .float32:
         for i in 0..<count {

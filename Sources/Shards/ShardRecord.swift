@@ -76,10 +76,11 @@ public struct RecordDecodingError: Error, Sendable, Equatable, CustomStringConve
 }
 
 extension ShardRecord {
-  /// Serializes the record with features already encoded (`featureBytes`, as `dtype`).
+  /// Serializes a record; `writeFeatures` fills the feature block (`frames × bins`
+  /// values of `dtype`, little-endian) in place.
   static func encode(
     id: String, transcript: String, labels: [Int32], sampleCount: Int, frames: Int, bins: Int,
-    dtype: FeatureDType, featureBytes: UnsafeRawBufferPointer, infoJSON: String
+    dtype: FeatureDType, infoJSON: String, writeFeatures: (UnsafeMutableRawBufferPointer) -> Void
   ) -> [UInt8] {
     let idBytes = Array(id.utf8)
     let textBytes = Array(transcript.utf8)
@@ -87,11 +88,10 @@ extension ShardRecord {
     let stringsEnd = RecordLayout.headerSize + idBytes.count + textBytes.count + infoBytes.count
     let labelsOffset = (stringsEnd + 3) & ~3
     let featuresOffset = labelsOffset + 4 * labels.count
-    precondition(featureBytes.count == frames * bins * dtype.byteWidth, "feature bytes do not match shape")
-    let total = featuresOffset + featureBytes.count
+    let total = featuresOffset + frames * bins * dtype.byteWidth
     return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
       let raw = UnsafeMutableRawBufferPointer(buffer)
-      raw.initializeMemory(as: UInt8.self, repeating: 0)
+      UnsafeMutableRawBufferPointer(rebasing: raw[0..<featuresOffset]).initializeMemory(as: UInt8.self, repeating: 0)
       var writer = ByteWriter(raw)
       writer.bytes(RecordLayout.magic)
       writer.u16(RecordLayout.version)
@@ -110,20 +110,18 @@ extension ShardRecord {
       writer.bytes(infoBytes)
       writer.offset = labelsOffset
       for label in labels { writer.u32(UInt32(bitPattern: label)) }
-      if featureBytes.count > 0 {
-        UnsafeMutableRawBufferPointer(rebasing: raw[featuresOffset..<total]).copyMemory(from: featureBytes)
-      }
+      writeFeatures(UnsafeMutableRawBufferPointer(rebasing: raw[featuresOffset..<total]))
       count = total
     }
   }
 
   /// Serializes the record, storing features as `dtype`.
   public func encoded(as dtype: FeatureDType) -> [UInt8] {
-    let featureBytes = FeatureCodec.encode(features.values, as: dtype)
-    return featureBytes.withUnsafeBytes { bytes in
-      Self.encode(
-        id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames,
-        bins: bins, dtype: dtype, featureBytes: bytes, infoJSON: infoJSON)
+    Self.encode(
+      id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames, bins: bins,
+      dtype: dtype, infoJSON: infoJSON
+    ) { destination in
+      features.values.withUnsafeBufferPointer { FeatureCodec.encode($0, into: destination, as: dtype) }
     }
   }
 

@@ -14,16 +14,34 @@ public struct EncodedRecord: Sendable {
   /// Encodes `record`, quantizing features to `dtype` and measuring statistics of the
   /// values exactly as stored.
   public init(_ record: ShardRecord, dtype: FeatureDType) {
-    key = RecordLayout.key(frames: record.frames, id: record.id)
-    let quantized = record.features.values.map { FeatureCodec.quantize($0, as: dtype) }
-    var statistics = FeatureStatistics(bins: record.bins)
-    quantized.withUnsafeBufferPointer { statistics.add(frames: record.frames, values: $0) }
+    var values = record.features.values
+    self.init(
+      id: record.id, transcript: record.transcript, labels: record.labels, sampleCount: record.sampleCount,
+      frames: record.frames, bins: record.bins, features: &values, dtype: dtype, infoJSON: record.infoJSON)
+  }
+
+  /// Encodes a record whose `frames × bins` features are in `features`; on return they
+  /// hold the stored (quantized) values. One pass over the features writes the bytes and
+  /// quantizes; one more measures statistics.
+  public init(
+    id: String, transcript: String, labels: [Int32], sampleCount: Int, frames: Int, bins: Int,
+    features: inout [Float], dtype: FeatureDType, infoJSON: String
+  ) {
+    precondition(features.count == frames * bins, "features must hold frames × bins values")
+    key = RecordLayout.key(frames: frames, id: id)
+    self.frames = frames
+    samples = sampleCount
+    value = features.withUnsafeMutableBufferPointer { values in
+      ShardRecord.encode(
+        id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames, bins: bins,
+        dtype: dtype, infoJSON: infoJSON
+      ) { destination in
+        FeatureCodec.encodeAndQuantize(values, into: destination, as: dtype)
+      }
+    }
+    var statistics = FeatureStatistics(bins: bins)
+    features.withUnsafeBufferPointer { statistics.add(frames: frames, values: $0) }
     self.statistics = statistics
-    frames = record.frames
-    samples = record.sampleCount
-    var stored = record
-    stored.features.values = quantized
-    value = stored.encoded(as: dtype)
   }
 }
 

@@ -4,7 +4,7 @@ import Foundation
 ///
 /// The optimizer's state (`state`) is a plain `Codable` value holding one array per parameter,
 /// in the order of the parameter list passed to `step`, for checkpointing.
-public protocol Optimizer: AnyObject {
+public protocol Optimizer<Scalar>: AnyObject {
   associatedtype Scalar: TensorScalar
   associatedtype State: Codable
   /// Step size; change it between steps for annealing.
@@ -30,25 +30,30 @@ public final class SGD<Scalar: TensorScalar>: Optimizer {
   public let momentum: Scalar
   /// Use Nesterov's look-ahead form.
   public let nesterov: Bool
-  public var state: State
+  private var velocity: [[Scalar]]
+
+  public var state: State {
+    get { State(velocity: velocity) }
+    set { velocity = newValue.velocity }
+  }
 
   public init(learningRate: Scalar, momentum: Scalar = 0.99, nesterov: Bool = true, state: State = State()) {
     precondition(momentum >= 0, "momentum must not be negative")
     self.learningRate = learningRate
     self.momentum = momentum
     self.nesterov = nesterov
-    self.state = state
+    velocity = state.velocity
   }
 
   @_specialize(exported: true, where Scalar == Float)
   public func step(_ parameters: [Parameter<Scalar>]) {
-    if state.velocity.isEmpty { state.velocity = parameters.map { [Scalar](repeating: 0, count: $0.count) } }
-    checkState(state.velocity, parameters)
+    if velocity.isEmpty { velocity = parameters.map { [Scalar](repeating: 0, count: $0.count) } }
+    checkState(velocity, parameters)
     let (lr, mu) = (learningRate, momentum)
     for (index, parameter) in parameters.enumerated() {
       parameter.gradient.withUnsafeBufferPointer { g in
         parameter.value.withUnsafeMutableBufferPointer { theta in
-          state.velocity[index].withUnsafeMutableBufferPointer { v in
+          velocity[index].withUnsafeMutableBufferPointer { v in
             for i in 0..<theta.count {
               v[i] = mu * v[i] + g[i]
               theta[i] -= lr * (nesterov ? g[i] + mu * v[i] : v[i])
@@ -81,7 +86,14 @@ public final class Adam<Scalar: TensorScalar>: Optimizer {
   public let beta1: Scalar
   public let beta2: Scalar
   public let epsilon: Scalar
-  public var state: State
+  private var stepCount: Int
+  private var firstMoment: [[Scalar]]
+  private var secondMoment: [[Scalar]]
+
+  public var state: State {
+    get { State(step: stepCount, firstMoment: firstMoment, secondMoment: secondMoment) }
+    set { (stepCount, firstMoment, secondMoment) = (newValue.step, newValue.firstMoment, newValue.secondMoment) }
+  }
 
   public init(learningRate: Scalar, beta1: Scalar = 0.9, beta2: Scalar = 0.999, epsilon: Scalar = 1e-8, state: State = State()) {
     precondition(beta1 >= 0 && beta1 < 1 && beta2 >= 0 && beta2 < 1, "Adam betas must lie in [0, 1)")
@@ -89,28 +101,28 @@ public final class Adam<Scalar: TensorScalar>: Optimizer {
     self.beta1 = beta1
     self.beta2 = beta2
     self.epsilon = epsilon
-    self.state = state
+    (stepCount, firstMoment, secondMoment) = (state.step, state.firstMoment, state.secondMoment)
   }
 
   @_specialize(exported: true, where Scalar == Float)
   public func step(_ parameters: [Parameter<Scalar>]) {
-    if state.firstMoment.isEmpty {
-      state.firstMoment = parameters.map { [Scalar](repeating: 0, count: $0.count) }
-      state.secondMoment = state.firstMoment
+    if firstMoment.isEmpty {
+      firstMoment = parameters.map { [Scalar](repeating: 0, count: $0.count) }
+      secondMoment = firstMoment
     }
-    checkState(state.firstMoment, parameters)
-    checkState(state.secondMoment, parameters)
-    state.step += 1
-    let correction1 = 1 - Scalar(pow(Double(beta1), Double(state.step)))
-    let correction2 = 1 - Scalar(pow(Double(beta2), Double(state.step)))
+    checkState(firstMoment, parameters)
+    checkState(secondMoment, parameters)
+    stepCount += 1
+    let correction1 = 1 - Scalar(pow(Double(beta1), Double(stepCount)))
+    let correction2 = 1 - Scalar(pow(Double(beta2), Double(stepCount)))
     let (b1, b2, eps) = (beta1, beta2, epsilon)
     let stepSize = learningRate / correction1
     let root2 = correction2.squareRoot()
     for (index, parameter) in parameters.enumerated() {
       parameter.gradient.withUnsafeBufferPointer { g in
         parameter.value.withUnsafeMutableBufferPointer { theta in
-          state.firstMoment[index].withUnsafeMutableBufferPointer { m in
-            state.secondMoment[index].withUnsafeMutableBufferPointer { v in
+          firstMoment[index].withUnsafeMutableBufferPointer { m in
+            secondMoment[index].withUnsafeMutableBufferPointer { v in
               for i in 0..<theta.count {
                 m[i] = b1 * m[i] + (1 - b1) * g[i]
                 v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]

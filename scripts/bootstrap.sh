@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ds2-data needs, only when one is missing.
+# Usage: scripts/bootstrap.sh        (sourced by scripts/demo and scripts/test)
+set -euo pipefail
+
+packages=(
+  pkg-config
+  libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
+  espeak-ng sox flac                                                            # corpus and fixture generation
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "bootstrap: need root or sudo to apt-get install ${missing[*]}" >&2; exit 1; }
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+command -v swift >/dev/null || {
+  echo "bootstrap: Swift 6 is not on PATH; install it from https://www.swift.org/install/linux/ (Debian 12)" >&2
+  exit 1
+}
