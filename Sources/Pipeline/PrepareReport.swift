@@ -22,6 +22,8 @@ public struct PrepareReport: Sendable {
   public var threads = 1
   /// Peak resident memory of the process, bytes.
   public var peakMemoryBytes = 0
+  /// User + system CPU time of the process during the run, seconds.
+  public var cpuSeconds = 0.0
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
@@ -52,9 +54,10 @@ public struct PrepareReport: Sendable {
       lines.append("  rejected 0")
     }
     let head = String(
-      format: "prepared %@: %d records, %.3f h audio, %@ in %.1f s — %.0f× real time (%.0f× per core, %d threads), peak memory %@",
+      format: "prepared %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per worker thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
       outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
-      realTimeFactor / Double(max(threads, 1)), threads, formatBytes(peakMemoryBytes))
+      realTimeFactor / Double(max(threads, 1)), threads, cpuSeconds > 0 ? audioSeconds / cpuSeconds : 0,
+      formatBytes(peakMemoryBytes))
     return ([head] + lines).joined(separator: "\n")
   }
 }
@@ -65,6 +68,14 @@ func formatBytes(_ bytes: Int) -> String {
   if value >= 1_048_576 { return String(format: "%.1f MiB", value / 1_048_576) }
   if value >= 1024 { return String(format: "%.1f KiB", value / 1024) }
   return "\(bytes) B"
+}
+
+/// User + system CPU seconds this process has used (`getrusage`).
+public func processCPUSeconds() -> Double {
+  var usage = rusage()
+  getrusage(RUSAGE_SELF_WHO, &usage)
+  func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// Peak resident set size of this process in bytes (`getrusage`).

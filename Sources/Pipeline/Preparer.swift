@@ -71,6 +71,7 @@ final class Preparer {
 
   func run() throws -> PrepareReport {
     let started = DispatchTime.now()
+    let cpuAtStart = processCPUSeconds()
     try recipe.validate()
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
@@ -80,7 +81,7 @@ final class Preparer {
     }
 
     // 1. List.
-    let reader = try makeReader()
+    let reader = try makeCorpusReader(recipe.corpus)
     let listing = try reader.list(splits: recipe.corpus.splits)
     report.missingSplits = listing.missingSplits
     for split in listing.missingSplits {
@@ -95,7 +96,7 @@ final class Preparer {
     listing.rejections.forEach(reject)
 
     // 2. Texts, 3. headers.
-    let vocabulary = Vocabulary.english
+    let vocabulary = try makeVocabulary(for: recipe.corpus, listing: listing)
     let planned = try plan(listing.sources, vocabulary: vocabulary)
 
     // 4. Featurize and write each split in length order.
@@ -137,6 +138,7 @@ final class Preparer {
 
     report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
     report.peakMemoryBytes = peakResidentBytes()
+    report.cpuSeconds = processCPUSeconds() - cpuAtStart
     return report
   }
 
@@ -172,12 +174,6 @@ final class Preparer {
       throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
     }
     return false
-  }
-
-  func makeReader() throws -> CorpusReader {
-    switch recipe.corpus.kind {
-    case .librispeech: return LibriSpeechReader(root: recipe.corpus.root)
-    }
   }
 
   func makeFeatureParameters() throws -> FeatureParameters {

@@ -57,7 +57,7 @@ public final class SplitWriter {
   public let split: String
   public let bins: Int
   public let maxShardBytes: Int
-  private let commitBytes = 32 << 20
+  private let commitBytes = 8 << 20
 
   private var shards: [ShardInfo] = []
   private var environment: LMDBEnvironment?

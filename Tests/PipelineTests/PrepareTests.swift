@@ -174,6 +174,14 @@ final class PrepareTests: XCTestCase {
     try appendLine("100-200-0909 SECOND COPY", to: transcript)
     // a line with an id and no text
     try appendLine("100-200-0910", to: transcript)
+    // a valid file with no samples
+    try AudioEncoder.write(interleaved: [], sampleRateHertz: 16_000, format: .wavPCM16, to: chapter + "/100-200-0912.flac")
+    try appendLine("100-200-0912 NO SAMPLES", to: transcript)
+    // float samples that are not finite
+    var nan = Signals.voiced(seconds: 1, sampleRateHertz: 16_000, seed: 13)
+    nan[100] = .nan
+    try AudioEncoder.write(interleaved: nan, sampleRateHertz: 16_000, format: .wavFloat, to: chapter + "/100-200-0913.flac")
+    try appendLine("100-200-0913 NOT A NUMBER", to: transcript)
     // a good extra utterance after all the bad ones
     try audio("100-200-0911", Signals.voiced(seconds: 1.1, sampleRateHertz: 16_000, seed: 11))
     try appendLine("100-200-0911 STILL LANDS", to: transcript)
@@ -184,13 +192,13 @@ final class PrepareTests: XCTestCase {
     let report = try prepare(recipe: recipe, options: quietOptions())
     let expected: [RejectionReason: Int] = [
       .unreadableAudio: 2, .tooShort: 1, .badChannels: 1, .outOfVocabulary: 1, .nonUTF8Transcript: 1, .missingAudio: 1,
-      .missingTranscript: 1, .duplicateId: 1, .malformedTranscript: 1,
+      .missingTranscript: 1, .duplicateId: 1, .malformedTranscript: 1, .emptyAudio: 1, .nonFiniteAudio: 1,
     ]
     XCTAssertEqual(report.rejectionsByReason, expected)
     XCTAssertEqual(report.records, 18 + 2)  // the standard 18, plus 0909 (first copy) and 0911
 
     let lines = try String(contentsOfFile: output + "/rejected.jsonl", encoding: .utf8).split(separator: "\n")
-    XCTAssertEqual(lines.count, 10)
+    XCTAssertEqual(lines.count, 12)
     let items = try lines.map { try JSONDecoder().decode(ItemError.self, from: Data($0.utf8)) }
     let byReason = Dictionary(grouping: items, by: \.reason)
     XCTAssertEqual(byReason[.nonUTF8Transcript]?.first?.file, transcript)
@@ -204,7 +212,7 @@ final class PrepareTests: XCTestCase {
     XCTAssertEqual(byReason[.missingTranscript]?.first?.utteranceId, "100-200-0908")
 
     let dataset = try Dataset(directory: output)
-    XCTAssertEqual(dataset.manifest.rejected.count, 10)
+    XCTAssertEqual(dataset.manifest.rejected.count, 12)
     var ids: [String] = []
     try dataset.forEachRecord(split: "train-clean-100") { ids.append($0.id); return true }
     XCTAssertTrue(ids.contains("100-200-0911"))

@@ -47,6 +47,11 @@ final class RecordCodecTests: XCTestCase {
       }
     }
     XCTAssertEqual(FeatureCodec.halfBits(1e10), Float16(Float(1e10)).bitPattern)
+    for bits in UInt16.min...UInt16.max {
+      let expected = Float(Float16(bitPattern: bits))
+      let actual = FeatureCodec.float(fromHalf: bits)
+      if expected.isNaN { XCTAssertTrue(actual.isNaN) } else { XCTAssertEqual(actual.bitPattern, expected.bitPattern, "\(bits)") }
+    }
     XCTAssertTrue(Float16(bitPattern: FeatureCodec.halfBits(.nan)).isNaN)
   }
 

@@ -1,0 +1,107 @@
+import DS2Core
+import Foundation
+import Shards
+import TestSupport
+import XCTest
+
+/// Runs the real `ds2-data` binary built beside this test bundle.
+struct CommandResult {
+  var status: Int32
+  var stdout: String
+  var stderr: String
+}
+
+func runBinary(_ arguments: [String], in directory: String = repositoryRoot) throws -> CommandResult {
+  let binary = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
+  let process = Process()
+  process.executableURL = binary
+  process.arguments = arguments
+  process.currentDirectoryURL = URL(fileURLWithPath: directory)
+  let out = Pipe()
+  let err = Pipe()
+  process.standardOutput = out
+  process.standardError = err
+  try process.run()
+  // Read before waiting so a full pipe cannot block the child.
+  let stdout = out.fileHandleForReading.readDataToEndOfFile()
+  let stderr = err.fileHandleForReading.readDataToEndOfFile()
+  process.waitUntilExit()
+  return CommandResult(
+    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+    stderr: String(decoding: stderr, as: UTF8.self))
+}
+
+final class CLITests: XCTestCase {
+  func testHelpForEveryCommand() throws {
+    let top = try runBinary(["--help"])
+    XCTAssertEqual(top.status, 0)
+    for command in ["prepare", "inspect"] {
+      XCTAssertTrue(top.stdout.contains(command), top.stdout)
+      let help = try runBinary([command, "--help"])
+      XCTAssertEqual(help.status, 0, command)
+      XCTAssertTrue(help.stdout.contains("USAGE: ds2-data \(command)"), help.stdout)
+    }
+  }
+
+  /// The README's main job, end to end on the bundled corpus.
+  func testPrepareAndInspectTheBundledCorpus() throws {
+    let directory = TemporaryDirectory("cli")
+    let output = directory.path + "/mini"
+    let result = try runBinary(["prepare", "recipes/mini-librispeech.yaml", "--output", output])
+    XCTAssertEqual(result.status, 0, result.stderr)
+    XCTAssertTrue(result.stdout.contains("prepared \(output)"), result.stdout)
+    XCTAssertTrue(result.stdout.contains("rejected 0"), result.stdout)
+
+    let dataset = try Dataset(directory: output)
+    XCTAssertEqual(dataset.manifest.splits.map(\.name), ["train-clean-100", "dev-clean", "test-clean"])
+    XCTAssertGreaterThan(dataset.manifest.split(named: "train-clean-100")!.records, 40)
+
+    let again = try runBinary(["prepare", "recipes/mini-librispeech.yaml", "--output", output, "--threads", "1"])
+    XCTAssertEqual(again.status, 0)
+    XCTAssertTrue(again.stdout.contains("already complete"), again.stdout)
+
+    let summary = try runBinary(["inspect", output])
+    XCTAssertEqual(summary.status, 0, summary.stderr)
+    for expected in ["train-clean-100", "dev-clean", "test-clean", "161 bins", "float16", "normalization: global"] {
+      XCTAssertTrue(summary.stdout.contains(expected), summary.stdout)
+    }
+
+    let records = try runBinary(["inspect", output, "--records", "3", "--json", "--split", "dev-clean", "--features"])
+    XCTAssertEqual(records.status, 0, records.stderr)
+    let lines = records.stdout.split(separator: "\n")
+    XCTAssertEqual(lines.count, 3)
+    var previousFrames = 0
+    for line in lines {
+      let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+      for key in ["id", "split", "frames", "bins", "transcript", "labels", "features"] { XCTAssertNotNil(object[key], key) }
+      let frames = object["frames"] as! Int
+      XCTAssertGreaterThanOrEqual(frames, previousFrames)
+      previousFrames = frames
+      XCTAssertEqual((object["features"] as! [[Double]]).count, frames)
+    }
+  }
+
+  func testRejectionsGiveExitStatusThreeAndErrorsExitOne() throws {
+    let directory = TemporaryDirectory("cli-bad")
+    let root = directory.path + "/corpus"
+    let fixture = LibriSpeechFixture(root: root)
+    try fixture.write(LibriSpeechFixture.standard(perSplit: 2))
+    let first = LibriSpeechFixture.standard(perSplit: 2)[0]
+    try appendLine("\(first.speaker)-\(first.chapter)-0999 NO SUCH AUDIO", to: fixture.transcriptPath(first))
+    let recipe = directory.path + "/r.yaml"
+    try "corpus: {kind: librispeech, root: \(root), splits: [train-clean-100, dev-clean]}\noutput: \(directory.path)/out\n"
+      .write(toFile: recipe, atomically: true, encoding: .utf8)
+    let result = try runBinary(["prepare", recipe])
+    XCTAssertEqual(result.status, 3, result.stderr)
+    XCTAssertTrue(result.stdout.contains("rejected 1: missing_audio 1"), result.stdout)
+    XCTAssertTrue(result.stderr.contains("0999"), "the rejected item is named on stderr: \(result.stderr)")
+
+    let missing = try runBinary(["prepare", directory.path + "/nope.yaml"])
+    XCTAssertEqual(missing.status, 1)
+    XCTAssertTrue(missing.stderr.contains("nope.yaml"), missing.stderr)
+
+    let notDataset = try runBinary(["inspect", directory.path])
+    XCTAssertEqual(notDataset.status, 1)
+    XCTAssertTrue(notDataset.stderr.contains("no manifest.json"), notDataset.stderr)
+  }
+}
