@@ -43,7 +43,15 @@ struct Prepare: ParsableCommand {
     if let threads { recipe.threads = threads }
     var options = PrepareOptions(force: force)
     if logging.showsProgress { options.progress = TerminalProgress() }
-    let report = try prepare(recipe: recipe, options: options)
+    let signals = SignalHandling(cancellation: options.cancellation)
+    let report: PrepareReport
+    do {
+      report = try prepare(recipe: recipe, options: options)
+    } catch let interrupted as RunInterrupted {
+      FileHandle.standardError.write(Data("\nds2-data: \(interrupted)\n".utf8))
+      throw ExitCode(128 + interrupted.signal)
+    }
+    withExtendedLifetime(signals) {}
     print(report.summary)
     if report.rejectedCount > 0 { throw ExitCode(exitCodeWithRejections) }
   }

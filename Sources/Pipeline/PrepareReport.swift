@@ -24,13 +24,17 @@ public struct PrepareReport: Sendable {
   public var peakMemoryBytes = 0
   /// User + system CPU time of the process during the run, seconds.
   public var cpuSeconds = 0.0
+  /// Audio featurized by this run (less than `audioSeconds` when it resumed).
+  public var processedAudioSeconds = 0.0
+  /// Records a previous, interrupted run had already written.
+  public var resumedRecords = 0
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
   public var outputBytes: Int { splits.reduce(0) { $0 + $1.bytes } }
   public var rejectedCount: Int { rejectionsByReason.values.reduce(0, +) }
-  /// Audio seconds per wall second.
-  public var realTimeFactor: Double { wallSeconds > 0 ? audioSeconds / wallSeconds : 0 }
+  /// Audio seconds featurized per wall second.
+  public var realTimeFactor: Double { wallSeconds > 0 ? processedAudioSeconds / wallSeconds : 0 }
 
   /// One-paragraph human summary.
   public var summary: String {
@@ -44,6 +48,9 @@ public struct PrepareReport: Sendable {
           format: "  %@: %d records, %.2f h, %d shard(s), %@", split.name, split.records, split.audioSeconds / 3600,
           split.shards, formatBytes(split.bytes)))
     }
+    if resumedRecords > 0 {
+      lines.append("  resumed: \(resumedRecords) records were already written by an interrupted run")
+    }
     if !missingSplits.isEmpty {
       lines.append("  skipped (absent under the corpus root): " + missingSplits.joined(separator: ", "))
     }
@@ -56,7 +63,7 @@ public struct PrepareReport: Sendable {
     let head = String(
       format: "prepared %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per worker thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
       outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
-      realTimeFactor / Double(max(threads, 1)), threads, cpuSeconds > 0 ? audioSeconds / cpuSeconds : 0,
+      realTimeFactor / Double(max(threads, 1)), threads, cpuSeconds > 0 ? processedAudioSeconds / cpuSeconds : 0,
       formatBytes(peakMemoryBytes))
     return ([head] + lines).joined(separator: "\n")
   }

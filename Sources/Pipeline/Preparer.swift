@@ -15,6 +15,8 @@ public struct PrepareOptions {
   public var force = false
   /// Receives progress (a terminal display, or nil).
   public var progress: ProgressSink?
+  /// Checked between items; when cancelled the run stops with `RunInterrupted`.
+  public var cancellation = Cancellation()
   public var logger = Logger(label: "ds2-data.prepare")
 
   public init(force: Bool = false, progress: ProgressSink? = nil) {
@@ -55,6 +57,10 @@ final class Preparer {
   let output: String
   let threads: Int
   var rejections: [ItemError] = []
+  var journal: RunJournal
+  /// Audio seconds featurized by this run; records found already written.
+  var processedAudioSeconds = 0.0
+  var resumedRecords = 0
   var logger: Logger { options.logger }
 
   init(recipe: Recipe, options: PrepareOptions) {
@@ -62,6 +68,7 @@ final class Preparer {
     self.options = options
     self.output = recipe.output
     self.threads = recipe.effectiveThreads
+    self.journal = RunJournal(recipe: recipe.contentIdentity)
   }
 
   func reject(_ error: ItemError) {
@@ -79,6 +86,7 @@ final class Preparer {
       report.alreadyComplete = true
       return report
     }
+    try openJournal()
 
     // 1. List.
     let reader = try makeCorpusReader(recipe.corpus)
@@ -107,6 +115,7 @@ final class Preparer {
         $0.frames != $1.frames ? $0.frames < $1.frames : $0.source.id.utf8.lexicographicallyPrecedes($1.source.id.utf8)
       }
       let shards = try write(split: split, utterances: utterances, bins: featureParameters.bins)
+      try options.cancellation.check(output: output)
       let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
       splitInfos.append(info)
       report.splits.append(
@@ -135,10 +144,13 @@ final class Preparer {
       recipe: recipe.contentIdentity)
     try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
+    try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
 
     report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
     report.peakMemoryBytes = peakResidentBytes()
     report.cpuSeconds = processCPUSeconds() - cpuAtStart
+    report.processedAudioSeconds = processedAudioSeconds
+    report.resumedRecords = resumedRecords
     return report
   }
 
@@ -163,8 +175,37 @@ final class Preparer {
             + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
       }
       try fileManager.removeItem(atPath: manifestPath)
+      try wipeOutput()
     }
-    for name in ["recipe.yaml", "rejected.jsonl", "shards"] {
+    return false
+  }
+
+  /// Resumes the journaled run of this recipe, or starts a new one (refusing to mix
+  /// with an unfinished run of another recipe unless forced).
+  func openJournal() throws {
+    if let existing = RunJournal.load(directory: output) {
+      if existing.recipe == journal.recipe && !options.force {
+        journal = existing
+        let shards = existing.splits.values.reduce(0) { $0 + $1.shards.count }
+        let records = existing.splits.values.reduce(0) { $0 + $1.shards.reduce(0) { $0 + $1.records } }
+        logger.notice("resuming \(output): \(shards) shard(s), \(records) record(s) already written")
+        return
+      }
+      if !options.force {
+        throw ConfigurationError(
+          "\(output) holds an unfinished run of a different recipe (differs in: "
+            + "\(differingKeys(existing.recipe, journal.recipe).joined(separator: ", "))); rerun that recipe to "
+            + "finish it, or use --force to discard it")
+      }
+    }
+    try wipeOutput()
+    try journal.save(directory: output)
+  }
+
+  /// Removes what ds2-data writes in `output` (never other files).
+  func wipeOutput() throws {
+    let fileManager = FileManager.default
+    for name in ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName, "shards"] {
       let path = output + "/" + name
       if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
     }
@@ -173,7 +214,6 @@ final class Preparer {
     } catch {
       throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
     }
-    return false
   }
 
   func makeFeatureParameters() throws -> FeatureParameters {
@@ -262,6 +302,7 @@ final class Preparer {
         }
       },
       consume: { _, result in
+        try options.cancellation.check(output: output)
         switch result {
         case .success(let utterance): planned.append(utterance)
         case .failure(let error): reject(error)
@@ -274,53 +315,108 @@ final class Preparer {
 
   // MARK: Writing
 
+  /// Featurizes and writes one split's utterances (already in length order), resuming
+  /// after the shards the journal lists. Returns all of the split's shards.
   func write(split: String, utterances: [PlannedUtterance], bins: Int) throws -> [ShardInfo] {
-    let writer = try SplitWriter(directory: output, split: split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes)
+    var progress = journal.splits[split] ?? RunJournal.SplitProgress()
+    if !journaledShardsExist(progress.shards) {
+      logger.warning("shards of \(split) listed in \(RunJournal.fileName) are missing or changed; rewriting the split")
+      progress = RunJournal.SplitProgress()
+    }
+    progress.rejections.forEach(reject)
+    resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
+    if progress.finished { return progress.shards }
+
+    let writer = try SplitWriter(
+      directory: output, split: split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes,
+      firstShardIndex: progress.shards.count)
+    var position = progress.consumed  // index of the utterance being written
+    var splitRejections = progress.rejections
+    writer.onShardFinished = { [unowned self] shard in
+      progress.shards.append(shard)
+      progress.consumed = position
+      progress.rejections = splitRejections
+      journal.splits[split] = progress
+      try journal.save(directory: output)
+    }
+    let start = progress.consumed
+    let remaining = Array(utterances[start...])
     let rate = recipe.audio.sampleRateHertz
     let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
     let audio = recipe.audio
     let loudness = recipe.features.loudnessTargetDecibels
     let dtype = recipe.shards.dtype
-    let totalSeconds = utterances.reduce(0.0) { $0 + Double($1.samples) / Double(rate) }
-    let progress = PhaseProgress(sink: options.progress, phase: split, itemsTotal: utterances.count, audioSecondsTotal: totalSeconds)
-    try orderedParallelMap(
-      count: utterances.count, threads: threads, window: 4 * threads + 4,
-      produce: { index, worker -> Result<EncodedRecord, ItemError> in
-        let utterance = utterances[index]
-        let source = utterance.source
-        do {
-          var waveform = try AudioDecoder.decode(
-            path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
-            durationSeconds: source.durationSeconds)
-          waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
-          if let loudness {
-            waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
+    let totalSeconds = remaining.reduce(0.0) { $0 + Double($1.samples) / Double(rate) }
+    let phase = PhaseProgress(sink: options.progress, phase: split, itemsTotal: remaining.count, audioSecondsTotal: totalSeconds)
+    let cancellation = options.cancellation
+    do {
+      try orderedParallelMap(
+        count: remaining.count, threads: threads, window: 4 * threads + 4,
+        produce: { index, worker -> Result<EncodedRecord, ItemError> in
+          let utterance = remaining[index]
+          let source = utterance.source
+          if cancellation.signal != nil {
+            return .failure(ItemError(.unreadableAudio, file: source.audioPath, message: "cancelled"))
           }
-          precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
-          var features = extractors[worker].compute(waveform.samples).values
-          return .success(
-            EncodedRecord(
-              id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
-              frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
-              infoJSON: utterance.infoJSON))
-        } catch var error as ItemError {
-          error.utteranceId = source.id
-          error.split = source.split
-          return .failure(error)
-        } catch {
-          return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
-            message: "\(error)"))
-        }
-      },
-      consume: { index, result in
-        switch result {
-        case .success(let record): try writer.append(record)
-        case .failure(let error): reject(error)
-        }
-        progress.advance(audioSeconds: Double(utterances[index].samples) / Double(rate))
-      })
-    progress.finish()
-    return try writer.finish()
+          do {
+            var waveform = try AudioDecoder.decode(
+              path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
+              durationSeconds: source.durationSeconds)
+            waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
+            if let loudness {
+              waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
+            }
+            precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
+            var features = extractors[worker].compute(waveform.samples).values
+            return .success(
+              EncodedRecord(
+                id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+                frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
+                infoJSON: utterance.infoJSON))
+          } catch var error as ItemError {
+            error.utteranceId = source.id
+            error.split = source.split
+            return .failure(error)
+          } catch {
+            return .failure(
+              ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+                message: "\(error)"))
+          }
+        },
+        consume: { index, result in
+          try cancellation.check(output: output)
+          position = start + index
+          switch result {
+          case .success(let record): try writer.append(record)
+          case .failure(let error):
+            reject(error)
+            splitRejections.append(error)
+          }
+          let seconds = Double(remaining[index].samples) / Double(rate)
+          processedAudioSeconds += seconds
+          phase.advance(audioSeconds: seconds)
+        })
+      position = utterances.count
+      _ = try writer.finish()
+    } catch {
+      writer.abandon()
+      throw error
+    }
+    phase.finish()
+    progress.consumed = utterances.count
+    progress.rejections = splitRejections
+    progress.finished = true
+    journal.splits[split] = progress
+    try journal.save(directory: output)
+    return progress.shards
+  }
+
+  /// True when every journaled shard file exists with the journaled size.
+  func journaledShardsExist(_ shards: [ShardInfo]) -> Bool {
+    shards.allSatisfy { shard in
+      let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
+      return (attributes?[.size] as? NSNumber)?.intValue == shard.bytes
+    }
   }
 
   func makeSplitInfo(name: String, shards: [ShardInfo], isTraining: Bool) -> SplitInfo {

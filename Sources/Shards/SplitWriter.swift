@@ -49,9 +49,11 @@ public struct EncodedRecord: Sendable {
 ///
 /// Records must arrive in ascending key order (frames, then id). A new shard starts when
 /// the next record would push the current one's estimated file size past
-/// `maxShardBytes`. Each shard is written as `<file>.partial`, synced, then renamed; only
-/// then is it listed. Transactions commit every `commitBytes` of values, a rule that
-/// depends only on the records, so files are byte-identical across runs.
+/// `maxShardBytes`. Each shard is written as `<file>.partial`, synced, then renamed;
+/// only then is it reported to `onShardFinished` (which a resumable run journals).
+/// Transactions commit every `commitBytes` of values, a rule that depends only on the
+/// records, and every shard starts from an empty file, so a shard's bytes depend only on
+/// its records: a run resumed at shard `k` writes the same files as an uninterrupted one.
 public final class SplitWriter {
   public let directory: String
   public let split: String
@@ -60,6 +62,9 @@ public final class SplitWriter {
   private let commitBytes = 8 << 20
 
   private var shards: [ShardInfo] = []
+  private let firstShardIndex: Int
+  /// Called after each shard is complete and renamed, before the next one starts.
+  public var onShardFinished: ((ShardInfo) throws -> Void)?
   private var environment: LMDBEnvironment?
   private var pending: [(key: [UInt8], value: [UInt8])] = []
   private var pendingBytes = 0
@@ -69,7 +74,10 @@ public final class SplitWriter {
   /// - Parameters:
   ///   - directory: the dataset directory; shards go to `<directory>/shards/`.
   ///   - maxShardBytes: the size cap of one shard file.
-  public init(directory: String, split: String, bins: Int, maxShardBytes: Int) throws {
+  ///   - firstShardIndex: the index of the first shard this writer writes (a resumed
+  ///     run continues after the shards it already has).
+  public init(directory: String, split: String, bins: Int, maxShardBytes: Int, firstShardIndex: Int = 0) throws {
+    self.firstShardIndex = firstShardIndex
     self.directory = directory
     self.split = split
     self.bins = bins
@@ -91,6 +99,15 @@ public final class SplitWriter {
   /// Pages a commit may leave behind (copied-on-write leaf/branch path, free list).
   static let commitOverheadBytes = 4 * 4096
 
+  /// Stops writing: the shard in progress is closed and its `.partial` file removed.
+  /// Completed shards stay.
+  public func abandon() {
+    environment = nil
+    pending.removeAll()
+    pendingBytes = 0
+    try? FileManager.default.removeItem(atPath: directory + "/" + shardFileName + ".partial")
+  }
+
   /// Appends one record.
   /// - Throws: `LMDBError` (disk or map full, I/O).
   public func append(_ record: EncodedRecord) throws {
@@ -110,14 +127,14 @@ public final class SplitWriter {
     if pendingBytes >= commitBytes { try flush() }
   }
 
-  /// Finishes the last shard and returns every shard of the split, in order.
+  /// Finishes the last shard and returns the shards this writer wrote, in order.
   public func finish() throws -> [ShardInfo] {
     if environment != nil { try finishShard() }
     return shards
   }
 
   private var shardFileName: String {
-    let index = String(shards.count)
+    let index = String(firstShardIndex + shards.count)
     return "shards/\(split)-" + String(repeating: "0", count: max(0, 5 - index.count)) + index + ".mdb"
   }
 
@@ -150,11 +167,11 @@ public final class SplitWriter {
     let (bytes, digest) = try Self.sizeAndDigest(path: partial)
     try? FileManager.default.removeItem(atPath: final)
     try FileManager.default.moveItem(atPath: partial, toPath: final)
-    shards.append(
-      ShardInfo(
-        file: name, records: current.records, minFrames: current.minFrames, maxFrames: current.maxFrames,
-        frames: current.frames, samples: current.samples, bytes: bytes, sha256: digest,
-        statistics: current.statistics))
+    let info = ShardInfo(
+      file: name, records: current.records, minFrames: current.minFrames, maxFrames: current.maxFrames,
+      frames: current.frames, samples: current.samples, bytes: bytes, sha256: digest, statistics: current.statistics)
+    shards.append(info)
+    try onShardFinished?(info)
   }
 
   /// Size and SHA-256 (lowercase hex) of a file, read in 4 MiB blocks.

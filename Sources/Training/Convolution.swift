@@ -29,8 +29,9 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
 
   private var input: Tensor<Scalar>?
   private var inputLengths: [Int] = []
-  private var output = Tensor<Scalar>(shape: [0])
-  private var inputGradient = Tensor<Scalar>(shape: [0])
+  /// Result buffers of `forward` and `backward`; the model normalizes them in place.
+  var output = Tensor<Scalar>(shape: [0])
+  var inputGradient = Tensor<Scalar>(shape: [0])
   private var columns = Tensor<Scalar>(shape: [0])
 
   private var patchSize: Int { kernelTime * kernelFrequency * inputChannels }

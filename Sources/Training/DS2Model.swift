@@ -83,11 +83,12 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
       channels = layer.channels
     }
     var recurrent: [BidirectionalRecurrent<Scalar>] = []
+    let scratch = RecurrentScratch<Scalar>()
     for index in 0..<config.rnnLayers {
       recurrent.append(BidirectionalRecurrent(
         name: "rnn\(index)", cell: config.rnnCell,
         inputCount: index == 0 ? config.recurrentInputCount : config.rnnHidden,
-        hiddenCount: config.rnnHidden, generator: &generator))
+        hiddenCount: config.rnnHidden, scratch: scratch, generator: &generator))
     }
     self.convolutions = convolutions
     convolutionNorms = norms
@@ -115,9 +116,11 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
     var lengths = batch.lengths
     var x = input.reshaped(to: [input.shape[0], input.shape[1], input.shape[2], 1])
     for (convolution, norm) in zip(convolutions, convolutionNorms) {
-      let convolved = convolution.forward(x, lengths: lengths, training: isTraining)
+      _ = convolution.forward(x, lengths: lengths, training: isTraining)
       lengths = lengths.map(convolution.outputLength)
-      x = norm.forward(convolved, lengths: lengths, training: isTraining)
+      // In place: the convolution's buffer becomes the block output, reused every step.
+      norm.normalizeInPlace(&convolution.output, lengths: lengths, training: isTraining)
+      x = convolution.output
     }
     var sequence = x.reshaped(to: [x.shape[0], x.shape[1], x.shape[2] * x.shape[3]])
     for layer in recurrentLayers {
@@ -133,17 +136,21 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
   public func backward(_ logitsGradient: Tensor<Scalar>) {
     var gradient = output.backward(logitsGradient)!
     gradient = outputNorm.backward(gradient)
-    for (index, layer) in recurrentLayers.enumerated().reversed() {
-      let needsInput = index > 0 || !convolutions.isEmpty
-      guard let inputGradient = layer.backward(gradient, computeInputGradient: needsInput) else { return }
-      gradient = inputGradient
+    for layer in recurrentLayers.dropFirst().reversed() {
+      gradient = layer.backward(gradient)!
     }
-    let channels = config.convLayers.last!.channels
-    var map = gradient.reshaped(to: [gradient.shape[0], gradient.shape[1], gradient.shape[2] / channels, channels])
+    recurrentLayers[0].backward(gradient, computeInputGradient: !convolutions.isEmpty)
+    // Each conv block's output gradient lives in the next layer's buffer; normalize it in place.
     for index in convolutions.indices.reversed() {
-      let normalized = convolutionNorms[index].backward(map)
-      guard let inputGradient = convolutions[index].backward(normalized, computeInputGradient: index > 0) else { return }
-      map = inputGradient
+      let blockGradient: Tensor<Scalar>
+      if index == convolutions.count - 1 {
+        convolutionNorms[index].backpropagateInPlace(&recurrentLayers[0].inputGradient)
+        blockGradient = recurrentLayers[0].inputGradient
+      } else {
+        convolutionNorms[index].backpropagateInPlace(&convolutions[index + 1].inputGradient)
+        blockGradient = convolutions[index + 1].inputGradient
+      }
+      convolutions[index].backward(blockGradient.reshaped(to: convolutions[index].output.shape), computeInputGradient: index > 0)
     }
   }
 

@@ -45,9 +45,9 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
   private var lengths: [Int] = []
   private var activePrefix: [Int] = []
   private var output = Tensor<Scalar>(shape: [0])
-  private var projection = Tensor<Scalar>(shape: [0])
-  private var inputGradient = Tensor<Scalar>(shape: [0])
-  private var normalizedGradient = Tensor<Scalar>(shape: [0])
+  /// Result buffer of `backward`; the model normalizes it in place for the conv stack.
+  var inputGradient = Tensor<Scalar>(shape: [0])
+  private let scratch: RecurrentScratch<Scalar>
   /// Hidden states in step order, `[2 × (T + 1) × N × H]`: slot 0 of each direction is the zero
   /// initial state and slot `s + 1` holds step `s`, which is time `s` (forward direction) or
   /// `lengths[b] − 1 − s` (backward direction); 0 at inactive positions.
@@ -56,17 +56,16 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
   private let gates = Workspace<Scalar>()
   /// GRU `g_n = (U h_{t−1} + b)_n` per step, `[2 × T × N × H]`.
   private let hiddenCandidate = Workspace<Scalar>()
-  /// Per step `U h_{t−1}` of the active prefix, `[N × GH]`.
-  private let stepProduct = Workspace<Scalar>()
-  /// d(loss)/d(U h_{t−1} + b) in step order, `[2 × T × N × GH]`.
-  private let recurrentGradient = Workspace<Scalar>()
-  /// d(loss)/d(h_{s−1}) flowing back from step `s`, `[N × H]`.
-  private let carry = Workspace<Scalar>()
 
   private var gateWidth: Int { cell.gateCount * hiddenCount }
 
-  init(name: String, cell: RecurrentCell, inputCount: Int, hiddenCount: Int, generator: inout Xoshiro256StarStar) {
+  /// `scratch` may be shared by layers that never run concurrently (those of one model).
+  init(
+    name: String, cell: RecurrentCell, inputCount: Int, hiddenCount: Int,
+    scratch: RecurrentScratch<Scalar> = RecurrentScratch(), generator: inout Xoshiro256StarStar
+  ) {
     precondition(inputCount > 0 && hiddenCount > 0, "recurrent sizes must be positive")
+    self.scratch = scratch
     self.cell = cell
     self.inputCount = inputCount
     self.hiddenCount = hiddenCount
@@ -91,10 +90,10 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     self.lengths = lengths
     activePrefix = SequenceLayout.activePrefix(lengths: lengths, steps: steps)
     let width = gateWidth
-    projection.reset(to: [steps, batch, 2 * width])
+    scratch.projection.reset(to: [steps, batch, 2 * width])
     x.withUnsafeBufferPointer { px in
       inputWeight.value.withUnsafeBufferPointer { w in
-        projection.withUnsafeMutableBufferPointer { p in
+        scratch.projection.withUnsafeMutableBufferPointer { p in
           BLAS.gemm(
             transposeA: false, transposeB: false, m: steps * batch, n: 2 * width, k: inputCount,
             alpha: 1, a: px.baseAddress, lda: inputCount, b: w.baseAddress, ldb: 2 * width,
@@ -102,7 +101,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
         }
       }
     }
-    let normalized = normalization.forward(projection, lengths: lengths, training: training)
+    normalization.normalizeInPlace(&scratch.projection, lengths: lengths, training: training)
     let perDirection = steps * batch * hiddenCount
     _ = hidden.zeroed(2 * (steps + 1) * batch * hiddenCount)
     if cell == .gru {
@@ -110,7 +109,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       _ = hiddenCandidate.zeroed(2 * perDirection)
     }
     output.reset(to: [steps, batch, hiddenCount])
-    normalized.withUnsafeBufferPointer { q in
+    scratch.projection.withUnsafeBufferPointer { q in
       output.withUnsafeMutableBufferPointer { y in
         for direction in 0..<2 {
           runDirection(direction, normalized: q.baseAddress!, output: y.baseAddress!, steps: steps, batch: batch)
@@ -132,16 +131,17 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     input = nil
     let (steps, batch) = (x.shape[0], x.shape[1])
     let width = gateWidth
-    normalizedGradient.reset(to: [steps, batch, 2 * width])
-    _ = recurrentGradient.zeroed(2 * steps * batch * width)
+    scratch.normalizedGradient.reset(to: [steps, batch, 2 * width])
+    _ = scratch.recurrentGradient.zeroed(2 * steps * batch * width)
     outputGradient.withUnsafeBufferPointer { dy in
-      normalizedGradient.withUnsafeMutableBufferPointer { dq in
+      scratch.normalizedGradient.withUnsafeMutableBufferPointer { dq in
         for direction in 0..<2 {
           backpropagateDirection(direction, outputGradient: dy.baseAddress!, normalizedGradient: dq.baseAddress!, steps: steps, batch: batch)
         }
       }
     }
-    let projectionGradient = normalization.backward(normalizedGradient)
+    normalization.backpropagateInPlace(&scratch.normalizedGradient)
+    let projectionGradient = scratch.normalizedGradient
     projectionGradient.withUnsafeBufferPointer { dp in
       x.withUnsafeBufferPointer { px in
         inputWeight.gradient.withUnsafeMutableBufferPointer { dw in
@@ -184,7 +184,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
     // Stays 0 for step 0, whose previous state is 0.
-    let product = stepProduct.zeroed(batch * width)
+    let product = scratch.stepProduct.zeroed(batch * width)
     recurrentWeight.value.withUnsafeBufferPointer { u in
       let bias = recurrentBias?.value.scalars ?? []
       for s in 0..<steps {
@@ -241,8 +241,8 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let states = hidden.pointer + direction * (positions + batch) * h
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
-    let preGradient = recurrentGradient.pointer + direction * positions * width
-    let carried = carry.zeroed(batch * h)
+    let preGradient = scratch.recurrentGradient.pointer + direction * positions * width
+    let carried = scratch.carry.zeroed(batch * h)
     recurrentWeight.value.withUnsafeBufferPointer { u in
       let uDirection = u.baseAddress! + direction * h * width
       for s in stride(from: steps - 1, through: 0, by: -1) {
@@ -306,4 +306,21 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       }
     }
   }
+}
+
+/// Buffers a `BidirectionalRecurrent` layer needs only within one `forward` or `backward` call.
+final class RecurrentScratch<Scalar: TensorScalar> {
+  /// `[T × N × 2GH]` input projection, normalized in place.
+  var projection = Tensor<Scalar>(shape: [0])
+  /// `[T × N × 2GH]` gradient of the normalized projection, turned in place into that of the
+  /// raw projection.
+  var normalizedGradient = Tensor<Scalar>(shape: [0])
+  /// d(loss)/d(U h_{t−1} + b) in step order, `[2 × T × N × GH]`.
+  let recurrentGradient = Workspace<Scalar>()
+  /// Per step `U h_{t−1}` of the active prefix, `[N × GH]`.
+  let stepProduct = Workspace<Scalar>()
+  /// d(loss)/d(h_{s−1}) flowing back from step `s`, `[N × H]`.
+  let carry = Workspace<Scalar>()
+
+  init() {}
 }

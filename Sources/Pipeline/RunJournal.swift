@@ -1,0 +1,74 @@
+import DS2Core
+import Foundation
+import Shards
+
+/// `progress.json`: what an unfinished run has completed, so that a rerun of the same
+/// command resumes instead of starting over.
+///
+/// Written atomically after every completed shard; removed once `manifest.json` exists.
+/// A shard is listed only after its file is synced and renamed, so everything the journal
+/// lists is complete; anything else in `shards/` is rewritten.
+struct RunJournal: Codable, Equatable {
+  static let fileName = "progress.json"
+
+  /// The recipe's content identity; a different recipe never resumes this run.
+  var recipe: JSONValue
+  var splits: [String: SplitProgress] = [:]
+
+  struct SplitProgress: Codable, Equatable {
+    /// Completed shards, in order.
+    var shards: [ShardInfo] = []
+    /// Planned utterances (in length order) accounted for by `shards` and `rejections`.
+    var consumed = 0
+    /// Items rejected while featurizing the first `consumed` utterances.
+    var rejections: [ItemError] = []
+    var finished = false
+  }
+
+  static func load(directory: String) -> RunJournal? {
+    guard let data = FileManager.default.contents(atPath: directory + "/" + fileName) else { return nil }
+    return try? JSONDecoder().decode(RunJournal.self, from: data)
+  }
+
+  func save(directory: String) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    try atomicWrite(String(decoding: try encoder.encode(self), as: UTF8.self), to: directory + "/" + Self.fileName)
+  }
+}
+
+/// A request to stop a run (Ctrl-C, SIGTERM), checked between items.
+public final class Cancellation: @unchecked Sendable {
+  private let lock = NSLock()
+  private var signalNumber: Int32?
+
+  public init() {}
+
+  /// Asks the run to stop; `signal` is reported in the error (e.g. `SIGINT`).
+  public func cancel(signal: Int32) {
+    lock.lock()
+    if signalNumber == nil { signalNumber = signal }
+    lock.unlock()
+  }
+
+  /// The signal that cancelled the run, if any.
+  public var signal: Int32? {
+    lock.lock()
+    defer { lock.unlock() }
+    return signalNumber
+  }
+
+  /// - Throws: `RunInterrupted` once cancelled.
+  func check(output: String) throws {
+    if let signal { throw RunInterrupted(signal: signal, output: output) }
+  }
+}
+
+/// The run stopped on request. Completed shards are kept and journaled.
+public struct RunInterrupted: Error, CustomStringConvertible {
+  public var signal: Int32
+  public var output: String
+  public var description: String {
+    "interrupted by signal \(signal); completed shards are kept in \(output) — rerun the same command to resume"
+  }
+}

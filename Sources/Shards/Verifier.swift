@@ -1,0 +1,171 @@
+import DS2Core
+import Foundation
+
+/// One thing wrong with a dataset on disk.
+public struct VerificationProblem: Sendable, Codable, Equatable, CustomStringConvertible {
+  /// What the problem is in: `manifest.json`, a shard file, `rejected.jsonl`.
+  public var file: String
+  public var message: String
+  public var description: String { "\(file): \(message)" }
+}
+
+/// What `verify` found.
+public struct VerificationReport: Sendable {
+  public var problems: [VerificationProblem] = []
+  public var shardsChecked = 0
+  public var recordsChecked = 0
+  public var isIntact: Bool { problems.isEmpty }
+}
+
+/// Checks a dataset against its manifest (the `ds2-data verify` command).
+///
+/// For every shard: present, size and SHA-256 as listed (a shard failing these is not
+/// opened further — LMDB trusts its pages), record count, keys ascending within and across
+/// shards, every record decodable with the manifest's bins and dtype, a key matching its
+/// (frames, id), at least one frame, finite values, a non-empty label sequence of valid
+/// ids, and statistics recomputed from the stored values equal to the listed ones. Then
+/// split totals and the merged training statistics against the manifest, and the
+/// rejection count against `rejected.jsonl`.
+public func verifyDataset(directory: String) -> VerificationReport {
+  var report = VerificationReport()
+  func problem(_ file: String, _ message: String) {
+    report.problems.append(VerificationProblem(file: file, message: message))
+  }
+  let dataset: Dataset
+  do {
+    dataset = try Dataset(directory: directory)
+  } catch {
+    problem("manifest.json", "\(error)")
+    return report
+  }
+  let manifest = dataset.manifest
+  let bins = manifest.features.bins
+  let vocabularySize = manifest.vocabulary.count
+  var trainingStatistics = FeatureStatistics(bins: bins)
+
+  for split in manifest.splits {
+    var previousLastKey: [UInt8]?
+    var totals = (records: 0, frames: 0, samples: 0)
+    for shard in split.shards {
+      let path = directory + "/" + shard.file
+      report.shardsChecked += 1
+      guard FileManager.default.fileExists(atPath: path) else {
+        problem(shard.file, "missing")
+        continue
+      }
+      do {
+        let (size, digest) = try SplitWriter.sizeAndDigest(path: path)
+        if size != shard.bytes {
+          problem(shard.file, "size \(size) bytes, manifest says \(shard.bytes) (truncated or replaced)")
+          continue
+        }
+        if digest != shard.sha256 {
+          problem(shard.file, "SHA-256 \(digest) does not match the manifest's \(shard.sha256) (damaged)")
+          continue
+        }
+      } catch {
+        problem(shard.file, "cannot read: \(error)")
+        continue
+      }
+      var statistics = FeatureStatistics(bins: bins)
+      var count = 0
+      var minFrames = Int.max
+      var maxFrames = 0
+      var frames = 0
+      var samples = 0
+      var firstKey: [UInt8]?
+      var lastKey: [UInt8]?
+      var recordProblems = 0
+      func recordProblem(_ message: String) {
+        recordProblems += 1
+        if recordProblems <= 20 { problem(shard.file, message) }
+      }
+      do {
+        let environment = try dataset.environment(for: shard)
+        try environment.forEach { keyBuffer, value in
+          let key = Array(keyBuffer)
+          if firstKey == nil { firstKey = key }
+          if let lastKey, !lastKey.lexicographicallyPrecedes(key) { recordProblem("keys out of order at record \(count)") }
+          lastKey = key
+          count += 1
+          let record: ShardRecord
+          do {
+            record = try ShardRecord.decode(value)
+          } catch {
+            recordProblem("record \(count - 1): \(error)")
+            return true
+          }
+          let header = "record \(record.id)"
+          if key != RecordLayout.key(frames: record.frames, id: record.id) { recordProblem("\(header): key does not match its frames and id") }
+          if record.bins != bins { recordProblem("\(header): \(record.bins) bins, manifest says \(bins)") }
+          if record.frames < 1 { recordProblem("\(header): no frames") }
+          if record.labels.isEmpty { recordProblem("\(header): empty label sequence") }
+          if record.labels.contains(where: { $0 <= 0 || Int($0) >= vocabularySize }) {
+            recordProblem("\(header): label id outside 1..<\(vocabularySize)")
+          }
+          if let dtype = try? ShardRecord.decodeHeader(value).dtype, dtype != manifest.features.dtype {
+            recordProblem("\(header): dtype \(dtype.rawValue), manifest says \(manifest.features.dtype.rawValue)")
+          }
+          if !record.features.values.allSatisfy(\.isFinite) { recordProblem("\(header): non-finite feature values") }
+          if record.bins == bins {
+            record.features.values.withUnsafeBufferPointer { statistics.add(frames: record.frames, values: $0) }
+          }
+          minFrames = min(minFrames, record.frames)
+          maxFrames = max(maxFrames, record.frames)
+          frames += record.frames
+          samples += record.sampleCount
+          return true
+        }
+      } catch {
+        problem(shard.file, "cannot read: \(error)")
+        continue
+      }
+      if recordProblems > 20 { problem(shard.file, "\(recordProblems - 20) more record problems") }
+      report.recordsChecked += count
+      if count != shard.records { problem(shard.file, "\(count) records, manifest says \(shard.records)") }
+      if count > 0 && (minFrames != shard.minFrames || maxFrames != shard.maxFrames) {
+        problem(shard.file, "frames \(minFrames)–\(maxFrames), manifest says \(shard.minFrames)–\(shard.maxFrames)")
+      }
+      if frames != shard.frames || samples != shard.samples {
+        problem(shard.file, "frame or sample totals differ from the manifest")
+      }
+      if !statisticsAgree(statistics, shard.statistics) {
+        problem(shard.file, "statistics recomputed from the records differ from the manifest's")
+      }
+      if let previousLastKey, let firstKey, !previousLastKey.lexicographicallyPrecedes(firstKey) {
+        problem(shard.file, "first record is not longer than the previous shard's last (length order broken)")
+      }
+      previousLastKey = lastKey ?? previousLastKey
+      totals.records += shard.records
+      totals.frames += shard.frames
+      totals.samples += shard.samples
+      if manifest.normalization.statisticsSplits.contains(split.name) { trainingStatistics.merge(shard.statistics) }
+    }
+    if totals.records != split.records || totals.frames != split.frames {
+      problem("manifest.json", "split \(split.name): totals differ from the sum of its shards")
+    }
+  }
+  if !statisticsAgree(trainingStatistics, manifest.normalization.statistics) {
+    problem("manifest.json", "normalization statistics differ from the merge of the training shards' statistics")
+  }
+  let rejectedPath = directory + "/" + manifest.rejected.file
+  if let data = FileManager.default.contents(atPath: rejectedPath) {
+    let lines = data.split(separator: UInt8(ascii: "\n")).count
+    if lines != manifest.rejected.count {
+      problem(manifest.rejected.file, "\(lines) lines, manifest says \(manifest.rejected.count) rejected items")
+    }
+  } else {
+    problem(manifest.rejected.file, "missing")
+  }
+  return report
+}
+
+/// Equal counts, and means and M2 equal to within floating-point noise.
+func statisticsAgree(_ a: FeatureStatistics, _ b: FeatureStatistics) -> Bool {
+  guard a.count == b.count, a.bins == b.bins else { return false }
+  for k in 0..<a.bins {
+    if abs(a.mean[k] - b.mean[k]) > 1e-9 * max(1, abs(b.mean[k])) { return false }
+    if abs(a.m2[k] - b.m2[k]) > 1e-9 * max(1, abs(b.m2[k])) { return false }
+  }
+  return true
+}

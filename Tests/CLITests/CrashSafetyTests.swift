@@ -1,0 +1,228 @@
+import DS2Core
+import Foundation
+import Shards
+import TestSupport
+import XCTest
+
+/// Kills, interrupts and reads the real binary while it writes.
+final class CrashSafetyTests: XCTestCase {
+  /// A corpus large enough (in a debug build) to be caught mid-run, with 1 MiB shards.
+  func makeCorpus(_ directory: TemporaryDirectory) throws -> String {
+    let root = directory.path + "/corpus"
+    var utterances: [LibriSpeechFixture.Utterance] = []
+    for (s, split) in ["train-clean-100", "dev-clean"].enumerated() {
+      for i in 0..<(s == 0 ? 150 : 10) {
+        utterances.append(
+          .init(split: split, speaker: 10 + s, chapter: 20 + i % 3, index: i, text: "word number \(String(repeating: "x", count: 1 + i % 5))",
+            seconds: 1.5 + Double((i * 7) % 10) * 0.2))
+      }
+    }
+    try LibriSpeechFixture(root: root).write(utterances)
+    let recipe = directory.path + "/recipe.yaml"
+    try """
+      corpus: {kind: librispeech, root: \(root), splits: [train-clean-100, dev-clean]}
+      shards: {maxShardBytes: 1048576}
+      """.write(toFile: recipe, atomically: true, encoding: .utf8)
+    return recipe
+  }
+
+  /// Every file of a dataset except recipe.yaml (which records the output path).
+  func contents(of directory: String) -> [String: Data] {
+    var files: [String: Data] = [:]
+    let enumerator = FileManager.default.enumerator(atPath: directory)!
+    while let name = enumerator.nextObject() as? String {
+      var isDirectory: ObjCBool = false
+      FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
+      if !isDirectory.boolValue && name != "recipe.yaml" { files[name] = FileManager.default.contents(atPath: directory + "/" + name) }
+    }
+    return files
+  }
+
+  func start(_ arguments: [String]) throws -> Process {
+    let process = Process()
+    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
+  }
+
+  func testSIGKILLAtRandomPointsThenResumeGivesByteIdenticalOutput() throws {
+    let directory = TemporaryDirectory("kill")
+    let recipe = try makeCorpus(directory)
+    let reference = directory.path + "/reference"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
+    let expected = contents(of: reference)
+    XCTAssertGreaterThan(expected.keys.filter { $0.hasSuffix(".mdb") }.count, 4)
+
+    var generator = SeededGenerator(seed: UInt64(Date().timeIntervalSince1970))
+    var interruptedRuns = 0
+    for round in 0..<3 {
+      let output = directory.path + "/killed\(round)"
+      // Kill up to three times at random moments, then let a run finish.
+      for _ in 0..<3 {
+        let process = try start(["prepare", recipe, "--output", output, "-q"])
+        usleep(UInt32(30_000 + generator.next() % 500_000))
+        if process.isRunning {
+          kill(process.processIdentifier, SIGKILL)
+          interruptedRuns += 1
+        }
+        process.waitUntilExit()
+        // Never a manifest without every shard: either none, or a complete dataset.
+        if FileManager.default.fileExists(atPath: output + "/manifest.json") {
+          XCTAssertTrue(verifyDataset(directory: output).isIntact)
+        }
+      }
+      let final = try runBinary(["prepare", recipe, "--output", output, "-q"])
+      XCTAssertEqual(final.status, 0, final.stderr)
+      let actual = contents(of: output)
+      XCTAssertEqual(Set(actual.keys), Set(expected.keys), "round \(round)")
+      for (name, data) in expected { XCTAssertEqual(actual[name], data, "\(name) differs after resume (round \(round))") }
+    }
+    XCTAssertGreaterThan(interruptedRuns, 0, "no run was caught mid-way; the corpus is too small for this machine")
+  }
+
+  func testCtrlCStopsCleanlyWithStatus130AndResumes() throws {
+    let directory = TemporaryDirectory("sigint")
+    let recipe = try makeCorpus(directory)
+    let output = directory.path + "/out"
+    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
+    usleep(300_000)
+    guard process.isRunning else { throw XCTSkip("the run finished before the signal") }
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 130)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/manifest.json"))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/progress.json"))
+    let partials = try FileManager.default.contentsOfDirectory(atPath: output + "/shards").filter { $0.hasSuffix(".partial") }
+    XCTAssertEqual(partials, [], "the shard in flight is rolled back")
+    let resumed = try runBinary(["prepare", recipe, "--output", output])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(resumed.stdout.contains("resumed:") || resumed.stderr.contains("resuming"), resumed.stdout + resumed.stderr)
+    XCTAssertTrue(verifyDataset(directory: output).isIntact)
+  }
+
+  func testChangedRecipeRefusesToMixWithAnUnfinishedRun() throws {
+    let directory = TemporaryDirectory("mix")
+    let recipe = try makeCorpus(directory)
+    let output = directory.path + "/out"
+    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
+    usleep(300_000)
+    guard process.isRunning else { throw XCTSkip("the run finished before the signal") }
+    kill(process.processIdentifier, SIGKILL)
+    process.waitUntilExit()
+    var changed = try String(contentsOfFile: recipe, encoding: .utf8)
+    changed += "\nfeatures: {windowSeconds: 0.025}\n"
+    try changed.write(toFile: recipe, atomically: true, encoding: .utf8)
+    let refused = try runBinary(["prepare", recipe, "--output", output])
+    XCTAssertEqual(refused.status, 1)
+    XCTAssertTrue(refused.stderr.contains("unfinished run of a different recipe (differs in: features)"), refused.stderr)
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "--force", "-q"]).status, 0)
+  }
+
+  func testReadersDuringWritesSeeNothingOrACompleteDataset() throws {
+    let directory = TemporaryDirectory("readers")
+    let recipe = try makeCorpus(directory)
+    let output = directory.path + "/out"
+    let process = try start(["prepare", recipe, "--output", output, "-q"])
+    var sawNothing = 0
+    var sawComplete = 0
+    while process.isRunning || sawComplete == 0 {
+      do {
+        let dataset = try Dataset(directory: output)
+        var records = 0
+        for split in dataset.manifest.splits {
+          try dataset.forEachRecord(split: split.name) { _ in records += 1; return true }
+        }
+        XCTAssertEqual(records, dataset.manifest.splits.reduce(0) { $0 + $1.records })
+        sawComplete += 1
+      } catch let error as DatasetError {
+        XCTAssertTrue(error.message.contains("no manifest.json") || error.message.contains("no such directory"), error.message)
+        sawNothing += 1
+      }
+      if !process.isRunning && sawComplete > 0 { break }
+      usleep(20_000)
+    }
+    process.waitUntilExit()
+    XCTAssertGreaterThan(sawNothing, 0)
+    XCTAssertGreaterThan(sawComplete, 0)
+  }
+}
+
+final class VerifyTests: XCTestCase {
+  func prepared(_ directory: TemporaryDirectory) throws -> String {
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 8))
+    let recipe = directory.path + "/r.yaml"
+    try "corpus: {kind: librispeech, root: \(root), splits: [train-clean-100, dev-clean]}\nshards: {maxShardBytes: 1048576}\n"
+      .write(toFile: recipe, atomically: true, encoding: .utf8)
+    let output = directory.path + "/out"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "-q"]).status, 0)
+    return output
+  }
+
+  func firstShard(_ output: String) throws -> String {
+    let manifest = try Dataset(directory: output).manifest
+    return output + "/" + manifest.splits[0].shards[0].file
+  }
+
+  func assertVerifyFails(_ output: String, mentioning expected: String, file: StaticString = #filePath, line: UInt = #line) throws {
+    let result = try runBinary(["verify", output])
+    XCTAssertEqual(result.status, 1, file: file, line: line)
+    XCTAssertTrue(result.stdout.contains(expected), "expected '\(expected)' in: \(result.stdout)", file: file, line: line)
+  }
+
+  func testIntactDatasetPasses() throws {
+    let directory = TemporaryDirectory("verify-ok")
+    let output = try prepared(directory)
+    let result = try runBinary(["verify", output])
+    XCTAssertEqual(result.status, 0, result.stdout)
+    XCTAssertTrue(result.stderr.contains("intact"))
+  }
+
+  func testFlippedByteIsDetectedAndNamed() throws {
+    let directory = TemporaryDirectory("verify-flip")
+    let output = try prepared(directory)
+    let shard = try firstShard(output)
+    var data = try Data(contentsOf: URL(fileURLWithPath: shard))
+    data[data.count / 2] ^= 0x40
+    try data.write(to: URL(fileURLWithPath: shard))
+    try assertVerifyFails(output, mentioning: "\((shard as NSString).lastPathComponent): SHA-256")
+  }
+
+  func testTruncatedShardIsDetectedAndNamed() throws {
+    let directory = TemporaryDirectory("verify-trunc")
+    let output = try prepared(directory)
+    let shard = try firstShard(output)
+    let data = try Data(contentsOf: URL(fileURLWithPath: shard))
+    try data.prefix(data.count - 4096).write(to: URL(fileURLWithPath: shard))
+    try assertVerifyFails(output, mentioning: "truncated")
+  }
+
+  func testMissingShardIsDetectedAndNamed() throws {
+    let directory = TemporaryDirectory("verify-missing")
+    let output = try prepared(directory)
+    let shard = try firstShard(output)
+    try FileManager.default.removeItem(atPath: shard)
+    try assertVerifyFails(output, mentioning: "\((shard as NSString).lastPathComponent): missing")
+  }
+
+  func testManifestThatDisagreesWithTheShardsIsDetected() throws {
+    let directory = TemporaryDirectory("verify-manifest")
+    let output = try prepared(directory)
+    let path = output + "/manifest.json"
+    var manifest = try Dataset(directory: output).manifest
+    let records = manifest.splits[0].shards[0].records
+    manifest.splits[0].shards[0].records += 1
+    try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: path))
+    try assertVerifyFails(output, mentioning: "records, manifest says \(records + 1)")
+  }
+
+  func testNotADatasetFails() throws {
+    let directory = TemporaryDirectory("verify-none")
+    let result = try runBinary(["verify", directory.path])
+    XCTAssertEqual(result.status, 1)
+    XCTAssertTrue(result.stdout.contains("no manifest.json"), result.stdout)
+  }
+}
