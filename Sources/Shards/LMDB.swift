@@ -10,17 +10,40 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
   public var call: String
   /// The shard file.
   public var path: String
-  /// True when the map (the shard's size cap) or the disk is full: free space or raise
-  /// `shards.maxShardBytes`, then rerun.
-  public var isSpaceExhausted: Bool { code == MDB_MAP_FULL || code == ENOSPC || code == EDQUOT }
+  /// Free bytes on the shard's file system when the error happened.
+  public var freeBytes: Int?
+
+  init(code: Int32, call: String, path: String) {
+    self.code = code
+    self.call = call
+    self.path = path
+    // LMDB reports a short write (what a full disk causes) as EIO: look at the disk.
+    if code == EIO || code == ENOSPC {
+      var stats = statvfs()
+      let directory = (path as NSString).deletingLastPathComponent
+      if statvfs(directory.isEmpty ? "." : directory, &stats) == 0 {
+        freeBytes = Int(stats.f_bavail) * Int(stats.f_frsize)
+      }
+    }
+  }
+
+  /// True when the disk is full (free space, then rerun to resume).
+  public var isDiskFull: Bool {
+    code == ENOSPC || code == EDQUOT || code == EFBIG || (code == EIO && (freeBytes ?? Int.max) < 16 << 20)
+  }
+
+  /// True when the map (the shard's size cap) or the disk is full.
+  public var isSpaceExhausted: Bool { code == MDB_MAP_FULL || isDiskFull }
 
   public var description: String {
     let text = String(cString: mdb_strerror(code))
     var message = "\(path): \(call): \(text)"
     if code == MDB_MAP_FULL {
       message += " — the shard outgrew its map; raise shards.maxShardBytes and rerun"
-    } else if code == ENOSPC || code == EDQUOT {
-      message += " — the disk is full; free space and rerun the same command to resume"
+    } else if isDiskFull {
+      message += " — the disk is full"
+      if let freeBytes { message += " (\(freeBytes / 1024) KiB free)" }
+      message += "; shards completed so far are kept: free space and rerun the same command to resume"
     }
     return message
   }

@@ -185,45 +185,48 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let candidates = hiddenCandidate.pointer + direction * positions * h
     // Stays 0 for step 0, whose previous state is 0.
     let product = scratch.stepProduct.zeroed(batch * width)
+    // The simple cell has no recurrent bias; it is never read then.
+    let biases = recurrentBias?.value ?? Tensor(shape: [2, width])
     recurrentWeight.value.withUnsafeBufferPointer { u in
-      let bias = recurrentBias?.value.scalars ?? []
-      for s in 0..<steps {
-        let active = activePrefix[s]
-        guard active > 0 else { break }
-        if s > 0 {
-          BLAS.gemm(
-            transposeA: false, transposeB: false, m: active, n: width, k: h,
-            alpha: 1, a: states + s * batch * h, lda: h, b: u.baseAddress! + direction * h * width, ldb: width,
-            beta: 0, c: product, ldc: width)
-        }
-        for b in 0..<active where s < lengths[b] {
-          let t = time(step: s, utterance: b, direction: direction)
-          let qRow = q + (t * batch + b) * 2 * width + direction * width
-          let gRow = product + b * width
-          let previous = states + (s * batch + b) * h
-          let state = previous + batch * h
-          let out = y + (t * batch + b) * h
-          switch cell {
-          case .rnn:
-            for j in 0..<h {
-              state[j] = ClippedReLU.apply(qRow[j] + gRow[j])
-              out[j] += state[j]
-            }
-          case .gru:
-            let gate = activations + (s * batch + b) * 3 * h
-            let candidate = candidates + (s * batch + b) * h
-            let biasBase = direction * width
-            for j in 0..<h {
-              let recurrentN = gRow[2 * h + j] + bias[biasBase + 2 * h + j]
-              let r = sigmoid(qRow[j] + gRow[j] + bias[biasBase + j])
-              let z = sigmoid(qRow[h + j] + gRow[h + j] + bias[biasBase + h + j])
-              let n = Scalar.tanh(qRow[2 * h + j] + r * recurrentN)
-              state[j] = (1 - z) * n + z * previous[j]
-              gate[j] = r
-              gate[h + j] = z
-              gate[2 * h + j] = n
-              candidate[j] = recurrentN
-              out[j] += state[j]
+      biases.withUnsafeBufferPointer { biasBuffer in
+        let bias = biasBuffer.baseAddress! + direction * width
+        for s in 0..<steps {
+          let active = activePrefix[s]
+          guard active > 0 else { break }
+          if s > 0 {
+            BLAS.gemm(
+              transposeA: false, transposeB: false, m: active, n: width, k: h,
+              alpha: 1, a: states + s * batch * h, lda: h, b: u.baseAddress! + direction * h * width, ldb: width,
+              beta: 0, c: product, ldc: width)
+          }
+          for b in 0..<active where s < lengths[b] {
+            let t = time(step: s, utterance: b, direction: direction)
+            let qRow = q + (t * batch + b) * 2 * width + direction * width
+            let gRow = product + b * width
+            let previous = states + (s * batch + b) * h
+            let state = previous + batch * h
+            let out = y + (t * batch + b) * h
+            switch cell {
+            case .rnn:
+              for j in 0..<h {
+                state[j] = ClippedReLU.apply(qRow[j] + gRow[j])
+                out[j] += state[j]
+              }
+            case .gru:
+              let gate = activations + (s * batch + b) * 3 * h
+              let candidate = candidates + (s * batch + b) * h
+              for j in 0..<h {
+                let recurrentN = gRow[2 * h + j] + bias[2 * h + j]
+                let r = sigmoid(qRow[j] + gRow[j] + bias[j])
+                let z = sigmoid(qRow[h + j] + gRow[h + j] + bias[h + j])
+                let n = Scalar.tanh(qRow[2 * h + j] + r * recurrentN)
+                state[j] = (1 - z) * n + z * previous[j]
+                gate[j] = r
+                gate[h + j] = z
+                gate[2 * h + j] = n
+                candidate[j] = recurrentN
+                out[j] += state[j]
+              }
             }
           }
         }
@@ -267,6 +270,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
             let gate = activations + (s * batch + b) * 3 * h
             let candidate = candidates + (s * batch + b) * h
             let previous = states + (s * batch + b) * h
+            // dn, dz, dr: gradients with respect to the pre-activations of n, z and r.
             for j in 0..<h {
               let dh = dOut[j] + c[j]
               let (r, z, n) = (gate[j], gate[h + j], gate[2 * h + j])

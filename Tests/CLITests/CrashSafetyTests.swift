@@ -121,6 +121,49 @@ final class CrashSafetyTests: XCTestCase {
     XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "--force", "-q"]).status, 0)
   }
 
+  /// A full disk (a small tmpfs in a private mount namespace): a clear error naming the
+  /// shard, completed shards kept, and after freeing space the rerun resumes to the same
+  /// bytes as an uninterrupted run.
+  func testDiskFullKeepsCommittedShardsAndResumesAfterFreeingSpace() throws {
+    let directory = TemporaryDirectory("diskfull")
+    let recipe = try makeCorpus(directory)
+    let reference = directory.path + "/reference"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
+    let mount = directory.path + "/mnt"
+    try FileManager.default.createDirectory(atPath: mount, withIntermediateDirectories: true)
+    let binary = Bundle.main.bundleURL.appendingPathComponent("ds2-data").path
+    let d = directory.path
+    let script = """
+      mount -t tmpfs -o size=3m tmpfs \(mount) || exit 77
+      \(binary) prepare \(recipe) --output \(mount)/out -q 2> \(d)/first.log; echo $? > \(d)/first.status
+      cp \(mount)/out/progress.json \(d)/progress-after-failure.json 2>/dev/null
+      mount -o remount,size=256m \(mount)
+      \(binary) prepare \(recipe) --output \(mount)/out 2> \(d)/second.log > \(d)/second.out; echo $? > \(d)/second.status
+      cp -r \(mount)/out \(d)/final
+      """
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+    process.arguments = ["-m", "/bin/sh", "-c", script]
+    try process.run()
+    process.waitUntilExit()
+    if process.terminationStatus == 77 || !FileManager.default.fileExists(atPath: d + "/first.status") {
+      throw XCTSkip("cannot mount a tmpfs in a private mount namespace here")
+    }
+    func read(_ name: String) -> String { (try? String(contentsOfFile: d + "/" + name, encoding: .utf8)) ?? "" }
+    XCTAssertEqual(read("first.status").trimmingCharacters(in: .whitespacesAndNewlines), "1")
+    XCTAssertTrue(read("first.log").contains("disk is full"), read("first.log"))
+    XCTAssertTrue(read("first.log").contains(".mdb"), "the shard is named: \(read("first.log"))")
+    let journal = try JSONSerialization.jsonObject(with: Data(read("progress-after-failure.json").utf8)) as? [String: Any]
+    let splits = journal?["splits"] as? [String: [String: Any]]
+    XCTAssertGreaterThan((splits?["train-clean-100"]?["shards"] as? [Any])?.count ?? 0, 0, "completed shards are kept")
+    XCTAssertEqual(read("second.status").trimmingCharacters(in: .whitespacesAndNewlines), "0", read("second.log"))
+    XCTAssertTrue(read("second.out").contains("resumed:"), read("second.out"))
+    let expected = contents(of: reference)
+    let actual = contents(of: d + "/final")
+    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
+    for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
+  }
+
   func testReadersDuringWritesSeeNothingOrACompleteDataset() throws {
     let directory = TemporaryDirectory("readers")
     let recipe = try makeCorpus(directory)
