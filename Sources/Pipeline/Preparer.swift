@@ -86,7 +86,7 @@ final class Preparer {
       report.alreadyComplete = true
       return report
     }
-    try openJournal()
+    let resuming = try openJournal()
 
     // 1. List.
     let reader = try makeCorpusReader(recipe.corpus)
@@ -104,18 +104,27 @@ final class Preparer {
     listing.rejections.forEach(reject)
 
     // 2. Texts, 3. headers.
+    logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
     let vocabulary = try makeVocabulary(for: recipe.corpus, listing: listing)
     let planned = try plan(listing.sources, vocabulary: vocabulary)
+    logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
     // 4. Featurize and write each split in length order.
     let featureParameters = try makeFeatureParameters()
     var splitInfos: [SplitInfo] = []
-    for split in recipe.corpus.splits where !listing.missingSplits.contains(split) {
-      let utterances = planned.filter { $0.source.split == split }.sorted {
+    let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
+      (split, planned.filter { $0.source.split == split }.sorted {
         $0.frames != $1.frames ? $0.frames < $1.frames : $0.source.id.utf8.lexicographicallyPrecedes($1.source.id.utf8)
-      }
-      let shards = try write(split: split, utterances: utterances, bins: featureParameters.bins)
-      try options.cancellation.check(output: output)
+      })
+    }
+    if !resuming {
+      try wipeOutput()
+      try journal.save(directory: output)
+    }
+    let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
+    logger.info("wrote all splits at \(elapsed(since: started))")
+    for (split, _) in splitUtterances {
+      let shards = shardsBySplit[split] ?? []
       let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
       splitInfos.append(info)
       report.splits.append(
@@ -180,16 +189,17 @@ final class Preparer {
     return false
   }
 
-  /// Resumes the journaled run of this recipe, or starts a new one (refusing to mix
-  /// with an unfinished run of another recipe unless forced).
-  func openJournal() throws {
+  /// Returns true to resume the journaled run of this recipe, false to start a new one
+  /// (the caller wipes the output just before writing); refuses to mix with an
+  /// unfinished run of another recipe unless forced.
+  func openJournal() throws -> Bool {
     if let existing = RunJournal.load(directory: output) {
       if existing.recipe == journal.recipe && !options.force {
         journal = existing
         let shards = existing.splits.values.reduce(0) { $0 + $1.shards.count }
         let records = existing.splits.values.reduce(0) { $0 + $1.shards.reduce(0) { $0 + $1.records } }
         logger.notice("resuming \(output): \(shards) shard(s), \(records) record(s) already written")
-        return
+        return true
       }
       if !options.force {
         throw ConfigurationError(
@@ -198,8 +208,7 @@ final class Preparer {
             + "finish it, or use --force to discard it")
       }
     }
-    try wipeOutput()
-    try journal.save(directory: output)
+    return false
   }
 
   /// Removes what ds2-data writes in `output` (never other files).
@@ -315,45 +324,74 @@ final class Preparer {
 
   // MARK: Writing
 
-  /// Featurizes and writes one split's utterances (already in length order), resuming
-  /// after the shards the journal lists. Returns all of the split's shards.
-  func write(split: String, utterances: [PlannedUtterance], bins: Int) throws -> [ShardInfo] {
-    var progress = journal.splits[split] ?? RunJournal.SplitProgress()
-    if !journaledShardsExist(progress.shards) {
-      logger.warning("shards of \(split) listed in \(RunJournal.fileName) are missing or changed; rewriting the split")
-      progress = RunJournal.SplitProgress()
-    }
-    progress.rejections.forEach(reject)
-    resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
-    if progress.finished { return progress.shards }
+  /// One utterance to featurize in the single ordered stream over all splits.
+  struct WorkItem {
+    var split: String
+    /// Index of the utterance in its split's length order.
+    var position: Int
+    var utterance: PlannedUtterance
+  }
 
-    let writer = try SplitWriter(
-      directory: output, split: split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes,
-      firstShardIndex: progress.shards.count)
-    var position = progress.consumed  // index of the utterance being written
-    var splitRejections = progress.rejections
-    writer.onShardFinished = { [unowned self] shard in
-      progress.shards.append(shard)
-      progress.consumed = position
-      progress.rejections = splitRejections
+  /// Featurizes and writes every split's utterances (each split already in length order)
+  /// as one ordered stream, so that the workers never drain between splits; resumes
+  /// after the shards the journal lists. Returns each split's shards.
+  func write(_ splits: [(String, [PlannedUtterance])], bins: Int) throws -> [String: [ShardInfo]] {
+    // Restore journaled progress; collect what is left to do.
+    var items: [WorkItem] = []
+    var rejectionsBySplit: [String: [(position: Int, error: ItemError)]] = [:]
+    var countBySplit: [String: Int] = [:]
+    for (split, utterances) in splits {
+      countBySplit[split] = utterances.count
+      var progress = journal.splits[split] ?? RunJournal.SplitProgress()
+      if !journaledShardsExist(progress.shards) {
+        logger.warning("shards of \(split) listed in \(RunJournal.fileName) are missing or changed; rewriting the split")
+        progress = RunJournal.SplitProgress()
+      }
       journal.splits[split] = progress
+      progress.rejections.forEach(reject)
+      rejectionsBySplit[split] = progress.rejections.map { (-1, $0) }
+      resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
+      if progress.finished { continue }
+      for position in progress.consumed..<utterances.count {
+        items.append(WorkItem(split: split, position: position, utterance: utterances[position]))
+      }
+    }
+
+    let finisher = ShardFinisher()
+    func journalCompletions() throws {
+      let completions = try finisher.takeCompletions()
+      guard !completions.isEmpty else { return }
+      for completion in completions {
+        var progress = journal.splits[completion.split]!
+        progress.shards.append(completion.shard)
+        progress.consumed = completion.position
+        progress.rejections = rejectionsBySplit[completion.split, default: []].filter { $0.position < completion.position }
+          .map(\.error)
+        journal.splits[completion.split] = progress
+      }
       try journal.save(directory: output)
     }
-    let start = progress.consumed
-    let remaining = Array(utterances[start...])
+
     let rate = recipe.audio.sampleRateHertz
     let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
     let audio = recipe.audio
     let loudness = recipe.features.loudnessTargetDecibels
     let dtype = recipe.shards.dtype
-    let totalSeconds = remaining.reduce(0.0) { $0 + Double($1.samples) / Double(rate) }
-    let phase = PhaseProgress(sink: options.progress, phase: split, itemsTotal: remaining.count, audioSecondsTotal: totalSeconds)
     let cancellation = options.cancellation
+    let totalSeconds = items.reduce(0.0) { $0 + Double($1.utterance.samples) / Double(rate) }
+    let phase = PhaseProgress(sink: options.progress, phase: "featurize", itemsTotal: items.count, audioSecondsTotal: totalSeconds)
+    var writer: SplitWriter?
+    func closeWriter() throws {
+      guard let current = writer else { return }
+      current.position = countBySplit[current.split]!
+      try current.finish()
+      writer = nil
+    }
     do {
       try orderedParallelMap(
-        count: remaining.count, threads: threads, window: 4 * threads + 4,
+        count: items.count, threads: threads, window: 4 * threads + 4,
         produce: { index, worker -> Result<EncodedRecord, ItemError> in
-          let utterance = remaining[index]
+          let utterance = items[index].utterance
           let source = utterance.source
           if cancellation.signal != nil {
             return .failure(ItemError(.unreadableAudio, file: source.audioPath, message: "cancelled"))
@@ -385,30 +423,47 @@ final class Preparer {
         },
         consume: { index, result in
           try cancellation.check(output: output)
-          position = start + index
+          let item = items[index]
+          if writer?.split != item.split {
+            try closeWriter()
+            writer = try SplitWriter(
+              directory: output, split: item.split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes,
+              firstShardIndex: journal.splits[item.split]!.shards.count, finisher: finisher)
+          }
+          writer!.position = item.position
           switch result {
-          case .success(let record): try writer.append(record)
+          case .success(let record): try writer!.append(record)
           case .failure(let error):
             reject(error)
-            splitRejections.append(error)
+            rejectionsBySplit[item.split, default: []].append((item.position, error))
           }
-          let seconds = Double(remaining[index].samples) / Double(rate)
+          try journalCompletions()
+          let seconds = Double(item.utterance.samples) / Double(rate)
           processedAudioSeconds += seconds
           phase.advance(audioSeconds: seconds)
         })
-      position = utterances.count
-      _ = try writer.finish()
+      try closeWriter()
     } catch {
-      writer.abandon()
+      // Keep what is complete: let handed-over shards finish and journal them.
+      writer?.abandon()
+      finisher.waitUntilIdle()
+      try? journalCompletions()
       throw error
     }
+    finisher.waitUntilIdle()
+    try journalCompletions()
     phase.finish()
-    progress.consumed = utterances.count
-    progress.rejections = splitRejections
-    progress.finished = true
-    journal.splits[split] = progress
+    var shards: [String: [ShardInfo]] = [:]
+    for (split, utterances) in splits {
+      var progress = journal.splits[split]!
+      progress.consumed = utterances.count
+      progress.rejections = rejectionsBySplit[split, default: []].map(\.error)
+      progress.finished = true
+      journal.splits[split] = progress
+      shards[split] = progress.shards
+    }
     try journal.save(directory: output)
-    return progress.shards
+    return shards
   }
 
   /// True when every journaled shard file exists with the journaled size.
@@ -442,6 +497,11 @@ final class Preparer {
     encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
     return String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n"
   }
+}
+
+/// Seconds since `start`, formatted for logs.
+func elapsed(since start: DispatchTime) -> String {
+  String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers see either

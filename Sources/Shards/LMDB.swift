@@ -93,9 +93,6 @@ final class LMDBEnvironment {
 
   deinit { mdb_env_close(env) }
 
-  /// Flushes written data to disk (`mdb_env_sync` with force).
-  func sync() throws { try check(mdb_env_sync(env, 1), "mdb_env_sync", path: path) }
-
   /// Runs `body` in a transaction: a write transaction commits when `body` returns and
   /// aborts when it throws; a read transaction always ends with `body`.
   fileprivate func withTransaction<R>(write: Bool, _ body: (OpaquePointer) throws -> R) throws -> R {

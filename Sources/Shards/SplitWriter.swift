@@ -1,5 +1,6 @@
 import Crypto
 import DS2Core
+import Dispatch
 import Foundation
 
 /// A record ready to store: encoded bytes plus what the writer tracks about it.
@@ -45,26 +46,82 @@ public struct EncodedRecord: Sendable {
   }
 }
 
+/// Completes shards in the background, in order: fsync, SHA-256, rename from
+/// `.partial` to the final name. The writer goes on with the next shard meanwhile.
+///
+/// One finisher can serve the writers of several splits; completions are reported in the
+/// order shards were handed over, with the position the writer was at.
+public final class ShardFinisher: @unchecked Sendable {
+  /// A shard that is durable and has its final name.
+  public struct Completion: Sendable {
+    public var split: String
+    /// The caller's position (`SplitWriter.position`) when the shard was closed.
+    public var position: Int
+    public var shard: ShardInfo
+  }
+
+  private let queue = DispatchQueue(label: "ds2-data.shard-finisher", qos: .userInitiated)
+  private let lock = NSLock()
+  private var completions: [Completion] = []
+  private var failure: Error?
+
+  public init() {}
+
+  func enqueue(split: String, position: Int, _ work: @escaping () throws -> ShardInfo) {
+    queue.async { [self] in
+      lock.lock()
+      let failed = failure != nil
+      lock.unlock()
+      if failed { return }
+      do {
+        let shard = try work()
+        lock.lock()
+        completions.append(Completion(split: split, position: position, shard: shard))
+        lock.unlock()
+      } catch {
+        lock.lock()
+        failure = error
+        lock.unlock()
+      }
+    }
+  }
+
+  /// Removes and returns the completions so far.
+  /// - Throws: the first error a completion hit (later shards are then not completed).
+  public func takeCompletions() throws -> [Completion] {
+    lock.lock()
+    defer { lock.unlock() }
+    if let failure { throw failure }
+    let taken = completions
+    completions.removeAll()
+    return taken
+  }
+
+  /// Blocks until every handed-over shard is completed (or failed).
+  public func waitUntilIdle() { queue.sync {} }
+}
+
 /// Writes the records of one split, in the order given, into size-capped LMDB shards.
 ///
 /// Records must arrive in ascending key order (frames, then id). A new shard starts when
 /// the next record would push the current one's estimated file size past
-/// `maxShardBytes`. Each shard is written as `<file>.partial`, synced, then renamed;
-/// only then is it reported to `onShardFinished` (which a resumable run journals).
-/// Transactions commit every `commitBytes` of values, a rule that depends only on the
-/// records, and every shard starts from an empty file, so a shard's bytes depend only on
-/// its records: a run resumed at shard `k` writes the same files as an uninterrupted one.
+/// `maxShardBytes`. Each shard is written as `<file>.partial`; when it is full it is
+/// closed and handed to the `ShardFinisher`, which makes it durable and renames it, and
+/// reports it. Transactions commit every `commitBytes` of values, a rule that depends only
+/// on the records, and every shard starts from an empty file, so a shard's bytes depend
+/// only on its records: a run resumed at shard `k` writes the same files as an
+/// uninterrupted one.
 public final class SplitWriter {
   public let directory: String
   public let split: String
   public let bins: Int
   public let maxShardBytes: Int
+  /// The caller's position (e.g. the index of the item being written), reported with
+  /// each completed shard so that a journal knows what the shard covers.
+  public var position = 0
   private let commitBytes = 8 << 20
-
-  private var shards: [ShardInfo] = []
-  private let firstShardIndex: Int
-  /// Called after each shard is complete and renamed, before the next one starts.
-  public var onShardFinished: ((ShardInfo) throws -> Void)?
+  private let finisher: ShardFinisher
+  private var nextShardIndex: Int
   private var environment: LMDBEnvironment?
   private var pending: [(key: [UInt8], value: [UInt8])] = []
   private var pendingBytes = 0
@@ -76,12 +133,16 @@ public final class SplitWriter {
   ///   - maxShardBytes: the size cap of one shard file.
   ///   - firstShardIndex: the index of the first shard this writer writes (a resumed
   ///     run continues after the shards it already has).
-  public init(directory: String, split: String, bins: Int, maxShardBytes: Int, firstShardIndex: Int = 0) throws {
-    self.firstShardIndex = firstShardIndex
+  ///   - finisher: completes closed shards in the background.
+  public init(
+    directory: String, split: String, bins: Int, maxShardBytes: Int, firstShardIndex: Int = 0, finisher: ShardFinisher
+  ) throws {
     self.directory = directory
     self.split = split
     self.bins = bins
     self.maxShardBytes = maxShardBytes
+    self.nextShardIndex = firstShardIndex
+    self.finisher = finisher
     current = ShardAccumulator(bins: bins)
     try FileManager.default.createDirectory(
       atPath: directory + "/shards", withIntermediateDirectories: true)
@@ -100,7 +161,7 @@ public final class SplitWriter {
   static let commitOverheadBytes = 4 * 4096
 
   /// Stops writing: the shard in progress is closed and its `.partial` file removed.
-  /// Completed shards stay.
+  /// Shards already handed to the finisher are still completed.
   public func abandon() {
     environment = nil
     pending.removeAll()
@@ -118,7 +179,7 @@ public final class SplitWriter {
     let size = Self.estimatedBytes(valueSize: record.value.count, keySize: record.key.count)
     let growth = size + (pendingBytes + record.value.count >= commitBytes ? Self.commitOverheadBytes : 0)
     if current.records > 0 && current.estimatedBytes + growth > maxShardBytes {
-      try finishShard()
+      try closeShard()
     }
     if environment == nil { try startShard(firstRecordBytes: size) }
     current.add(record, estimatedBytes: growth)
@@ -127,14 +188,14 @@ public final class SplitWriter {
     if pendingBytes >= commitBytes { try flush() }
   }
 
-  /// Finishes the last shard and returns the shards this writer wrote, in order.
-  public func finish() throws -> [ShardInfo] {
-    if environment != nil { try finishShard() }
-    return shards
+  /// Closes the last shard and hands it to the finisher (which may still be working on
+  /// it when this returns).
+  public func finish() throws {
+    if environment != nil { try closeShard() }
   }
 
   private var shardFileName: String {
-    let index = String(firstShardIndex + shards.count)
+    let index = String(nextShardIndex)
     return "shards/\(split)-" + String(repeating: "0", count: max(0, 5 - index.count)) + index + ".mdb"
   }
 
@@ -156,22 +217,38 @@ public final class SplitWriter {
     pendingBytes = 0
   }
 
-  private func finishShard() throws {
+  private func closeShard() throws {
     try flush()
-    guard let environment else { return }
-    try environment.sync()
-    self.environment = nil  // closes the file
+    guard environment != nil else { return }
+    self.environment = nil  // closes the file; its pages are in the page cache
     let name = shardFileName
-    let partial = directory + "/" + name + ".partial"
-    let final = directory + "/" + name
-    let (bytes, digest) = try Self.sizeAndDigest(path: partial)
-    try? FileManager.default.removeItem(atPath: final)
-    try FileManager.default.moveItem(atPath: partial, toPath: final)
-    let info = ShardInfo(
-      file: name, records: current.records, minFrames: current.minFrames, maxFrames: current.maxFrames,
-      frames: current.frames, samples: current.samples, bytes: bytes, sha256: digest, statistics: current.statistics)
-    shards.append(info)
-    try onShardFinished?(info)
+    let directory = self.directory
+    let totals = current
+    nextShardIndex += 1
+    finisher.enqueue(split: split, position: position) {
+      let partial = directory + "/" + name + ".partial"
+      try Self.synchronize(path: partial)
+      let (bytes, digest) = try Self.sizeAndDigest(path: partial)
+      let final = directory + "/" + name
+      try? FileManager.default.removeItem(atPath: final)
+      try FileManager.default.moveItem(atPath: partial, toPath: final)
+      return ShardInfo(
+        file: name, records: totals.records, minFrames: totals.minFrames, maxFrames: totals.maxFrames,
+        frames: totals.frames, samples: totals.samples, bytes: bytes, sha256: digest, statistics: totals.statistics)
+    }
+  }
+
+  /// Flushes a closed file to disk (`fsync`).
+  static func synchronize(path: String) throws {
+    guard let handle = FileHandle(forUpdatingAtPath: path) else {
+      throw ConfigurationError("\(path): cannot open to flush it to disk")
+    }
+    defer { try? handle.close() }
+    do {
+      try handle.synchronize()
+    } catch {
+      throw ConfigurationError("\(path): fsync failed: \(error.localizedDescription)")
+    }
   }
 
   /// Size and SHA-256 (lowercase hex) of a file, read in 4 MiB blocks.

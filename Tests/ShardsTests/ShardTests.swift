@@ -107,9 +107,12 @@ final class SplitWriterTests: XCTestCase {
     var records: [ShardRecord] = []
     for i in 0..<90 { records.append(makeRecord(id: String(format: "u%03d", i), frames: 60 + (i * 37) % 80, bins: bins, seed: UInt64(i))) }
     records.sort { ($0.frames, $0.id) < ($1.frames, $1.id) }
-    let writer = try SplitWriter(directory: directory.path, split: "train", bins: bins, maxShardBytes: 1 << 20)
+    let finisher = ShardFinisher()
+    let writer = try SplitWriter(directory: directory.path, split: "train", bins: bins, maxShardBytes: 1 << 20, finisher: finisher)
     for record in records { try writer.append(EncodedRecord(record, dtype: .float16)) }
-    let shards = try writer.finish()
+    try writer.finish()
+    finisher.waitUntilIdle()
+    let shards = try finisher.takeCompletions().map(\.shard)
     XCTAssertGreaterThan(shards.count, 2)
     XCTAssertEqual(shards.reduce(0) { $0 + $1.records }, records.count)
     for (a, b) in zip(shards, shards.dropFirst()) { XCTAssertLessThanOrEqual(a.maxFrames, b.minFrames) }
@@ -140,9 +143,12 @@ final class SplitWriterTests: XCTestCase {
     var digests: [[String]] = []
     for _ in 0..<2 {
       let directory = TemporaryDirectory("shards")
-      let writer = try SplitWriter(directory: directory.path, split: "s", bins: 161, maxShardBytes: 1 << 20)
+      let finisher = ShardFinisher()
+      let writer = try SplitWriter(directory: directory.path, split: "s", bins: 161, maxShardBytes: 1 << 20, finisher: finisher)
       for i in 0..<40 { try writer.append(EncodedRecord(makeRecord(id: String(format: "%03d", i), frames: 50 + i, bins: 161, seed: UInt64(i)), dtype: .float16)) }
-      digests.append(try writer.finish().map(\.sha256))
+      try writer.finish()
+      finisher.waitUntilIdle()
+      digests.append(try finisher.takeCompletions().map(\.shard.sha256))
     }
     XCTAssertEqual(digests[0], digests[1])
   }

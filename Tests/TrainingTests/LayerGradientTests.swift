@@ -89,6 +89,27 @@ final class LayerGradientTests: XCTestCase {
     }
   }
 
+  /// The in-place variants the model uses give the same results as `forward`/`backward`,
+  /// including zeros written over padding in both directions.
+  func testBatchNormInPlaceMatchesOutOfPlace() {
+    let lengths = [4, 2]
+    let x: Tensor<Double> = randomTensor([4, 2, 3, 2], seed: 30)
+    let r: Tensor<Double> = randomTensor(x.shape, seed: 31)
+    let outOfPlace = BatchNorm<Double>(name: "a", featureCount: 2, clipsOutput: true)
+    let inPlace = BatchNorm<Double>(name: "b", featureCount: 2, clipsOutput: true)
+    for norm in [outOfPlace, inPlace] { norm.shift.value = Tensor(shape: [2], scalars: [0.3, -0.2]) }
+    let y = outOfPlace.forward(x, lengths: lengths, training: true)
+    var z = x
+    inPlace.normalizeInPlace(&z, lengths: lengths, training: true)
+    XCTAssertEqual(z, y)
+    let dx = outOfPlace.backward(r)
+    var dz = r.reshaped(to: [4, 2, 6])  // the model passes [T × N × F·C]
+    inPlace.backpropagateInPlace(&dz)
+    XCTAssertEqual(dz.scalars, dx.scalars)
+    XCTAssertEqual(inPlace.scale.gradient, outOfPlace.scale.gradient)
+    XCTAssertEqual(inPlace.shift.gradient, outOfPlace.shift.gradient)
+  }
+
   /// Training mode normalizes valid positions to mean 0 / variance 1 (γ = 1, β = 0) and
   /// ignores padding; running statistics follow PyTorch's update; evaluation uses them.
   func testBatchNormStatisticsIgnorePadding() {
