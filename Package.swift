@@ -11,13 +11,25 @@
 //   DS2Core                        value types, errors, RNG, statistics — no C
 //   C*                             system-library shims (pkg-config)
 
+import Foundation
 import PackageDescription
+
+// Hot kernels (spectrogram, float16 conversion, polyphase filters, statistics, the
+// trainer's activations) are written with SIMD types; on x86-64 they are compiled for
+// AVX2/FMA (every x86-64 CPU since 2015). Set DS2_PORTABLE=1 to build for baseline x86-64.
+#if arch(x86_64)
+  let vectorSettings: [SwiftSetting] =
+    ProcessInfo.processInfo.environment["DS2_PORTABLE"] == nil ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
+#else
+  let vectorSettings: [SwiftSetting] = []
+#endif
 
 let package = Package(
   name: "ds2-data",
   platforms: [.macOS(.v13)],
   products: [
     .executable(name: "ds2-data", targets: ["DS2DataCLI"]),
+    .executable(name: "ds2-bench", targets: ["DS2Bench"]),
     .library(name: "DS2Data", targets: ["Pipeline", "Training"]),
   ],
   dependencies: [
@@ -35,21 +47,23 @@ let package = Package(
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
     // MARK: Library modules
-    .target(name: "DS2Core"),
+    .target(name: "DS2Core", swiftSettings: vectorSettings),
     .target(name: "Audio", dependencies: ["DS2Core", "CSndFile", "CSampleRate"]),
-    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"]),
+    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"], swiftSettings: vectorSettings),
     .target(name: "Corpus", dependencies: ["DS2Core", "Audio"]),
+    .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"], swiftSettings: vectorSettings),
     .target(
       name: "Shards",
-      dependencies: ["DS2Core", "CLMDB", .product(name: "Crypto", package: "swift-crypto")]),
+      dependencies: ["DS2Core", "CLMDB", .product(name: "Crypto", package: "swift-crypto")],
+      swiftSettings: vectorSettings),
     .target(
       name: "Pipeline",
       dependencies: [
-        "DS2Core", "Audio", "Features", "Corpus", "Shards",
+        "DS2Core", "Audio", "Features", "Corpus", "Shards", "Augmentation",
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
       ]),
-    .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"]),
+    .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"], swiftSettings: vectorSettings),
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
@@ -58,12 +72,15 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
 
+    .executableTarget(name: "DS2Bench", dependencies: ["Augmentation", "Audio", "DS2Core"]),
+
     // MARK: Tests
     .target(name: "TestSupport", dependencies: ["DS2Core", "Audio"], path: "Tests/TestSupport"),
     .testTarget(name: "DS2CoreTests", dependencies: ["DS2Core", "TestSupport"]),
     .testTarget(name: "AudioTests", dependencies: ["Audio", "DS2Core", "TestSupport"]),
     .testTarget(name: "FeaturesTests", dependencies: ["Features", "DS2Core", "TestSupport"]),
     .testTarget(name: "CorpusTests", dependencies: ["Corpus", "DS2Core", "TestSupport"]),
+    .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "Audio", "Features", "DS2Core", "TestSupport"]),
     .testTarget(name: "ShardsTests", dependencies: ["Shards", "DS2Core", "TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Shards", "DS2Core", "TestSupport"]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "DS2Core"]),

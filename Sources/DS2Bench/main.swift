@@ -1,0 +1,34 @@
+// ds2-bench: micro-benchmarks of the augmentation kernels, in × real time per core.
+//   swift run -c release ds2-bench [seconds-of-audio]
+import Augmentation
+import Audio
+import DS2Core
+import Foundation
+
+let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 600 : 600
+let rate = 16_000
+var generator = SeededGenerator(seed: 1)
+let signal = (0..<Int(seconds * Double(rate))).map { _ in Float(generator.nextUnitDouble() - 0.5) * 0.2 }
+
+func measure(_ name: String, repeats: Int = 3, _ body: () -> Void) {
+  var best = Double.infinity
+  for _ in 0..<repeats {
+    let start = DispatchTime.now()
+    body()
+    best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+  }
+  print(String(format: "%-44@ %10.0f× real time (1 thread, %.1f s audio in %.3f s)", name, seconds / best, seconds, best))
+}
+
+for factor in [0.9, 1.1] {
+  let perturber = SpeedPerturber(factor: factor)
+  var sink: Float = 0
+  measure("speed \(factor) (polyphase, \(perturber.tapsPerPhase) taps)") { sink += perturber.apply(signal)[0] }
+  let waveform = Waveform(samples: signal, sampleRateHertz: Int((factor * 10).rounded()) * 1000)
+  for quality in [ResampleQuality.sincMedium, .sincFastest] {
+    measure("speed \(factor) via libsamplerate \(quality.rawValue)", repeats: 1) {
+      sink += (try? Resampler.resample(waveform, to: 10_000, quality: quality).samples[0]) ?? 0
+    }
+  }
+  if sink.isNaN { print("") }
+}
