@@ -23,6 +23,9 @@ import PackageDescription
 #else
   let vectorSettings: [SwiftSetting] = []
 #endif
+// Inner loops that are unusably slow unoptimized (polyphase filters, FFT glue) stay
+// optimized in debug builds, so the test suite runs real-size signals quickly.
+let kernelSettings: [SwiftSetting] = vectorSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
   name: "ds2-data",
@@ -47,15 +50,15 @@ let package = Package(
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
     // MARK: Library modules
-    .target(name: "DS2Core", swiftSettings: vectorSettings),
+    .target(name: "DS2Core", swiftSettings: kernelSettings),
     .target(name: "Audio", dependencies: ["DS2Core", "CSndFile", "CSampleRate"]),
-    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"], swiftSettings: vectorSettings),
+    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"], swiftSettings: kernelSettings),
     .target(name: "Corpus", dependencies: ["DS2Core", "Audio"]),
-    .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"], swiftSettings: vectorSettings),
+    .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"], swiftSettings: kernelSettings),
     .target(
       name: "Shards",
       dependencies: ["DS2Core", "CLMDB", .product(name: "Crypto", package: "swift-crypto")],
-      swiftSettings: vectorSettings),
+      swiftSettings: kernelSettings),
     .target(
       name: "Pipeline",
       dependencies: [
@@ -67,7 +70,7 @@ let package = Package(
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
-        "Pipeline", "Training", "DS2Core",
+        "Pipeline", "Training", "DS2Core", "Augmentation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),

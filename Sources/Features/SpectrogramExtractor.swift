@@ -3,7 +3,7 @@ import DS2Core
 import Foundation
 
 /// FFTW's planner is not thread-safe; plan creation and destruction take this lock.
-private let plannerLock = NSLock()
+let plannerLock = NSLock()
 
 /// Computes DS2 log spectrograms with one FFTW r2c plan made at init and reused.
 ///

@@ -28,6 +28,8 @@ public struct PrepareReport: Sendable {
   public var processedAudioSeconds = 0.0
   /// Records a previous, interrupted run had already written.
   public var resumedRecords = 0
+  /// Usable files in the noise bank (augment).
+  public var noiseFiles: Int?
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
@@ -47,6 +49,9 @@ public struct PrepareReport: Sendable {
         String(
           format: "  %@: %d records, %.2f h, %d shard(s), %@", split.name, split.records, split.audioSeconds / 3600,
           split.shards, formatBytes(split.bytes)))
+    }
+    if let noiseFiles {
+      lines.append("  noise bank: \(noiseFiles) usable file(s)")
     }
     if resumedRecords > 0 {
       lines.append("  resumed: \(resumedRecords) records were already written by an interrupted run")

@@ -1,4 +1,5 @@
 import Audio
+import Augmentation
 import Corpus
 import DS2Core
 import Features
@@ -33,7 +34,12 @@ struct PlannedUtterance: Sendable {
   var samples: Int
   /// Feature frames of those samples.
   var frames: Int
-  var infoJSON: String
+  /// Metadata stored with the record (speaker).
+  var metadata: [String: String]
+  /// What augmentation does to this copy (nil: written as decoded).
+  var augmentation: AugmentationPlan?
+  /// The record id (the source id, or `sp<factor>-<id>` for speed copies).
+  var id: String
 }
 
 /// Prepares a corpus into a length-sorted LMDB dataset (the `ds2-data prepare` command).
@@ -48,7 +54,22 @@ struct PlannedUtterance: Sendable {
 ///   a different dataset; `LMDBError` for write failures (disk full). Bad items never
 ///   throw: they are counted, logged and listed in `rejected.jsonl`.
 public func prepare(recipe: Recipe, options: PrepareOptions = PrepareOptions()) throws -> PrepareReport {
-  try Preparer(recipe: recipe, options: options).run()
+  try Preparer(recipe: recipe, options: options, augmenting: false).run()
+}
+
+/// Prepares an augmented dataset (the `ds2-data augment` command): like `prepare`, but
+/// every utterance of the augmented splits (default: the training splits) becomes one
+/// labelled copy per speed factor, each with noise, babble, gain and reverberation drawn
+/// from `(seed, utterance id, copy)` as `recipe.augment` says. Other splits are written
+/// clean. The result is length-sorted in the same format; each record's info holds its
+/// provenance. Resumable and deterministic like `prepare`.
+/// - Throws: as `prepare`, plus `ConfigurationError` for a missing `augment` section or
+///   an unusable noise bank.
+public func augment(recipe: Recipe, options: PrepareOptions = PrepareOptions()) throws -> PrepareReport {
+  guard recipe.augment != nil else {
+    throw ConfigurationError("the recipe has no augment section (and no --noise-bank/--speed given)")
+  }
+  return try Preparer(recipe: recipe, options: options, augmenting: true).run()
 }
 
 final class Preparer {
@@ -63,12 +84,20 @@ final class Preparer {
   var resumedRecords = 0
   var logger: Logger { options.logger }
 
-  init(recipe: Recipe, options: PrepareOptions) {
+  /// The recipe settings that determine this run's output (see `Recipe.contentIdentity`).
+  let identity: JSONValue
+  let augmenting: Bool
+  /// Set when augmenting: indexes noise and impulse responses, draws and applies plans.
+  var augmenter: Augmenter?
+
+  init(recipe: Recipe, options: PrepareOptions, augmenting: Bool) {
     self.recipe = recipe
     self.options = options
     self.output = recipe.output
     self.threads = recipe.effectiveThreads
-    self.journal = RunJournal(recipe: recipe.contentIdentity)
+    self.augmenting = augmenting
+    self.identity = recipe.contentIdentity(augmenting: augmenting)
+    self.journal = RunJournal(recipe: identity)
   }
 
   func reject(_ error: ItemError) {
@@ -106,6 +135,15 @@ final class Preparer {
     // 2. Texts, 3. headers.
     logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
     let vocabulary = try makeVocabulary(for: recipe.corpus, listing: listing)
+    if augmenting, let config = recipe.augment {
+      let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed)
+      if let bank = augmenter.bank {
+        logger.notice("noise bank \(bank.root): \(bank.files.count) usable file(s), \(bank.rejections.count) rejected")
+        report.noiseFiles = bank.files.count
+        bank.rejections.forEach(reject)
+      }
+      self.augmenter = augmenter
+    }
     let planned = try plan(listing.sources, vocabulary: vocabulary)
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
@@ -114,7 +152,7 @@ final class Preparer {
     var splitInfos: [SplitInfo] = []
     let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
       (split, planned.filter { $0.source.split == split }.sorted {
-        $0.frames != $1.frames ? $0.frames < $1.frames : $0.source.id.utf8.lexicographicallyPrecedes($1.source.id.utf8)
+        $0.frames != $1.frames ? $0.frames < $1.frames : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8)
       })
     }
     if !resuming {
@@ -135,22 +173,26 @@ final class Preparer {
 
     // 5. Statistics, side files, manifest.
     var statistics = FeatureStatistics(bins: featureParameters.bins)
+    var statisticsSplits = presentTraining
     for split in splitInfos where presentTraining.contains(split.name) {
       for shard in split.shards { statistics.merge(shard.statistics) }
+    }
+    if augmenting, let source = recipe.augment?.statisticsFrom {
+      (statistics, statisticsSplits) = try borrowedStatistics(from: source, features: featureParameters)
     }
     for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
     try writeRejections()
     let manifest = DatasetManifest(
       toolVersion: toolVersion, seed: recipe.seed, features: featureParameters,
       normalization: NormalizationInfo(
-        mode: recipe.normalization.mode, statisticsSplits: presentTraining, statistics: statistics,
+        mode: recipe.normalization.mode, statisticsSplits: statisticsSplits, statistics: statistics,
         stdFloor: recipe.normalization.stdFloor),
       vocabulary: vocabulary, splits: splitInfos,
       rejected: RejectionSummary(
         count: rejections.count,
         byReason: Dictionary(uniqueKeysWithValues: report.rejectionsByReason.map { ($0.key.rawValue, $0.value) }),
         file: "rejected.jsonl"),
-      recipe: recipe.contentIdentity)
+      recipe: identity)
     try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
@@ -163,6 +205,22 @@ final class Preparer {
     return report
   }
 
+  /// The normalization statistics of another (clean) dataset made with the same features.
+  /// - Throws: `ConfigurationError` when it cannot be read or its features differ.
+  func borrowedStatistics(from directory: String, features: FeatureParameters) throws -> (FeatureStatistics, [String]) {
+    let dataset: Dataset
+    do { dataset = try Dataset(directory: directory) } catch {
+      throw ConfigurationError("augment.statisticsFrom: \(error)")
+    }
+    var theirs = dataset.manifest.features
+    theirs.dtype = features.dtype
+    guard theirs == features else {
+      throw ConfigurationError("augment.statisticsFrom: \(directory) was made with different feature settings")
+    }
+    let normalization = dataset.manifest.normalization
+    return (normalization.statistics, normalization.statisticsSplits.map { "\(directory):\($0)" })
+  }
+
   // MARK: Output directory
 
   /// True when `output` already holds the dataset of this recipe. Throws when it holds
@@ -172,13 +230,13 @@ final class Preparer {
     let fileManager = FileManager.default
     if let data = fileManager.contents(atPath: manifestPath) {
       if let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data),
-        existing.recipe == recipe.contentIdentity, !options.force
+        existing.recipe == identity, !options.force
       {
         return true
       }
       if !options.force {
         let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data)
-        let changed = existing.map { differingKeys($0.recipe, recipe.contentIdentity) } ?? ["manifest unreadable"]
+        let changed = existing.map { differingKeys($0.recipe, identity) } ?? ["manifest unreadable"]
         throw ConfigurationError(
           "\(output) already holds a dataset made from a different recipe (differs in: "
             + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
@@ -300,7 +358,9 @@ final class Preparer {
           var metadata: [String: String] = [:]
           if let speaker = source.speaker { metadata["speaker"] = speaker }
           return .success(
-            PlannedUtterance(source: source, labels: labels, samples: samples, frames: frames, infoJSON: compactJSON(metadata)))
+            PlannedUtterance(
+              source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
+              id: source.id))
         } catch var error as ItemError {
           error.utteranceId = source.id
           error.split = source.split
@@ -319,7 +379,36 @@ final class Preparer {
         progress.advance(audioSeconds: 0)
       })
     progress.finish()
-    return planned
+    return augmenter.map { expand(planned, with: $0) } ?? planned
+  }
+
+  /// Replaces each utterance of an augmented split by one copy per speed factor, each
+  /// with its drawn plan; copies that get too short for one window are rejected.
+  func expand(_ planned: [PlannedUtterance], with augmenter: Augmenter) -> [PlannedUtterance] {
+    let config = augmenter.config
+    let augmented = Set(config.splits ?? recipe.corpus.trainingSplits)
+    let rate = recipe.audio.sampleRateHertz
+    var expanded: [PlannedUtterance] = []
+    for utterance in planned {
+      guard augmented.contains(utterance.source.split) else {
+        expanded.append(utterance)
+        continue
+      }
+      for (copy, factor) in config.speedFactors.enumerated() {
+        var item = utterance
+        item.id = AugmentConfig.copyId(utterance.source.id, factor: factor)
+        item.samples = augmenter.outputCount(samples: utterance.samples, factor: factor)
+        item.frames = recipe.features.frameCount(sampleCount: item.samples, sampleRateHertz: rate)
+        guard item.frames > 0 else {
+          reject(ItemError(.tooShort, file: utterance.source.audioPath, utteranceId: item.id, split: utterance.source.split,
+            message: "speed \(factor) leaves \(item.samples) samples, less than one window"))
+          continue
+        }
+        item.augmentation = augmenter.plan(source: utterance.source.id, copy: copy, factor: factor, samples: item.samples)
+        expanded.append(item)
+      }
+    }
+    return expanded
   }
 
   // MARK: Writing
@@ -374,6 +463,8 @@ final class Preparer {
 
     let rate = recipe.audio.sampleRateHertz
     let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
+    let scratch = (0..<threads).map { _ in Augmenter.Scratch() }
+    let augmenter = self.augmenter
     let audio = recipe.audio
     let loudness = recipe.features.loudnessTargetDecibels
     let dtype = recipe.shards.dtype
@@ -401,6 +492,10 @@ final class Preparer {
               path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
               durationSeconds: source.durationSeconds)
             waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
+            var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
+            if let plan = utterance.augmentation, let augmenter {
+              (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch[worker], file: source.audioPath)
+            }
             if let loudness {
               waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
             }
@@ -408,16 +503,16 @@ final class Preparer {
             var features = extractors[worker].compute(waveform.samples).values
             return .success(
               EncodedRecord(
-                id: source.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+                id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
                 frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
-                infoJSON: utterance.infoJSON))
+                infoJSON: info.json))
           } catch var error as ItemError {
-            error.utteranceId = source.id
+            error.utteranceId = utterance.id
             error.split = source.split
             return .failure(error)
           } catch {
             return .failure(
-              ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+              ItemError(.unreadableAudio, file: source.audioPath, utteranceId: utterance.id, split: source.split,
                 message: "\(error)"))
           }
         },
@@ -517,12 +612,19 @@ func atomicWrite(_ text: String, to path: String) throws {
   }
 }
 
-/// `{"key":"value",…}` with sorted keys, or "" for an empty dictionary.
-func compactJSON(_ dictionary: [String: String]) -> String {
-  guard !dictionary.isEmpty else { return "" }
-  let encoder = JSONEncoder()
-  encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-  return String(decoding: (try? encoder.encode(dictionary)) ?? Data(), as: UTF8.self)
+/// The info JSON object stored with a record (docs/FORMAT.md §3.2).
+struct RecordInfo: Encodable {
+  var speaker: String?
+  /// Provenance of an augmented copy.
+  var augmentation: AugmentationPlan?
+
+  /// Compact JSON with sorted keys, or "" when there is nothing to say.
+  var json: String {
+    guard speaker != nil || augmentation != nil else { return "" }
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+  }
 }
 
 /// Top-level keys whose values differ between two JSON objects.

@@ -1,4 +1,5 @@
 import Audio
+import Augmentation
 import DS2Core
 import Features
 import Foundation
@@ -139,9 +140,11 @@ public struct Recipe: Sendable, Codable, Equatable {
   public var seed: UInt64 = 20_160_101
   /// Worker threads; 0 = one per core. Never changes the output.
   public var threads = 0
+  /// Settings of `ds2-data augment` (ignored by `prepare`).
+  public var augment: AugmentConfig?
 
   enum CodingKeys: String, CodingKey, CaseIterable {
-    case name, corpus, output, audio, features, normalization, shards, filters, seed, threads
+    case name, corpus, output, audio, features, normalization, shards, filters, seed, threads, augment
   }
 
   public init(name: String, corpus: CorpusConfig, output: String) {
@@ -163,6 +166,7 @@ public struct Recipe: Sendable, Codable, Equatable {
     filters = try c.decode(.filters, default: FilterConfig())
     seed = try c.decode(.seed, default: 20_160_101)
     threads = try c.decode(.threads, default: 0)
+    augment = try c.decodeIfPresent(AugmentConfig.self, forKey: .augment)
   }
 
   /// Loads a recipe file.
@@ -228,6 +232,12 @@ public struct Recipe: Sendable, Codable, Equatable {
       throw ConfigurationError("filters.maxDurationSeconds must exceed filters.minDurationSeconds")
     }
     guard threads >= 0 else { throw ConfigurationError("threads must be ≥ 0 (0 = one per core)") }
+    if let augment {
+      try augment.validate()
+      for split in augment.splits ?? [] where !corpus.splits.contains(split) {
+        throw ConfigurationError("augment.splits: \(split) is not one of corpus.splits")
+      }
+    }
   }
 
   /// Threads to use: `threads`, or one per core when 0.
@@ -236,12 +246,17 @@ public struct Recipe: Sendable, Codable, Equatable {
   /// The recipe as YAML.
   public func yaml() throws -> String { try YAMLEncoder().encode(self) }
 
-  /// The settings that determine the dataset's content: the recipe minus where it is
-  /// written and how many threads write it.
-  public var contentIdentity: JSONValue {
+  /// The settings that determine a `prepare` dataset's content: the recipe minus where
+  /// it is written, how many threads write it, and the `augment` section.
+  public var contentIdentity: JSONValue { contentIdentity(augmenting: false) }
+
+  /// The settings that determine the dataset's content; `augmenting` keeps the
+  /// `augment` section (the identity of an `augment` dataset).
+  public func contentIdentity(augmenting: Bool) -> JSONValue {
     var copy = self
     copy.output = ""
     copy.threads = 0
+    if !augmenting { copy.augment = nil }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
     guard let data = try? encoder.encode(copy), var value = try? JSONDecoder().decode(JSONValue.self, from: data),

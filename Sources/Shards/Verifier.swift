@@ -145,7 +145,8 @@ public func verifyDataset(directory: String) -> VerificationReport {
       problem("manifest.json", "split \(split.name): totals differ from the sum of its shards")
     }
   }
-  if !statisticsAgree(trainingStatistics, manifest.normalization.statistics) {
+  let localStatistics = manifest.normalization.statisticsSplits.allSatisfy { name in manifest.splits.contains { $0.name == name } }
+  if localStatistics && !statisticsAgree(trainingStatistics, manifest.normalization.statistics) {
     problem("manifest.json", "normalization statistics differ from the merge of the training shards' statistics")
   }
   let rejectedPath = directory + "/" + manifest.rejected.file

@@ -1,0 +1,186 @@
+import DS2Core
+
+/// A closed range of decibels, written `[low, high]` in recipes (`--snr 0:20` on the
+/// command line). A value is drawn uniformly from it.
+public struct DecibelRange: Sendable, Codable, Equatable, CustomStringConvertible {
+  public var low: Double
+  public var high: Double
+
+  public init(_ low: Double, _ high: Double) {
+    self.low = low
+    self.high = high
+  }
+
+  /// Parses `low:high` or a single value.
+  public init?(parsing text: String) {
+    let parts = text.split(separator: ":").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard (1...2).contains(parts.count), let low = parts.first ?? nil, let high = parts.last ?? nil, low <= high else {
+      return nil
+    }
+    self.init(low, high)
+  }
+
+  public init(from decoder: any Decoder) throws {
+    var container = try decoder.unkeyedContainer()
+    let low = try container.decode(Double.self)
+    let high = try container.decode(Double.self)
+    guard container.isAtEnd, low <= high, low.isFinite, high.isFinite else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected [low, high] with low ≤ high"))
+    }
+    self.init(low, high)
+  }
+
+  public func encode(to encoder: any Encoder) throws {
+    var container = encoder.unkeyedContainer()
+    try container.encode(low)
+    try container.encode(high)
+  }
+
+  public var description: String { "\(low):\(high)" }
+
+  func draw(_ generator: inout SeededGenerator) -> Double { low + (high - low) * generator.nextUnitDouble() }
+}
+
+/// Additive noise from a noise bank.
+public struct NoiseConfig: Sendable, Codable, Equatable {
+  /// Folder of noise audio (any libsndfile format and rate), e.g. MUSAN; nil = no noise.
+  public var bank: String?
+  /// MUSAN subsets to draw noise from (`noise`, `music`, `speech`); a folder that is not
+  /// MUSAN-shaped counts as subset `noise`.
+  public var subsets: [String] = ["noise", "music"]
+  /// Fraction of utterances (copies) that get noise (DS2: 0.4).
+  public var probability = 0.4
+  /// SNR range in dB, drawn uniformly (DS2-era recipes: about 0–20 dB).
+  public var snrDecibels = DecibelRange(0, 20)
+  /// Babble: several speech files from the `speech` subset summed at equal power,
+  /// added as one more noise, with its own probability.
+  public var babbleProbability = 0.0
+  /// Number of babble talkers, drawn uniformly from this range (inclusive).
+  public var babbleSpeakers = [3, 6]
+  public var babbleSnrDecibels = DecibelRange(13, 20)
+
+  enum CodingKeys: String, CodingKey, CaseIterable {
+    case bank, subsets, probability, snrDecibels, babbleProbability, babbleSpeakers, babbleSnrDecibels
+  }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    let d = NoiseConfig()
+    bank = try c.decodeIfPresent(String.self, forKey: .bank)
+    subsets = try c.decode(.subsets, default: d.subsets)
+    probability = try c.decode(.probability, default: d.probability)
+    snrDecibels = try c.decode(.snrDecibels, default: d.snrDecibels)
+    babbleProbability = try c.decode(.babbleProbability, default: d.babbleProbability)
+    babbleSpeakers = try c.decode(.babbleSpeakers, default: d.babbleSpeakers)
+    babbleSnrDecibels = try c.decode(.babbleSnrDecibels, default: d.babbleSnrDecibels)
+  }
+}
+
+/// Random gain.
+public struct VolumeConfig: Sendable, Codable, Equatable {
+  public var probability = 0.0
+  public var gainDecibels = DecibelRange(-6, 6)
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case probability, gainDecibels }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    probability = try c.decode(.probability, default: 0.0)
+    gainDecibels = try c.decode(.gainDecibels, default: DecibelRange(-6, 6))
+  }
+}
+
+/// Reverberation by convolution with room impulse responses.
+public struct ReverbConfig: Sendable, Codable, Equatable {
+  /// Folder of impulse responses (any libsndfile format); nil = no reverberation.
+  public var impulseResponses: String?
+  public var probability = 0.0
+
+  enum CodingKeys: String, CodingKey, CaseIterable { case impulseResponses, probability }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    impulseResponses = try c.decodeIfPresent(String.self, forKey: .impulseResponses)
+    probability = try c.decode(.probability, default: 0.0)
+  }
+}
+
+/// The `augment:` section of a recipe.
+public struct AugmentConfig: Sendable, Codable, Equatable {
+  /// One labelled copy per factor (Ko et al. 2015: 0.9, 1.0, 1.1); 1.0 keeps the id,
+  /// others are `sp<factor>-<id>` (Kaldi's convention).
+  public var speedFactors: [Double] = [0.9, 1.0, 1.1]
+  public var noise = NoiseConfig()
+  public var volume = VolumeConfig()
+  public var reverb = ReverbConfig()
+  /// Splits to augment; nil = the recipe's training splits. Other splits are written clean.
+  public var splits: [String]?
+  /// A prepared dataset whose normalization statistics to use; nil = the exact statistics
+  /// of the augmented training records themselves (what the network is trained on).
+  public var statisticsFrom: String?
+
+  enum CodingKeys: String, CodingKey, CaseIterable {
+    case speedFactors, noise, volume, reverb, splits, statisticsFrom
+  }
+
+  public init() {}
+
+  public init(from decoder: any Decoder) throws {
+    try decoder.rejectUnknownKeys(CodingKeys.self)
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    speedFactors = try c.decode(.speedFactors, default: [0.9, 1.0, 1.1])
+    noise = try c.decode(.noise, default: NoiseConfig())
+    volume = try c.decode(.volume, default: VolumeConfig())
+    reverb = try c.decode(.reverb, default: ReverbConfig())
+    splits = try c.decodeIfPresent([String].self, forKey: .splits)
+    statisticsFrom = try c.decodeIfPresent(String.self, forKey: .statisticsFrom)
+  }
+
+  /// Checks ranges and probabilities.
+  /// - Throws: `ConfigurationError` naming the field.
+  public func validate() throws {
+    guard !speedFactors.isEmpty else { throw ConfigurationError("augment.speedFactors is empty") }
+    for factor in speedFactors where !(factor > 0.5 && factor <= 2) {
+      throw ConfigurationError("augment.speedFactors: \(factor) is outside (0.5, 2]")
+    }
+    let labels = speedFactors.map(Self.label)
+    guard Set(labels).count == labels.count else { throw ConfigurationError("augment.speedFactors lists a factor twice") }
+    for (name, p) in [
+      ("augment.noise.probability", noise.probability), ("augment.noise.babbleProbability", noise.babbleProbability),
+      ("augment.volume.probability", volume.probability), ("augment.reverb.probability", reverb.probability),
+    ] where !(0...1).contains(p) {
+      throw ConfigurationError("\(name) must be in [0, 1]")
+    }
+    if (noise.probability > 0 || noise.babbleProbability > 0) && noise.bank == nil {
+      throw ConfigurationError("augment.noise.probability > 0 needs augment.noise.bank (or --noise-bank)")
+    }
+    if reverb.probability > 0 && reverb.impulseResponses == nil {
+      throw ConfigurationError("augment.reverb.probability > 0 needs augment.reverb.impulseResponses")
+    }
+    guard noise.babbleSpeakers.count == 2, noise.babbleSpeakers[0] >= 1, noise.babbleSpeakers[0] <= noise.babbleSpeakers[1] else {
+      throw ConfigurationError("augment.noise.babbleSpeakers must be [min, max] with 1 ≤ min ≤ max")
+    }
+  }
+
+  /// `0.9` → `"0.9"`, `1.05` → `"1.05"`: the factor as written in ids.
+  public static func label(_ factor: Double) -> String {
+    var text = String(format: "%.3f", factor)
+    while text.hasSuffix("0") { text.removeLast() }
+    if text.hasSuffix(".") { text += "0" }
+    return text
+  }
+
+  /// The id of the copy of `id` at `factor`.
+  public static func copyId(_ id: String, factor: Double) -> String {
+    label(factor) == "1.0" ? id : "sp\(label(factor))-\(id)"
+  }
+}
