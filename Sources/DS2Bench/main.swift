@@ -32,3 +32,11 @@ for factor in [0.9, 1.1] {
   }
   if sink.isNaN { print("") }
 }
+
+// Noise superposition: SNR measurement and mixing of an in-memory noise segment.
+let noise = (0..<signal.count).map { _ in Float(generator.nextUnitDouble() - 0.5) * 0.1 }
+var mixSink: Float = 0
+measure("noise superposition at an SNR (in memory)") {
+  mixSink += (try? NoiseMixer.mix(signal, noise: noise, snrDecibels: 10)[1]) ?? 0
+}
+if mixSink.isNaN { print("") }

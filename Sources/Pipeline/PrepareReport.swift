@@ -12,6 +12,8 @@ public struct PrepareReport: Sendable {
   }
 
   public var outputDirectory: String
+  /// `prepared` or `augmented`, for the summary.
+  public var verb = "prepared"
   /// True when the output already held this exact dataset and nothing was done.
   public var alreadyComplete = false
   public var splits: [SplitSummary] = []
@@ -66,8 +68,8 @@ public struct PrepareReport: Sendable {
       lines.append("  rejected 0")
     }
     let head = String(
-      format: "prepared %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per worker thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
-      outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
+      format: "%@ %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per worker thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
+      verb, outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
       realTimeFactor / Double(max(threads, 1)), threads, cpuSeconds > 0 ? processedAudioSeconds / cpuSeconds : 0,
       formatBytes(peakMemoryBytes))
     return ([head] + lines).joined(separator: "\n")

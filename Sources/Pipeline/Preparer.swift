@@ -111,6 +111,7 @@ final class Preparer {
     try recipe.validate()
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
+    if augmenting { report.verb = "augmented" }
     if try existingDatasetMatches() {
       report.alreadyComplete = true
       return report
