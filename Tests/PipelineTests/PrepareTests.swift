@@ -292,6 +292,31 @@ final class PrepareTests: XCTestCase {
 }
 
 final class RecipeTests: XCTestCase {
+  /// Fuzzing the recipe loader (short run; `DS2_FUZZ_ITERATIONS=200000 swift test
+  /// --filter RecipeTests/testFuzzed` for the long run): mutated YAML, including invalid
+  /// UTF-8, loads or throws `ConfigurationError` naming the file — never a crash.
+  func testFuzzedRecipesLoadOrGiveConfigurationErrors() throws {
+    let directory = TemporaryDirectory("fuzz-recipe")
+    var seeds: [[UInt8]] = []
+    for name in try FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/recipes") where name.hasSuffix(".yaml") {
+      seeds.append(Array(FileManager.default.contents(atPath: repositoryRoot + "/recipes/" + name)!))
+    }
+    var mutator = Mutator(seeds: seeds, seed: 7)
+    let path = directory.path + "/fuzzed.yaml"
+    var loaded = 0
+    for _ in 0..<Mutator.iterations(short: 1500) {
+      FileManager.default.createFile(atPath: path, contents: Data(mutator.next()))
+      do {
+        let recipe = try Recipe.load(path: path)
+        loaded += 1
+        do { try recipe.validate() } catch is ConfigurationError {}
+      } catch let error as ConfigurationError {
+        XCTAssertTrue(error.message.contains(path), error.message)
+      }
+    }
+    XCTAssertGreaterThan(loaded, 10)
+  }
+
   func testBundledRecipesLoadAndValidate() throws {
     for name in try FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/recipes") where name.hasSuffix(".yaml") {
       let recipe = try Recipe.load(path: repositoryRoot + "/recipes/" + name)

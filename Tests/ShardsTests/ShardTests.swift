@@ -73,6 +73,33 @@ final class RecordCodecTests: XCTestCase {
     XCTAssertEqual(RecordLayout.key(frames: 258, id: "x"), [0, 0, 1, 2, UInt8(ascii: "x")])
   }
 
+  /// Fuzzing the record decoder (short run here; `DS2_FUZZ_ITERATIONS=2000000 swift test
+  /// --filter RecordCodecTests/testFuzzedRecords` for the long run): any input decodes
+  /// or throws `RecordDecodingError` — never a crash, never another error.
+  func testFuzzedRecordsGiveValuesOrTypedErrors() {
+    let seeds = [
+      makeRecord(id: "a", frames: 3).encoded(as: .float16), makeRecord(id: "bb", frames: 1, info: "{}").encoded(as: .float32),
+      makeRecord(id: "103-1240-0000", frames: 2, bins: 161, info: #"{"speaker":"103"}"#).encoded(as: .float16),
+    ]
+    var mutator = Mutator(seeds: seeds, seed: 2024)
+    var decoded = 0
+    var rejected = 0
+    for _ in 0..<Mutator.iterations(short: 20_000) {
+      let input = mutator.next()
+      do {
+        let record = try ShardRecord.decode(input)
+        XCTAssertEqual(record.features.values.count, record.frames * record.bins)
+        decoded += 1
+      } catch is RecordDecodingError {
+        rejected += 1
+      } catch {
+        XCTFail("unexpected error type \(error)")
+      }
+    }
+    XCTAssertGreaterThan(rejected, 1000)
+    XCTAssertGreaterThan(decoded, 100)
+  }
+
   /// Property test: truncations and random byte mutations of valid records never crash
   /// the decoder; they decode or throw `RecordDecodingError`.
   func testMutatedRecordsThrowTypedErrorsNeverCrash() {
