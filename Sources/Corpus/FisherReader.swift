@@ -241,7 +241,7 @@ struct FisherTurn {
     startSeconds = start
     endSeconds = end
     side = String(rest.prefix(1))
-    text = String(rest.dropFirst(2))
+    text = String(rest.dropFirst(2)).trimmingCharacters(in: .whitespaces)
   }
 }
 

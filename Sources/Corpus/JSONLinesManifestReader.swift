@@ -14,10 +14,11 @@ import Foundation
 ///   `duration`. Other keys are ignored. Blank lines are skipped.
 /// * **Paths.** Relative `audio_filepath`s are relative to the manifest's folder (as in
 ///   NeMo).
-/// * **Ids.** The audio path without its extension — relative to the manifest's folder
-///   when the file is inside it, otherwise the absolute path without the leading `/` —
-///   plus `-<start>-<end>` in centiseconds (6 digits) when `offset` is given:
-///   `wav/a`, `data/long-001250-001650`.
+/// * **Ids.** The audio file's name without its extension, plus `-<start>-<end>` in
+///   centiseconds (6 digits) when `offset` is given: `a`, `long-001250-001650` — for
+///   LibriSpeech audio, the LibriSpeech ids. Two entries of a split with the same id are
+///   a `duplicate_id` (the first is kept); a corpus whose file names repeat across
+///   folders needs explicit ids, i.e. a Kaldi data directory.
 /// * **Text.** Normalized by `language` (`TranscriptLanguage`).
 /// * **Channels.** None named: the recipe's `audio.channelRule` applies.
 public struct JSONLinesManifestReader: CorpusReader {
@@ -67,7 +68,7 @@ public struct JSONLinesManifestReader: CorpusReader {
             if let first = lineOfId[source.id] {
               listing.rejections.append(
                 ItemError(.duplicateId, file: path, line: line.number, utteranceId: source.id, split: split,
-                  message: "the same audio and segment as line \(first); the first one is kept"))
+                  message: "id \(source.id) was already given by line \(first) (ids are file names); the first one is kept"))
             } else {
               lineOfId[source.id] = line.number
               sources.append(source)
@@ -118,7 +119,7 @@ public struct JSONLinesManifestReader: CorpusReader {
 
     let folder = (manifestPath as NSString).deletingLastPathComponent
     let audioPath = audioFile.hasPrefix("/") ? audioFile : folder + "/" + audioFile
-    var id = Self.idStem(audioFile: audioFile, folder: folder)
+    var id = Self.idStem(audioFile: audioFile)
     if let offset, let duration {
       id += "-\(centisecondsLabel(offset))-\(centisecondsLabel(offset + duration))"
     }
@@ -134,17 +135,10 @@ public struct JSONLinesManifestReader: CorpusReader {
         transcript: transcript, transcriptPath: manifestPath, transcriptLine: line))
   }
 
-  /// The id part named by the audio path: relative to `folder` when inside it, without
-  /// the extension and without a leading `./` or `/`.
-  static func idStem(audioFile: String, folder: String) -> String {
-    var path = audioFile
-    if path.hasPrefix(folder + "/") { path = String(path.dropFirst(folder.count + 1)) }
-    while path.hasPrefix("./") { path = String(path.dropFirst(2)) }
-    while path.hasPrefix("/") { path = String(path.dropFirst()) }
-    let name = (path as NSString).lastPathComponent
-    if let dot = name.lastIndex(of: "."), dot != name.startIndex {
-      path = String(path.dropLast(name.distance(from: dot, to: name.endIndex)))
-    }
-    return path
+  /// The audio file's name without its extension: `wav/a.flac` → `a`.
+  static func idStem(audioFile: String) -> String {
+    let name = (audioFile as NSString).lastPathComponent
+    guard let dot = name.lastIndex(of: "."), dot != name.startIndex else { return name }
+    return String(name[..<dot])
   }
 }

@@ -18,7 +18,7 @@ final class JSONLinesManifestReaderTests: XCTestCase {
       #"{"audio_filepath": "wav/c.wav", "duration": 1.0}"#,
       #"{"audio_filepath": "wav/d.wav", "duration": -1, "text": "negative"}"#,
       #"{"audio_filepath": "wav/e.wav", "offset": 1, "text": "offset alone"}"#,
-      #"{"audio_filepath": "wav/b.wav", "duration": 1.5, "text": "again"}"#,
+      #"{"audio_filepath": "other/b.flac", "duration": 1.5, "text": "same file name"}"#,
       #"{"audio_filepath": "wav/f.wav", "duration": 2, "text": " "}"#,
     ]
     try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
@@ -29,12 +29,12 @@ final class JSONLinesManifestReaderTests: XCTestCase {
     let listing = try JSONLinesManifestReader(root: root, language: .english).list(splits: ["train", "dev", "test"])
     XCTAssertEqual(listing.missingSplits, ["test"])
     let train = listing.sources.filter { $0.split == "train" }
-    XCTAssertEqual(train.map(\.id), ["data/long-001250-001650", "wav/a", "wav/b"])
-    XCTAssertEqual(train.map(\.audioPath), ["/data/long.flac", root + "/./wav/a.flac", root + "/wav/b.wav"])
-    XCTAssertEqual(train.map(\.startSeconds), [12.5, 0, 0])
-    XCTAssertEqual(train.map(\.durationSeconds), [4.0, nil, 1.5])
-    XCTAssertEqual(train.map(\.transcript), ["a segment", "no duration", "hello world"])
-    XCTAssertEqual(train.map(\.transcriptLine), [2, 3, 1])
+    XCTAssertEqual(train.map(\.id), ["a", "b", "long-001250-001650"])
+    XCTAssertEqual(train.map(\.audioPath), [root + "/./wav/a.flac", root + "/wav/b.wav", "/data/long.flac"])
+    XCTAssertEqual(train.map(\.startSeconds), [0, 0, 12.5])
+    XCTAssertEqual(train.map(\.durationSeconds), [nil, 1.5, 4.0])
+    XCTAssertEqual(train.map(\.transcript), ["no duration", "hello world", "a segment"])
+    XCTAssertEqual(train.map(\.transcriptLine), [3, 1, 2])
     XCTAssertEqual(listing.sources.filter { $0.split == "dev" }.map(\.id), ["x"])
 
     let summary = listing.rejections.map { "\($0.reason.rawValue)@\($0.line ?? 0)" }
