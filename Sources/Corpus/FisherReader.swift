@@ -24,9 +24,11 @@ import Foundation
 ///   A split with no conversation under the root is missing.
 /// * **Text.** `FisherText.normalize`; turns with `(( ))` spans are rejected as
 ///   `uncertain_transcript`, turns that normalize to nothing as `empty_transcript`.
-/// * **Audio choice.** When a conversation has several audio files, FLAC is used, then
-///   WAV, then SPHERE. Shorten-compressed SPHERE (as LDC ships it) is detected from its
-///   header and the conversation is rejected once as `unsupported_encoding`.
+/// * **Audio choice.** When a conversation has several audio files, the first that
+///   libsndfile can decode is used, in the order FLAC, WAV, SPHERE, then path order.
+///   Shorten-compressed SPHERE (as LDC ships it) is recognized from its text header; a
+///   conversation with no other file is rejected once as `unsupported_encoding`, with
+///   the conversion advice.
 public struct FisherReader: CorpusReader {
   public static let allSplits = ["train", "dev", "test"]
   /// Conversation numbers of the held-out splits.
@@ -142,22 +144,20 @@ public struct FisherReader: CorpusReader {
       return
     }
     let (turns, problems) = try Self.readTurns(transcriptPath: transcript, conversation: name, split: split)
-    guard let audio = candidates.first else {
+    guard let firstCandidate = candidates.first else {
       rejections += problems
       rejections.append(
         ItemError(.missingAudio, file: transcript, split: split,
           message: "no \(name).sph (or .wav/.flac) under \(root); its \(turns.count) turns are skipped"))
       return
     }
-    for extra in candidates.dropFirst() where (extra as NSString).pathExtension == (audio as NSString).pathExtension {
-      rejections.append(
-        ItemError(.duplicateId, file: extra, split: split, message: "a second audio file of \(name); \(audio) is used"))
-    }
-    if var unsupported = AudioDecoder.unsupportedEncoding(path: audio) {
+    // The first file libsndfile can decode; LDC's own files are shorten-compressed.
+    guard let audio = candidates.first(where: { AudioDecoder.unsupportedEncoding(path: $0) == nil }) else {
+      var unsupported = AudioDecoder.unsupportedEncoding(path: firstCandidate)!
       rejections += problems
       unsupported.split = split
       unsupported.message += "; all \(turns.count) turns of \(name) are skipped "
-        + "(put the converted file anywhere under the corpus root: .flac/.wav is preferred over .sph)"
+        + "(put the converted file anywhere under the corpus root; see docs/CORPORA.md)"
       rejections.append(unsupported)
       return
     }

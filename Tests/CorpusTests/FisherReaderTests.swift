@@ -178,17 +178,25 @@ final class FisherReaderTests: XCTestCase {
     XCTAssertEqual(rejection.file, sphere)
     XCTAssertTrue(rejection.message.contains("shorten"), rejection.message)
     XCTAssertTrue(rejection.message.contains("sph2pipe"), rejection.message)
+    XCTAssertTrue(rejection.message.contains("docs/CORPORA.md"), rejection.message)
     XCTAssertTrue(rejection.message.contains("all 2 turns of fe_03_00120"), rejection.message)
 
-    // The user converts it (sph2pipe -f wav) into any folder under the root.
-    let converted = directory.path + "/converted/fe_03_00120.wav"
+    // The user converts it into any folder under the root: decompressed SPHERE (which
+    // sorts after the original, so the original must be skipped by its header) …
+    let convertedSphere = directory.path + "/converted/fe_03_00120.sph"
     try FileManager.default.createDirectory(atPath: directory.path + "/converted", withIntermediateDirectories: true)
-    try AudioEncoder.write(
-      interleaved: [Float](repeating: 0.1, count: 2 * 3 * 8_000), channels: 2, sampleRateHertz: 8_000, format: .wavPCM16,
-      to: converted)
-    let after = try FisherReader(root: directory.path).list(splits: ["train"])
-    XCTAssertEqual(after.rejections, [])
-    XCTAssertEqual(after.sources.map(\.audioPath), [converted, converted])
+    let twoChannels = [Float](repeating: 0.1, count: 2 * 3 * 8_000)
+    try AudioEncoder.write(interleaved: twoChannels, channels: 2, sampleRateHertz: 8_000, format: .sphereULaw, to: convertedSphere)
+    let afterSphere = try FisherReader(root: directory.path).list(splits: ["train"])
+    XCTAssertEqual(afterSphere.rejections, [])
+    XCTAssertEqual(afterSphere.sources.map(\.audioPath), [convertedSphere, convertedSphere])
+    // … and WAV, which is preferred over SPHERE.
+    let convertedWave = directory.path + "/wav/fe_03_00120.wav"
+    try FileManager.default.createDirectory(atPath: directory.path + "/wav", withIntermediateDirectories: true)
+    try AudioEncoder.write(interleaved: twoChannels, channels: 2, sampleRateHertz: 8_000, format: .wavPCM16, to: convertedWave)
+    let afterWave = try FisherReader(root: directory.path).list(splits: ["train"])
+    XCTAssertEqual(afterWave.rejections, [])
+    XCTAssertEqual(afterWave.sources.map(\.audioPath), [convertedWave, convertedWave])
   }
 
   func testConversationsWithoutAudioOrTranscriptAreNamed() throws {
