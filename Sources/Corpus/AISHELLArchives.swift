@@ -16,26 +16,18 @@ import Foundation
 ///   `<split>/<speaker>/`, becomes an `unreadable_audio` error naming the archive; the
 ///   other speakers are unaffected.
 public enum AISHELLArchives {
-  /// What one unpacking pass did.
-  public struct Report: Sendable {
-    /// Archives extracted by this pass (speaker names).
-    public var unpacked: [String] = []
-    /// Archives that could not be extracted, one error each.
-    public var failures: [ItemError] = []
-  }
-
   static let suffix = ".tar.gz"
 
   /// Unpacks every `*.tar.gz` in `wavDirectory` that is not unpacked yet, `jobs` at a time.
+  /// - Returns: one error per archive that could not be unpacked, in archive name order.
   /// - Throws: `ConfigurationError` when `tar` cannot be run or `wavDirectory` is not
-  ///   writable; problems with single archives are returned in `failures`.
-  public static func unpack(wavDirectory: String, jobs: Int) throws -> Report {
+  ///   writable.
+  public static func unpack(wavDirectory: String, jobs: Int) throws -> [ItemError] {
     let archives = CorpusFiles.sortedEntries(wavDirectory).filter {
       $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
     }
     let pending = archives.filter { !isUnpacked(speaker: String($0.dropLast(suffix.count)), in: wavDirectory) }
-    var result = Report()
-    guard !pending.isEmpty else { return result }
+    guard !pending.isEmpty else { return [] }
     guard FileManager.default.isWritableFile(atPath: wavDirectory) else {
       throw ConfigurationError(
         "\(wavDirectory) holds \(pending.count) packed speaker archive(s) to unpack, but the folder is not writable; "
@@ -52,14 +44,7 @@ public enum AISHELLArchives {
       }
     }
     if let error = work.launchFailure { throw error }
-    for outcome in work.outcomes {
-      switch outcome {
-      case .success(let speaker): result.unpacked.append(speaker)
-      case .failure(let error): result.failures.append(error)
-      case nil: break
-      }
-    }
-    return result
+    return work.failures
   }
 
   /// True when a split folder of `wavDirectory` holds a folder named `speaker`.
@@ -71,16 +56,15 @@ public enum AISHELLArchives {
 
   /// Extracts one archive through its staging folder.
   /// - Throws: `ConfigurationError` when `tar` cannot be started.
-  static func unpackOne(archive: String, in wavDirectory: String) throws -> Result<String, ItemError> {
+  /// - Returns: nil when the speaker folder is in place, else the archive's error.
+  static func unpackOne(archive: String, in wavDirectory: String) throws -> ItemError? {
     let fileManager = FileManager.default
     let archivePath = wavDirectory + "/" + archive
     let speaker = String(archive.dropLast(suffix.count))
     let staging = wavDirectory + "/.unpacking-" + speaker
-    func failure(_ message: String) -> Result<String, ItemError> {
+    func failure(_ message: String) -> ItemError {
       try? fileManager.removeItem(atPath: staging)
-      return .failure(
-        ItemError(.unreadableAudio, file: archivePath,
-          message: "\(message); the utterances of speaker \(speaker) are skipped"))
+      return ItemError(.unreadableAudio, file: archivePath, message: "\(message); the utterances of speaker \(speaker) are skipped")
     }
     do {
       if fileManager.fileExists(atPath: staging) { try fileManager.removeItem(atPath: staging) }
@@ -118,7 +102,7 @@ public enum AISHELLArchives {
     } catch {
       return failure("cannot move the unpacked folder into place: \(error.localizedDescription)")
     }
-    return .success(speaker)
+    return nil
   }
 
   /// Runs `tar` (found on PATH) and returns its exit status and standard error.
@@ -149,7 +133,7 @@ private final class UnpackWork: @unchecked Sendable {
   private let lock = NSLock()
   private let archives: [String]
   private var nextIndex = 0
-  private(set) var outcomes: [Result<String, ItemError>?]
+  private var outcomes: [ItemError?]
   private(set) var launchFailure: Error?
 
   init(archives: [String]) {
@@ -166,7 +150,10 @@ private final class UnpackWork: @unchecked Sendable {
     }
   }
 
-  func record(_ index: Int, _ outcome: Result<String, ItemError>) { lock.withLock { outcomes[index] = outcome } }
+  func record(_ index: Int, _ outcome: ItemError?) { lock.withLock { outcomes[index] = outcome } }
+
+  /// The archives' errors in archive order.
+  var failures: [ItemError] { lock.withLock { outcomes.compactMap { $0 } } }
 
   func fail(_ error: Error) { lock.withLock { launchFailure = error } }
 }

@@ -59,8 +59,7 @@ public struct AISHELLReader: CorpusReader {
       throw ConfigurationError("AISHELL-1 root \(root) has no transcript file \(transcriptPath)")
     }
     var listing = CorpusListing()
-    let unpacking = try AISHELLArchives.unpack(wavDirectory: wavDirectory, jobs: unpackJobs)
-    listing.rejections += unpacking.failures
+    listing.rejections += try AISHELLArchives.unpack(wavDirectory: wavDirectory, jobs: unpackJobs)
 
     var present: [String] = []
     for split in splits {

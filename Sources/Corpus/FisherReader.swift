@@ -137,10 +137,9 @@ public struct FisherReader: CorpusReader {
     var candidates: [String] = []
     for fileExtension in Self.audioExtensions { candidates += conversation.audio[fileExtension] ?? [] }
     guard let transcript = conversation.transcripts.first else {
-      for audio in candidates {
-        rejections.append(
-          ItemError(.missingTranscript, file: audio, split: split, message: "no \(name).txt under \(root)"))
-      }
+      // One rejection per conversation, naming its preferred audio file.
+      rejections.append(
+        ItemError(.missingTranscript, file: candidates[0], split: split, message: "no \(name).txt under \(root)"))
       return
     }
     let (turns, problems) = try Self.readTurns(transcriptPath: transcript, conversation: name, split: split)
