@@ -11,12 +11,14 @@ import Foundation
 /// * **Safe to interrupt.** Each archive is extracted into a hidden staging folder
 ///   `wav/.unpacking-<speaker>/` and its speaker folder is moved into place by one
 ///   rename, so a speaker folder is either complete or absent. Staging folders left by
-///   an interrupted run are removed and redone.
+///   an interrupted run are removed (and their archives redone). Two first runs on the
+///   same corpus copy must not overlap.
 /// * **Failures.** A corrupt or truncated archive, or one that does not hold
 ///   `<split>/<speaker>/`, becomes an `unreadable_audio` error naming the archive; the
 ///   other speakers are unaffected.
 public enum AISHELLArchives {
   static let suffix = ".tar.gz"
+  static let stagingPrefix = ".unpacking-"
 
   /// Unpacks every `*.tar.gz` in `wavDirectory` that is not unpacked yet, `jobs` at a time.
   /// - Returns: one error per archive that could not be unpacked, in archive name order.
@@ -27,6 +29,14 @@ public enum AISHELLArchives {
       $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
     }
     let pending = archives.filter { !isUnpacked(speaker: String($0.dropLast(suffix.count)), in: wavDirectory) }
+    // Staging folders of finished speakers (a run stopped between the move and the
+    // clean-up); those of pending speakers are cleared when they are redone.
+    for entry in CorpusFiles.sortedEntries(wavDirectory) where entry.hasPrefix(stagingPrefix) {
+      let speaker = String(entry.dropFirst(stagingPrefix.count))
+      if isUnpacked(speaker: speaker, in: wavDirectory) {
+        try? FileManager.default.removeItem(atPath: wavDirectory + "/" + entry)
+      }
+    }
     guard !pending.isEmpty else { return [] }
     guard FileManager.default.isWritableFile(atPath: wavDirectory) else {
       throw ConfigurationError(
@@ -61,7 +71,7 @@ public enum AISHELLArchives {
     let fileManager = FileManager.default
     let archivePath = wavDirectory + "/" + archive
     let speaker = String(archive.dropLast(suffix.count))
-    let staging = wavDirectory + "/.unpacking-" + speaker
+    let staging = wavDirectory + "/" + stagingPrefix + speaker
     func failure(_ message: String) -> ItemError {
       try? fileManager.removeItem(atPath: staging)
       return ItemError(.unreadableAudio, file: archivePath, message: "\(message); the utterances of speaker \(speaker) are skipped")

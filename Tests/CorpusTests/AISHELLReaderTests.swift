@@ -143,8 +143,14 @@ final class AISHELLReaderTests: XCTestCase {
     try runTool("/usr/bin/env", ["tar", "-czf", "S0764.tar.gz", "test/S0765"], in: fixture.wavDirectory)
     try FileManager.default.removeItem(atPath: fixture.wavDirectory + "/test/S0765")
 
+    // What a run stopped between the move and the clean-up leaves: an empty staging
+    // folder of a speaker that is in place.
+    try FileManager.default.createDirectory(
+      atPath: fixture.wavDirectory + "/.unpacking-S0003/train", withIntermediateDirectories: true)
+
     let listing = try AISHELLReader(root: directory.path).list(splits: ["train", "test"])
     XCTAssertEqual(listing.sources.filter { $0.speaker == "S0002" }.count, 3)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.wavDirectory + "/.unpacking-S0003"))
     XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.wavDirectory + "/.unpacking-S0002"))
     XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.wavDirectory + "/train/S0002/partial.wav"))
     let mislabelled = try XCTUnwrap(listing.rejections.first { $0.file.hasSuffix("S0764.tar.gz") })
