@@ -21,10 +21,12 @@ public enum AISHELLArchives {
   static let stagingPrefix = ".unpacking-"
 
   /// Unpacks every `*.tar.gz` in `wavDirectory` that is not unpacked yet, `jobs` at a time.
+  /// - Parameter willUnpack: called once with the number of archives, before any is
+  ///   unpacked (not called when there is nothing to do).
   /// - Returns: one error per archive that could not be unpacked, in archive name order.
   /// - Throws: `ConfigurationError` when `tar` cannot be run or `wavDirectory` is not
   ///   writable.
-  public static func unpack(wavDirectory: String, jobs: Int) throws -> [ItemError] {
+  public static func unpack(wavDirectory: String, jobs: Int, willUnpack: ((Int) -> Void)? = nil) throws -> [ItemError] {
     let archives = CorpusFiles.sortedEntries(wavDirectory).filter {
       $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
     }
@@ -43,6 +45,7 @@ public enum AISHELLArchives {
         "\(wavDirectory) holds \(pending.count) packed speaker archive(s) to unpack, but the folder is not writable; "
           + "make it writable, or unpack them there once: cd \(wavDirectory) && for a in *.tar.gz; do tar -xzf \"$a\"; done")
     }
+    willUnpack?(pending.count)
     let work = UnpackWork(archives: pending)
     DispatchQueue.concurrentPerform(iterations: min(max(1, jobs), pending.count)) { _ in
       while let (index, archive) = work.next() {

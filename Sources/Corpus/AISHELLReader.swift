@@ -28,10 +28,17 @@ public struct AISHELLReader: CorpusReader {
   public let root: String
   /// Concurrent `tar` processes when archives are unpacked.
   public var unpackJobs: Int
+  /// Told the number of archives and the `wav` folder before a pass unpacks any (the
+  /// first run on a downloaded corpus writes about 15 GB there).
+  public var willUnpack: ((_ archives: Int, _ wavDirectory: String) -> Void)?
 
-  public init(root: String, unpackJobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
+  public init(
+    root: String, unpackJobs: Int = ProcessInfo.processInfo.activeProcessorCount,
+    willUnpack: ((_ archives: Int, _ wavDirectory: String) -> Void)? = nil
+  ) {
     self.root = root
     self.unpackJobs = unpackJobs
+    self.willUnpack = willUnpack
   }
 
   /// The `data_aishell` folder.
@@ -59,7 +66,9 @@ public struct AISHELLReader: CorpusReader {
       throw ConfigurationError("AISHELL-1 root \(root) has no transcript file \(transcriptPath)")
     }
     var listing = CorpusListing()
-    listing.rejections += try AISHELLArchives.unpack(wavDirectory: wavDirectory, jobs: unpackJobs)
+    let announce = willUnpack
+    listing.rejections += try AISHELLArchives.unpack(
+      wavDirectory: wavDirectory, jobs: unpackJobs, willUnpack: { announce?($0, wavDirectory) })
 
     var present: [String] = []
     for split in splits {

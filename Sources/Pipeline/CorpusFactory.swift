@@ -1,5 +1,6 @@
 import Corpus
 import DS2Core
+import Logging
 
 /// The reader for a recipe's corpus kind.
 /// - Throws: `ConfigurationError` for settings the kind cannot use.
@@ -12,7 +13,14 @@ func makeCorpusReader(_ corpus: CorpusConfig) throws -> CorpusReader {
   switch corpus.kind {
   case .librispeech: return LibriSpeechReader(root: corpus.root)
   case .fisher: return FisherReader(root: corpus.root)
-  case .aishell: return AISHELLReader(root: corpus.root)
+  case .aishell:
+    return AISHELLReader(root: corpus.root) { archives, wavDirectory in
+      Logger(label: "ds2-data.prepare").warning(
+        """
+        unpacking \(archives) speaker archive(s) into \(wavDirectory)/<split>/ with tar \
+        (first run only; AISHELL-1's 400 archives take about 15 GB and several minutes)
+        """)
+    }
   case .manifest: return JSONLinesManifestReader(root: corpus.root, language: corpus.effectiveLanguage)
   case .kaldi: return KaldiDataDirectoryReader(root: corpus.root, language: corpus.effectiveLanguage)
   }

@@ -86,7 +86,10 @@ final class AISHELLReaderTests: XCTestCase {
       try fixture.pack(split: split, speaker: speaker)
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.wavDirectory + "/train/S0002"))
-    let listing = try AISHELLReader(root: directory.path + "/data_aishell", unpackJobs: 2).list(splits: ["train", "dev", "test"])
+    var announced: [Int] = []
+    let reader = AISHELLReader(root: directory.path + "/data_aishell", unpackJobs: 2) { count, _ in announced.append(count) }
+    let listing = try reader.list(splits: ["train", "dev", "test"])
+    XCTAssertEqual(announced, [4])
     func relative(_ l: CorpusListing, _ root: String) -> [String] {
       l.sources.map { "\($0.id) \($0.split) \($0.transcript) " + $0.audioPath.replacingOccurrences(of: root, with: "") }
     }
@@ -97,7 +100,8 @@ final class AISHELLReaderTests: XCTestCase {
 
     // Unpacked archives are not opened again: replacing one with garbage changes nothing.
     try Data("not gzip".utf8).write(to: URL(fileURLWithPath: fixture.wavDirectory + "/S0002.tar.gz"))
-    let again = try AISHELLReader(root: directory.path).list(splits: ["train", "dev", "test"])
+    let again = try AISHELLReader(root: directory.path) { count, _ in announced.append(count) }.list(splits: ["train", "dev", "test"])
+    XCTAssertEqual(announced, [4], "nothing is unpacked, or announced, a second time")
     XCTAssertEqual(relative(again, directory.path), relative(expected, unpackedDirectory.path))
     XCTAssertEqual(again.rejections.map(\.reason), expected.rejections.map(\.reason))
   }
