@@ -82,7 +82,7 @@ let package = Package(
     .testTarget(name: "DS2CoreTests", dependencies: ["DS2Core", "TestSupport"]),
     .testTarget(name: "AudioTests", dependencies: ["Audio", "DS2Core", "TestSupport"]),
     .testTarget(name: "FeaturesTests", dependencies: ["Features", "DS2Core", "TestSupport"]),
-    .testTarget(name: "CorpusTests", dependencies: ["Corpus", "DS2Core", "TestSupport"]),
+    .testTarget(name: "CorpusTests", dependencies: ["Corpus", "Audio", "DS2Core", "TestSupport"]),
     .testTarget(name: "AugmentationTests", dependencies: ["Augmentation", "Audio", "Features", "DS2Core", "TestSupport"]),
     .testTarget(name: "ShardsTests", dependencies: ["Shards", "DS2Core", "TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Shards", "DS2Core", "TestSupport"]),

@@ -7,6 +7,7 @@ packages=(
   pkg-config
   libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
   espeak-ng sox flac                                                            # corpus and fixture generation
+  tar gzip                                                                      # AISHELL-1 speaker archives
 )
 
 missing=()

@@ -12,6 +12,14 @@ public enum AudioDecoder {
     try SoundFile(path: path).info
   }
 
+  /// Checks the text header of `path` for an encoding libsndfile cannot decode
+  /// (shorten-compressed NIST SPHERE, as LDC ships Fisher). Reads at most 1 KiB and
+  /// never decodes samples, so corpus readers can fail such a file once at listing time.
+  /// - Returns: the `unsupported_encoding` error, or nil when the header shows no problem.
+  public static func unsupportedEncoding(path: String) -> ItemError? {
+    SoundFile.unsupportedEncoding(path: path)
+  }
+
   /// Decodes a file (or a segment of it) to one channel.
   ///
   /// - Parameters:

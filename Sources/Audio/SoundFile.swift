@@ -87,13 +87,18 @@ final class SoundFile {
     if !FileManager.default.fileExists(atPath: path) {
       return ItemError(.unreadableAudio, file: path, message: "sf_open: no such file")
     }
-    if let coding = sphereSampleCoding(path: path), coding.contains("shorten") {
-      return ItemError(
-        .unsupportedEncoding, file: path,
-        message: "NIST SPHERE with sample_coding \(coding): shorten compression is not "
-          + "decodable by libsndfile; convert first, e.g. `sph2pipe -f wav in.sph out.wav`")
-    }
+    if let unsupported = unsupportedEncoding(path: path) { return unsupported }
     return ItemError(.unreadableAudio, file: path, message: "sf_open: \(libraryMessage)")
+  }
+
+  /// The `unsupported_encoding` error for a shorten-compressed NIST SPHERE file, judged
+  /// from its text header alone; nil for any other file.
+  static func unsupportedEncoding(path: String) -> ItemError? {
+    guard let coding = sphereSampleCoding(path: path), coding.contains("shorten") else { return nil }
+    return ItemError(
+      .unsupportedEncoding, file: path,
+      message: "NIST SPHERE with sample_coding \(coding): shorten compression is not "
+        + "decodable by libsndfile; convert first, e.g. `sph2pipe -f wav in.sph out.wav`")
   }
 
   /// The `sample_coding` field of a NIST SPHERE header, if `path` is one.

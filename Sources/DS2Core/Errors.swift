@@ -26,6 +26,9 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable, Comparable
   case outOfVocabulary = "out_of_vocabulary"
   /// The transcript normalizes to nothing.
   case emptyTranscript = "empty_transcript"
+  /// The transcript marks part of the speech as unintelligible or uncertain (Fisher's
+  /// `(( ))`), so its labels would not match its audio.
+  case uncertainTranscript = "uncertain_transcript"
   /// A transcript line names audio that does not exist.
   case missingAudio = "missing_audio"
   /// An audio file has no transcript.

@@ -15,7 +15,8 @@ public struct UtteranceSource: Sendable, Equatable, Codable {
   public var startSeconds: Double
   /// Length in seconds, or nil for "to the end of the file".
   public var durationSeconds: Double?
-  /// The transcript exactly as the corpus gives it (before normalization).
+  /// The transcript, already normalized by the reader's documented rule (the labels
+  /// are this text encoded with the dataset's vocabulary).
   public var transcript: String
   /// Speaker id when the corpus provides one.
   public var speaker: String?

@@ -1,5 +1,6 @@
 import Audio
 import Augmentation
+import Corpus
 import DS2Core
 import Features
 import Foundation
@@ -10,6 +11,23 @@ import Yams
 public enum CorpusKind: String, Sendable, Codable, CaseIterable {
   /// LibriSpeech as OpenSLR ships it (FLAC + `*.trans.txt`).
   case librispeech
+  /// Fisher English Training parts 1 and 2 as LDC ships them (SPHERE + `fe_03_*.txt`).
+  case fisher
+  /// AISHELL-1 as OpenSLR ships it (per-speaker WAV archives + one transcript file).
+  case aishell
+  /// JSON-lines manifests (`<split>.jsonl`), NeMo / PaddlePaddle style.
+  case manifest
+  /// Kaldi data directories (`<split>/wav.scp`, `text`, optional `segments`).
+  case kaldi
+
+  /// The transcript language the kind fixes, or nil when the recipe chooses it.
+  public var fixedLanguage: TranscriptLanguage? {
+    switch self {
+    case .librispeech, .fisher: return .english
+    case .aishell: return .mandarin
+    case .manifest, .kaldi: return nil
+    }
+  }
 }
 
 /// Which corpus to read and which of its parts.
@@ -20,17 +38,27 @@ public struct CorpusConfig: Sendable, Codable, Equatable {
   /// Splits (corpus parts) to prepare, in this order.
   public var splits: [String]
   /// Splits whose statistics normalize every split; default: the splits whose names
-  /// start with `train`.
+  /// start with `train`. A Mandarin vocabulary is built from their transcripts.
   public var trainingSplits: [String]
+  /// Transcript language of `manifest` and `kaldi` corpora (default English); other
+  /// kinds fix their own and accept only that value.
+  public var language: TranscriptLanguage?
 
-  enum CodingKeys: String, CodingKey, CaseIterable { case kind, root, splits, trainingSplits }
+  enum CodingKeys: String, CodingKey, CaseIterable { case kind, root, splits, trainingSplits, language }
 
-  public init(kind: CorpusKind, root: String, splits: [String], trainingSplits: [String]? = nil) {
+  public init(
+    kind: CorpusKind, root: String, splits: [String], trainingSplits: [String]? = nil,
+    language: TranscriptLanguage? = nil
+  ) {
     self.kind = kind
     self.root = root
     self.splits = splits
     self.trainingSplits = trainingSplits ?? splits.filter { $0.hasPrefix("train") }
+    self.language = language
   }
+
+  /// The language transcripts are normalized and labelled in.
+  public var effectiveLanguage: TranscriptLanguage { kind.fixedLanguage ?? language ?? .english }
 
   public init(from decoder: any Decoder) throws {
     try decoder.rejectUnknownKeys(CodingKeys.self)
@@ -38,7 +66,8 @@ public struct CorpusConfig: Sendable, Codable, Equatable {
     let splits = try c.decode([String].self, forKey: .splits)
     self.init(
       kind: try c.decode(CorpusKind.self, forKey: .kind), root: try c.decode(String.self, forKey: .root),
-      splits: splits, trainingSplits: try c.decodeIfPresent([String].self, forKey: .trainingSplits))
+      splits: splits, trainingSplits: try c.decodeIfPresent([String].self, forKey: .trainingSplits),
+      language: try c.decodeIfPresent(TranscriptLanguage.self, forKey: .language))
   }
 }
 

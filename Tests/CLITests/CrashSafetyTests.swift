@@ -38,6 +38,17 @@ final class CrashSafetyTests: XCTestCase {
     return files
   }
 
+  /// Waits until the run writing `output` has completed at least one shard (and is still
+  /// going); false if it ended first.
+  func waitForFirstShard(_ output: String, of process: Process) -> Bool {
+    while process.isRunning {
+      let names = (try? FileManager.default.contentsOfDirectory(atPath: output + "/shards")) ?? []
+      if names.contains(where: { $0.hasSuffix(".mdb") }) { return process.isRunning }
+      usleep(2_000)
+    }
+    return false
+  }
+
   func start(_ arguments: [String]) throws -> Process {
     let process = Process()
     process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
@@ -60,10 +71,15 @@ final class CrashSafetyTests: XCTestCase {
     var interruptedRuns = 0
     for round in 0..<3 {
       let output = directory.path + "/killed\(round)"
-      // Kill up to three times at random moments, then let a run finish.
-      for _ in 0..<3 {
-        let process = try start(["prepare", recipe, "--output", output, "-q"])
-        usleep(UInt32(30_000 + generator.next() % 500_000))
+      // Kill three times — once right after the first completed shard, then at random
+      // moments — then let a run finish.
+      for attempt in 0..<3 {
+        let process = try start(["prepare", recipe, "--output", output, "-q", "--threads", "1"])
+        if attempt == 0 {
+          _ = waitForFirstShard(output, of: process)
+        } else {
+          usleep(UInt32(10_000 + generator.next() % 300_000))
+        }
         if process.isRunning {
           kill(process.processIdentifier, SIGKILL)
           interruptedRuns += 1
@@ -88,8 +104,7 @@ final class CrashSafetyTests: XCTestCase {
     let recipe = try makeCorpus(directory)
     let output = directory.path + "/out"
     let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
-    usleep(300_000)
-    guard process.isRunning else { throw XCTSkip("the run finished before the signal") }
+    XCTAssertTrue(waitForFirstShard(output, of: process), "the run ended before its first shard was complete")
     kill(process.processIdentifier, SIGINT)
     process.waitUntilExit()
     XCTAssertEqual(process.terminationStatus, 130)
@@ -108,8 +123,7 @@ final class CrashSafetyTests: XCTestCase {
     let recipe = try makeCorpus(directory)
     let output = directory.path + "/out"
     let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
-    usleep(300_000)
-    guard process.isRunning else { throw XCTSkip("the run finished before the signal") }
+    XCTAssertTrue(waitForFirstShard(output, of: process), "the run ended before its first shard was complete")
     kill(process.processIdentifier, SIGKILL)
     process.waitUntilExit()
     var changed = try String(contentsOfFile: recipe, encoding: .utf8)

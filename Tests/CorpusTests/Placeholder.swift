@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderCorpusTests: XCTestCase { func testNothing() {} }
