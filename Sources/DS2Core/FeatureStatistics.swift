@@ -35,28 +35,34 @@ public struct FeatureStatistics: Sendable, Equatable, Codable {
   /// Per-bin population standard deviation.
   public var standardDeviation: [Double] { variance.map { $0.squareRoot() } }
 
-  /// Accumulates the frames of one `frames × bins` row-major block (two passes in Double).
+  /// Accumulates the frames of one `frames × bins` row-major block.
+  ///
+  /// One pass in Double over values shifted by the block's first frame (`d = x − x₀`):
+  /// `mean = x₀ + Σd/n`, `M2 = Σd² − (Σd)²/n`. The shift keeps the sums small, so the
+  /// result equals the two-pass computation to Double rounding (tests compare them).
   public mutating func add(frames: Int, values: UnsafeBufferPointer<Float>) {
     precondition(values.count == frames * bins, "block does not match bins")
-    guard frames > 0 else { return }
+    guard frames > 0, let base = values.baseAddress else { return }
     var block = FeatureStatistics(bins: bins)
     block.count = frames
     let n = Double(frames)
-    block.mean.withUnsafeMutableBufferPointer { blockMean in
-      for t in 0..<frames {
-        let row = t * bins
-        for k in 0..<bins { blockMean[k] += Double(values[row + k]) }
-      }
-      for k in 0..<bins { blockMean[k] /= n }
-      block.m2.withUnsafeMutableBufferPointer { blockM2 in
-        for t in 0..<frames {
-          let row = t * bins
+    var sums = [Double](repeating: 0, count: bins)
+    var squares = [Double](repeating: 0, count: bins)
+    sums.withUnsafeMutableBufferPointer { sums in
+      squares.withUnsafeMutableBufferPointer { squares in
+        for t in 1..<max(frames, 1) {
+          let row = base + t * bins
           for k in 0..<bins {
-            let d = Double(values[row + k]) - blockMean[k]
-            blockM2[k] += d * d
+            let d = Double(row[k]) - Double(base[k])
+            sums[k] += d
+            squares[k] += d * d
           }
         }
       }
+    }
+    for k in 0..<bins {
+      block.mean[k] = Double(base[k]) + sums[k] / n
+      block.m2[k] = max(0, squares[k] - sums[k] * sums[k] / n)
     }
     merge(block)
   }
