@@ -35,8 +35,6 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable, Comparable
   case missingTranscript = "missing_transcript"
   /// The same utterance id appears twice in a split.
   case duplicateId = "duplicate_id"
-  /// The utterance has more labels than output frames can carry (CTC cannot align it).
-  case labelsTooLong = "labels_too_long"
 
   public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }

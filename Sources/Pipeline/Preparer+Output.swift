@@ -1,0 +1,89 @@
+import Audio
+import Augmentation
+import Corpus
+import DS2Core
+import Features
+import Foundation
+import Logging
+import Shards
+
+// The output directory: existing datasets, the resume journal, borrowed statistics.
+extension Preparer {
+  /// The normalization statistics of another (clean) dataset made with the same features.
+  /// - Throws: `ConfigurationError` when it cannot be read or its features differ.
+  func borrowedStatistics(from directory: String, features: FeatureParameters) throws -> (FeatureStatistics, [String]) {
+    let dataset: Dataset
+    do { dataset = try Dataset(directory: directory) } catch {
+      throw ConfigurationError("augment.statisticsFrom: \(error)")
+    }
+    var theirs = dataset.manifest.features
+    theirs.dtype = features.dtype
+    guard theirs == features else {
+      throw ConfigurationError("augment.statisticsFrom: \(directory) was made with different feature settings")
+    }
+    let normalization = dataset.manifest.normalization
+    return (normalization.statistics, normalization.statisticsSplits.map { "\(directory):\($0)" })
+  }
+
+  // MARK: Output directory
+
+  /// True when `output` already holds the dataset of this recipe. Throws when it holds
+  /// another one (unless forced, in which case the old dataset is removed).
+  func existingDatasetMatches() throws -> Bool {
+    let manifestPath = output + "/manifest.json"
+    let fileManager = FileManager.default
+    if let data = fileManager.contents(atPath: manifestPath) {
+      if let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data),
+        existing.recipe == identity, !options.force
+      {
+        return true
+      }
+      if !options.force {
+        let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data)
+        let changed = existing.map { differingKeys($0.recipe, identity) } ?? ["manifest unreadable"]
+        throw ConfigurationError(
+          "\(output) already holds a dataset made from a different recipe (differs in: "
+            + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
+      }
+      try fileManager.removeItem(atPath: manifestPath)
+      try wipeOutput()
+    }
+    return false
+  }
+
+  /// Returns true to resume the journaled run of this recipe, false to start a new one
+  /// (the caller wipes the output just before writing); refuses to mix with an
+  /// unfinished run of another recipe unless forced.
+  func openJournal() throws -> Bool {
+    if let existing = RunJournal.load(directory: output) {
+      if existing.recipe == journal.recipe && !options.force {
+        journal = existing
+        let shards = existing.splits.values.reduce(0) { $0 + $1.shards.count }
+        let records = existing.splits.values.reduce(0) { $0 + $1.shards.reduce(0) { $0 + $1.records } }
+        logger.notice("resuming \(output): \(shards) shard(s), \(records) record(s) already written")
+        return true
+      }
+      if !options.force {
+        throw ConfigurationError(
+          "\(output) holds an unfinished run of a different recipe (differs in: "
+            + "\(differingKeys(existing.recipe, journal.recipe).joined(separator: ", "))); rerun that recipe to "
+            + "finish it, or use --force to discard it")
+      }
+    }
+    return false
+  }
+
+  /// Removes what ds2-data writes in `output` (never other files).
+  func wipeOutput() throws {
+    let fileManager = FileManager.default
+    for name in ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName, "shards"] {
+      let path = output + "/" + name
+      if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
+    }
+    do {
+      try fileManager.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+    } catch {
+      throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
+    }
+  }
+}

@@ -1,0 +1,129 @@
+import Audio
+import Augmentation
+import Corpus
+import DS2Core
+import Features
+import Foundation
+import Logging
+import Shards
+
+// Planning: transcripts, audio headers, filters, augmentation copies.
+extension Preparer {
+  // MARK: Planning
+
+  /// Encodes transcripts, probes headers, applies filters; returns what will be featurized.
+  func plan(_ sources: [UtteranceSource], vocabulary: Vocabulary) throws -> [PlannedUtterance] {
+    var seen: [String: Set<String>] = [:]
+    var candidates: [(UtteranceSource, [Int32])] = []
+    for source in sources {
+      let file = source.transcriptPath ?? source.audioPath
+      if seen[source.split, default: []].contains(source.id) {
+        reject(ItemError(.duplicateId, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "utterance id appears twice in split \(source.split)"))
+        continue
+      }
+      seen[source.split, default: []].insert(source.id)
+      guard source.id.utf8.count <= RecordLayout.maxIdBytes else {
+        reject(ItemError(.malformedTranscript, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "utterance id longer than \(RecordLayout.maxIdBytes) bytes"))
+        continue
+      }
+      guard !source.transcript.isEmpty else {
+        reject(ItemError(.emptyTranscript, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "transcript is empty after normalization"))
+        continue
+      }
+      do {
+        candidates.append((source, try vocabulary.encode(source.transcript)))
+      } catch let error as Vocabulary.OutOfVocabulary {
+        reject(ItemError(.outOfVocabulary, file: file, line: source.transcriptLine, utteranceId: source.id,
+          split: source.split, message: "\(error) in \"\(source.transcript)\""))
+      }
+    }
+
+    let rate = recipe.audio.sampleRateHertz
+    let features = recipe.features
+    let filters = recipe.filters
+    let progress = PhaseProgress(sink: options.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
+    var planned: [PlannedUtterance] = []
+    planned.reserveCapacity(candidates.count)
+    try orderedParallelMap(
+      count: candidates.count, threads: threads, window: 256,
+      produce: { index, _ -> Result<PlannedUtterance, ItemError> in
+        let (source, labels) = candidates[index]
+        do {
+          let info = try AudioDecoder.probe(path: source.audioPath)
+          let segment = try AudioDecoder.segment(
+            of: info, path: source.audioPath, startSeconds: source.startSeconds, durationSeconds: source.durationSeconds)
+          let seconds = Double(segment.frames) / Double(info.sampleRateHertz)
+          func fail(_ reason: RejectionReason, _ message: String) -> Result<PlannedUtterance, ItemError> {
+            .failure(ItemError(reason, file: source.audioPath, utteranceId: source.id, split: source.split, message: message))
+          }
+          if segment.frames == 0 { return fail(.emptyAudio, "no samples (\(info.formatName))") }
+          if seconds < filters.minDurationSeconds {
+            return fail(.tooShort, String(format: "%.3f s is below filters.minDurationSeconds %.3f", seconds, filters.minDurationSeconds))
+          }
+          if let maximum = filters.maxDurationSeconds, seconds > maximum {
+            return fail(.tooLong, String(format: "%.3f s is above filters.maxDurationSeconds %.3f", seconds, maximum))
+          }
+          let samples = Resampler.outputCount(inputCount: segment.frames, sourceHertz: info.sampleRateHertz, targetHertz: rate)
+          let frames = features.frameCount(sampleCount: samples, sampleRateHertz: rate)
+          if frames == 0 {
+            return fail(.tooShort, "\(samples) samples at \(rate) Hz is shorter than one \(features.windowSeconds) s window")
+          }
+          var metadata: [String: String] = [:]
+          if let speaker = source.speaker { metadata["speaker"] = speaker }
+          return .success(
+            PlannedUtterance(
+              source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
+              id: source.id))
+        } catch var error as ItemError {
+          error.utteranceId = source.id
+          error.split = source.split
+          return .failure(error)
+        } catch {
+          return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+            message: "\(error)"))
+        }
+      },
+      consume: { _, result in
+        try options.cancellation.check(output: output)
+        switch result {
+        case .success(let utterance): planned.append(utterance)
+        case .failure(let error): reject(error)
+        }
+        progress.advance(audioSeconds: 0)
+      })
+    progress.finish()
+    return augmenter.map { expand(planned, with: $0) } ?? planned
+  }
+
+  /// Replaces each utterance of an augmented split by one copy per speed factor, each
+  /// with its drawn plan; copies that get too short for one window are rejected.
+  func expand(_ planned: [PlannedUtterance], with augmenter: Augmenter) -> [PlannedUtterance] {
+    let config = augmenter.config
+    let augmented = Set(config.splits ?? recipe.corpus.trainingSplits)
+    let rate = recipe.audio.sampleRateHertz
+    var expanded: [PlannedUtterance] = []
+    for utterance in planned {
+      guard augmented.contains(utterance.source.split) else {
+        expanded.append(utterance)
+        continue
+      }
+      for (copy, factor) in config.speedFactors.enumerated() {
+        var item = utterance
+        item.id = AugmentConfig.copyId(utterance.source.id, factor: factor)
+        item.samples = augmenter.outputCount(samples: utterance.samples, factor: factor)
+        item.frames = recipe.features.frameCount(sampleCount: item.samples, sampleRateHertz: rate)
+        guard item.frames > 0 else {
+          reject(ItemError(.tooShort, file: utterance.source.audioPath, utteranceId: item.id, split: utterance.source.split,
+            message: "speed \(factor) leaves \(item.samples) samples, less than one window"))
+          continue
+        }
+        item.augmentation = augmenter.plan(source: utterance.source.id, copy: copy, factor: factor, samples: item.samples)
+        expanded.append(item)
+      }
+    }
+    return expanded
+  }
+}

@@ -1,0 +1,169 @@
+import Audio
+import Augmentation
+import Corpus
+import DS2Core
+import Features
+import Foundation
+import Logging
+import Shards
+
+// Writing: the ordered featurization stream into shards, with the resume journal.
+extension Preparer {
+  // MARK: Writing
+
+  /// One utterance to featurize in the single ordered stream over all splits.
+  struct WorkItem {
+    var split: String
+    /// Index of the utterance in its split's length order.
+    var position: Int
+    var utterance: PlannedUtterance
+  }
+
+  /// Featurizes and writes every split's utterances (each split already in length order)
+  /// as one ordered stream, so that the workers never drain between splits; resumes
+  /// after the shards the journal lists. Returns each split's shards.
+  func write(_ splits: [(String, [PlannedUtterance])], bins: Int) throws -> [String: [ShardInfo]] {
+    // Restore journaled progress; collect what is left to do.
+    var items: [WorkItem] = []
+    var rejectionsBySplit: [String: [(position: Int, error: ItemError)]] = [:]
+    var countBySplit: [String: Int] = [:]
+    for (split, utterances) in splits {
+      countBySplit[split] = utterances.count
+      var progress = journal.splits[split] ?? RunJournal.SplitProgress()
+      if !journaledShardsExist(progress.shards) {
+        logger.warning("shards of \(split) listed in \(RunJournal.fileName) are missing or changed; rewriting the split")
+        progress = RunJournal.SplitProgress()
+      }
+      journal.splits[split] = progress
+      progress.rejections.forEach(reject)
+      rejectionsBySplit[split] = progress.rejections.map { (-1, $0) }
+      resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
+      if progress.finished { continue }
+      for position in progress.consumed..<utterances.count {
+        items.append(WorkItem(split: split, position: position, utterance: utterances[position]))
+      }
+    }
+
+    let finisher = ShardFinisher()
+    func journalCompletions() throws {
+      let completions = try finisher.takeCompletions()
+      guard !completions.isEmpty else { return }
+      for completion in completions {
+        var progress = journal.splits[completion.split]!
+        progress.shards.append(completion.shard)
+        progress.consumed = completion.position
+        progress.rejections = rejectionsBySplit[completion.split, default: []].filter { $0.position < completion.position }
+          .map(\.error)
+        journal.splits[completion.split] = progress
+      }
+      try journal.save(directory: output)
+    }
+
+    let rate = recipe.audio.sampleRateHertz
+    let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
+    let scratch = (0..<threads).map { _ in Augmenter.Scratch() }
+    let augmenter = self.augmenter
+    let audio = recipe.audio
+    let loudness = recipe.features.loudnessTargetDecibels
+    let dtype = recipe.shards.dtype
+    let cancellation = options.cancellation
+    let totalSeconds = items.reduce(0.0) { $0 + Double($1.utterance.samples) / Double(rate) }
+    let phase = PhaseProgress(sink: options.progress, phase: "featurize", itemsTotal: items.count, audioSecondsTotal: totalSeconds)
+    var writer: SplitWriter?
+    func closeWriter() throws {
+      guard let current = writer else { return }
+      current.position = countBySplit[current.split]!
+      try current.finish()
+      writer = nil
+    }
+    do {
+      try orderedParallelMap(
+        count: items.count, threads: threads, window: 4 * threads + 4,
+        produce: { index, worker -> Result<EncodedRecord, ItemError> in
+          let utterance = items[index].utterance
+          let source = utterance.source
+          if cancellation.signal != nil {
+            return .failure(ItemError(.unreadableAudio, file: source.audioPath, message: "cancelled"))
+          }
+          do {
+            var waveform = try AudioDecoder.decode(
+              path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
+              durationSeconds: source.durationSeconds)
+            waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
+            var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
+            if let plan = utterance.augmentation, let augmenter {
+              (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch[worker], file: source.audioPath)
+            }
+            if let loudness {
+              waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
+            }
+            precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
+            var features = extractors[worker].compute(waveform.samples).values
+            return .success(
+              EncodedRecord(
+                id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+                frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
+                infoJSON: info.json))
+          } catch var error as ItemError {
+            error.utteranceId = utterance.id
+            error.split = source.split
+            return .failure(error)
+          } catch {
+            return .failure(
+              ItemError(.unreadableAudio, file: source.audioPath, utteranceId: utterance.id, split: source.split,
+                message: "\(error)"))
+          }
+        },
+        consume: { index, result in
+          try cancellation.check(output: output)
+          let item = items[index]
+          if writer?.split != item.split {
+            try closeWriter()
+            writer = try SplitWriter(
+              directory: output, split: item.split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes,
+              firstShardIndex: journal.splits[item.split]!.shards.count, finisher: finisher)
+          }
+          writer!.position = item.position
+          switch result {
+          case .success(let record): try writer!.append(record)
+          case .failure(let error):
+            reject(error)
+            rejectionsBySplit[item.split, default: []].append((item.position, error))
+          }
+          try journalCompletions()
+          let seconds = Double(item.utterance.samples) / Double(rate)
+          processedAudioSeconds += seconds
+          phase.advance(audioSeconds: seconds)
+        })
+      try closeWriter()
+    } catch {
+      // Keep what is complete: let handed-over shards finish and journal them.
+      writer?.abandon()
+      finisher.waitUntilIdle()
+      try? journalCompletions()
+      throw error
+    }
+    finisher.waitUntilIdle()
+    try journalCompletions()
+    phase.finish()
+    var shards: [String: [ShardInfo]] = [:]
+    for (split, utterances) in splits {
+      var progress = journal.splits[split]!
+      progress.consumed = utterances.count
+      progress.rejections = rejectionsBySplit[split, default: []].map(\.error)
+      progress.finished = true
+      journal.splits[split] = progress
+      shards[split] = progress.shards
+    }
+    try journal.save(directory: output)
+    return shards
+  }
+
+  /// True when every journaled shard file exists with the journaled size.
+  func journaledShardsExist(_ shards: [ShardInfo]) -> Bool {
+    shards.allSatisfy { shard in
+      let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
+      return (attributes?[.size] as? NSNumber)?.intValue == shard.bytes
+    }
+  }
+}
