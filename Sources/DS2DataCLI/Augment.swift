@@ -33,22 +33,9 @@ struct Augment: ParsableCommand {
   @Option(help: "SNR range in dB, low:high (default 0:20).")
   var snr: String?
 
-  @Option(help: "Override the recipe's corpus.root.")
-  var corpusRoot: String?
-
-  @Option(help: "Output directory (default: the recipe's output + \"-augmented\").")
-  var output: String?
-
-  @Option(help: "Worker threads (0 = one per core). Never changes the output.")
-  var threads: Int?
-
-  @Flag(help: "Replace an existing dataset in the output directory made from a different recipe.")
-  var force = false
-
-  @OptionGroup var logging: LoggingOptions
+  @OptionGroup var options: RunOptions
 
   func validate() throws {
-    if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
     if let speed, parseFactors(speed) == nil { throw ValidationError("--speed: expected numbers like 0.9,1.0,1.1") }
     if let snr, DecibelRange(parsing: snr) == nil { throw ValidationError("--snr: expected low:high, e.g. 0:20") }
     if let noiseProbability, !(0...1).contains(noiseProbability) { throw ValidationError("--noise-probability must be in [0, 1]") }
@@ -60,30 +47,16 @@ struct Augment: ParsableCommand {
   }
 
   func run() throws {
-    logging.bootstrap()
     var recipe = try Recipe.load(path: self.recipe)
     var config = recipe.augment ?? AugmentConfig()
     if let noiseBank { config.noise.bank = noiseBank }
     if let speed, let factors = parseFactors(speed) { config.speedFactors = factors }
     if let noiseProbability { config.noise.probability = noiseProbability }
     if let snr, let range = DecibelRange(parsing: snr) { config.noise.snrDecibels = range }
-    if config.noise.bank == nil && recipe.augment?.noise.bank == nil { config.noise.probability = 0 }
+    if config.noise.bank == nil { config.noise.probability = 0 }
     recipe.augment = config
-    if let corpusRoot { recipe.corpus.root = corpusRoot }
-    recipe.output = output ?? recipe.output + "-augmented"
-    if let threads { recipe.threads = threads }
-    var options = PrepareOptions(force: force)
-    if logging.showsProgress { options.progress = TerminalProgress() }
-    let signals = SignalHandling(cancellation: options.cancellation)
-    let report: PrepareReport
-    do {
-      report = try augment(recipe: recipe, options: options)
-    } catch let interrupted as RunInterrupted {
-      FileHandle.standardError.write(Data("\nds2-data: \(interrupted)\n".utf8))
-      throw ExitCode(128 + interrupted.signal)
-    }
-    withExtendedLifetime(signals) {}
-    print(report.summary)
-    if report.rejectedCount > 0 { throw ExitCode(exitCodeWithRejections) }
+    options.apply(to: &recipe)
+    recipe.output = options.output ?? recipe.output + "-augmented"
+    try options.run { try augment(recipe: recipe, options: $0) }
   }
 }

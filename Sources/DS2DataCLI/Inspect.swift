@@ -1,6 +1,7 @@
 import ArgumentParser
 import DS2Core
 import Foundation
+import Pipeline
 import Shards
 
 struct Inspect: ParsableCommand {
@@ -66,7 +67,7 @@ struct Inspect: ParsableCommand {
       print(
         s.name.padding(toLength: 20, withPad: " ", startingAt: 0)
           + String(format: " %8d %10.3f %8d–%-8d %6d %11@", s.records, s.audioSeconds / 3600, s.minFrames, s.maxFrames,
-            s.shards.count, byteString(bytes)))
+            s.shards.count, formatBytes(bytes)))
     }
     print("rejected: \(m.rejected.count)" + (m.rejected.count > 0 ? " (\(m.rejected.byReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); see \(m.rejected.file))" : ""))
   }
@@ -142,11 +143,3 @@ struct Inspect: ParsableCommand {
 }
 
 func fmt(_ value: Double) -> String { String(format: "%.3f", value) }
-
-func byteString(_ bytes: Int) -> String {
-  let value = Double(bytes)
-  if value >= 1_073_741_824 { return String(format: "%.2f GiB", value / 1_073_741_824) }
-  if value >= 1_048_576 { return String(format: "%.1f MiB", value / 1_048_576) }
-  if value >= 1024 { return String(format: "%.1f KiB", value / 1024) }
-  return "\(bytes) B"
-}

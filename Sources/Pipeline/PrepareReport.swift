@@ -76,7 +76,8 @@ public struct PrepareReport: Sendable {
   }
 }
 
-func formatBytes(_ bytes: Int) -> String {
+/// `1.5 MiB`-style sizes for summaries.
+public func formatBytes(_ bytes: Int) -> String {
   let value = Double(bytes)
   if value >= 1_073_741_824 { return String(format: "%.2f GiB", value / 1_073_741_824) }
   if value >= 1_048_576 { return String(format: "%.1f MiB", value / 1_048_576) }

@@ -86,20 +86,3 @@ final class SpeedPerturbationTests: XCTestCase {
   }
 }
 
-/// Dominant frequency by a naive DFT scan (Double), in Hz.
-func dominantFrequency(_ samples: [Float], rate: Int, from low: Double, to high: Double, step: Double) -> Double {
-  var best = (power: 0.0, frequency: low)
-  var f = low
-  while f <= high {
-    var re = 0.0
-    var im = 0.0
-    for (n, x) in samples.enumerated() {
-      let angle = 2 * Double.pi * f * Double(n) / Double(rate)
-      re += Double(x) * cos(angle)
-      im -= Double(x) * sin(angle)
-    }
-    if re * re + im * im > best.power { best = (re * re + im * im, f) }
-    f += step
-  }
-  return best.frequency
-}

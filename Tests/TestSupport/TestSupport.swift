@@ -140,3 +140,22 @@ public let repositoryRoot: String = {
   }
   fatalError("Package.swift not found above \(#filePath)")
 }()
+
+/// Dominant frequency of `samples` by a naive DFT scan from `low` to `high` Hz in `step`s
+/// (an independent reference for pitch checks), in Hz.
+public func dominantFrequency(_ samples: [Float], rate: Int, from low: Double, to high: Double, step: Double) -> Double {
+  var best = (power: 0.0, frequency: low)
+  var f = low
+  while f <= high {
+    var re = 0.0
+    var im = 0.0
+    for (n, x) in samples.enumerated() {
+      let angle = 2 * Double.pi * f * Double(n) / Double(rate)
+      re += Double(x) * cos(angle)
+      im -= Double(x) * sin(angle)
+    }
+    if re * re + im * im > best.power { best = (re * re + im * im, f) }
+    f += step
+  }
+  return best.frequency
+}
