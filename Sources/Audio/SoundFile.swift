@@ -132,7 +132,7 @@ final class SoundFile {
 
 /// Container and encoding for writing audio with libsndfile.
 public enum AudioFileFormat: String, Sendable, Codable, CaseIterable {
-  case wavPCM16, wavFloat, flac16, sphereULaw, oggVorbis
+  case wavPCM16, wavFloat, flac16, sphereULaw, oggVorbis, oggOpus, mp3
 
   var code: Int32 {
     switch self {
@@ -141,6 +141,8 @@ public enum AudioFileFormat: String, Sendable, Codable, CaseIterable {
     case .flac16: return Int32(SF_FORMAT_FLAC | SF_FORMAT_PCM_16)
     case .sphereULaw: return Int32(SF_FORMAT_NIST | SF_FORMAT_ULAW)
     case .oggVorbis: return Int32(SF_FORMAT_OGG | SF_FORMAT_VORBIS)
+    case .oggOpus: return Int32(SF_FORMAT_OGG | SF_FORMAT_OPUS)
+    case .mp3: return Int32(SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III)
     }
   }
 }

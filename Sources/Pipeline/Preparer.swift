@@ -274,8 +274,27 @@ struct RecordInfo: Encodable {
   }
 }
 
-/// Top-level keys whose values differ between two JSON objects.
-func differingKeys(_ a: JSONValue, _ b: JSONValue) -> [String] {
-  guard case .object(let x) = a, case .object(let y) = b else { return ["recipe"] }
-  return Set(x.keys).union(y.keys).filter { x[$0] != y[$0] }.sorted()
+/// The settings that differ between two recipe identities, as dotted paths with the old
+/// and new values (`features.windowSeconds 0.02 → 0.025`), for "what changed" messages.
+func differingKeys(_ old: JSONValue, _ new: JSONValue, path: String = "") -> [String] {
+  if case .object(let x) = old, case .object(let y) = new {
+    return Set(x.keys).union(y.keys).sorted().flatMap { key -> [String] in
+      let child = path.isEmpty ? key : path + "." + key
+      return differingKeys(x[key] ?? .null, y[key] ?? .null, path: child)
+    }
+  }
+  guard old != new else { return [] }
+  func show(_ value: JSONValue) -> String {
+    switch value {
+    case .null: return "(unset)"
+    case .bool(let b): return "\(b)"
+    case .number(let n): return n == n.rounded() && abs(n) < 1e15 ? String(Int(n)) : "\(n)"
+    case .string(let s): return s
+    case .array, .object:
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+      return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
+    }
+  }
+  return ["\(path.isEmpty ? "recipe" : path) \(show(old)) → \(show(new))"]
 }

@@ -131,7 +131,7 @@ final class CrashSafetyTests: XCTestCase {
     try changed.write(toFile: recipe, atomically: true, encoding: .utf8)
     let refused = try runBinary(["prepare", recipe, "--output", output])
     XCTAssertEqual(refused.status, 1)
-    XCTAssertTrue(refused.stderr.contains("unfinished run of a different recipe (differs in: features)"), refused.stderr)
+    XCTAssertTrue(refused.stderr.contains("unfinished run of a different recipe (differs in: features.windowSeconds 0.02 → 0.025)"), refused.stderr)
     XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "--force", "-q"]).status, 0)
   }
 

@@ -255,7 +255,7 @@ final class PrepareTests: XCTestCase {
     var changed = recipe
     changed.shards.dtype = .float32
     XCTAssertThrowsError(try prepare(recipe: changed, options: quietOptions())) { error in
-      XCTAssertTrue("\(error)".contains("differs in: shards"), "\(error)")
+      XCTAssertTrue("\(error)".contains("differs in: shards.dtype float16 → float32"), "\(error)")
       XCTAssertTrue("\(error)".contains("--force"), "\(error)")
     }
     XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: output + "/manifest.json")), manifest)
