@@ -87,18 +87,41 @@ final class BatchLoader: @unchecked Sendable {
 final class Prefetcher {
   /// State shared with the background producer (which must not keep the prefetcher alive).
   private final class Channel: @unchecked Sendable {
-    let lock = NSLock()
+    let condition = NSCondition()
+    let depth: Int
     var ready: [Result<LoadedBatch, any Error>] = []
     var cancelled = false
-    let slots: DispatchSemaphore
-    let filled = DispatchSemaphore(value: 0)
 
-    init(depth: Int) { slots = DispatchSemaphore(value: depth) }
+    init(depth: Int) { self.depth = depth }
 
-    var isCancelled: Bool {
-      lock.lock()
-      defer { lock.unlock() }
-      return cancelled
+    /// Waits for a free slot; false when cancelled.
+    func waitForSlot() -> Bool {
+      condition.lock()
+      defer { condition.unlock() }
+      while ready.count >= depth && !cancelled { condition.wait() }
+      return !cancelled
+    }
+
+    func put(_ result: Result<LoadedBatch, any Error>) {
+      condition.lock()
+      ready.append(result)
+      condition.broadcast()
+      condition.unlock()
+    }
+
+    func take() -> Result<LoadedBatch, any Error> {
+      condition.lock()
+      defer { condition.unlock() }
+      while ready.isEmpty { condition.wait() }
+      condition.broadcast()
+      return ready.removeFirst()
+    }
+
+    func cancel() {
+      condition.lock()
+      cancelled = true
+      condition.broadcast()
+      condition.unlock()
     }
   }
 
@@ -114,41 +137,27 @@ final class Prefetcher {
     remaining = plans.count
     loader.queue.async {
       for plan in plans {
-        channel.slots.wait()
-        if channel.isCancelled { return }
+        guard channel.waitForSlot() else { return }
         let result = Result { try loader.load(plan) }
-        channel.lock.lock()
-        channel.ready.append(result)
-        channel.lock.unlock()
-        channel.filled.signal()
+        channel.put(result)
         if case .failure = result { return }
       }
     }
   }
 
-  deinit { cancel() }
+  deinit { channel.cancel() }
 
   /// Stops the background loading after the batch in flight.
-  func cancel() {
-    channel.lock.lock()
-    let wasCancelled = channel.cancelled
-    channel.cancelled = true
-    channel.lock.unlock()
-    if !wasCancelled { channel.slots.signal() }
-  }
+  func cancel() { channel.cancel() }
 
   /// The next batch in order, or nil after the last.
   /// - Throws: what loading that batch threw.
   func next() throws -> LoadedBatch? {
     guard remaining > 0 else { return nil }
     let started = DispatchTime.now().uptimeNanoseconds
-    channel.filled.wait()
+    let result = channel.take()
     waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    channel.lock.lock()
-    let result = channel.ready.removeFirst()
-    channel.lock.unlock()
     remaining -= 1
-    channel.slots.signal()
     if case .failure = result { remaining = 0 }
     return try result.get()
   }
