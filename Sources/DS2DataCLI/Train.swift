@@ -50,6 +50,18 @@ struct Train: ParsableCommand {
   @Option(help: "With --benchmark: timed steps (after 3 warm-up steps).")
   var steps: Int = 12
 
+  @Option(help: "With --benchmark: hidden units per direction.")
+  var hidden: Int = 256
+
+  @Option(help: "With --benchmark: bidirectional recurrent layers.")
+  var layers: Int = 3
+
+  @Option(help: "With --benchmark: channels of the conv layer.")
+  var convChannels: Int = 32
+
+  @Option(help: "With --benchmark: utterances per batch.")
+  var batchSize: Int = 16
+
   @Flag(help: "With --benchmark: print the result as one JSON object.")
   var json = false
 
@@ -61,7 +73,9 @@ struct Train: ParsableCommand {
     if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
     if benchmark {
       guard RecurrentCell(rawValue: cell) != nil else { throw ValidationError("--cell must be gru or rnn") }
-      guard steps >= 1 else { throw ValidationError("--steps must be ≥ 1") }
+      guard steps >= 1, hidden >= 1, (1...7).contains(layers), convChannels >= 1, batchSize >= 1 else {
+        throw ValidationError("--steps, --hidden, --conv-channels and --batch-size must be ≥ 1, --layers 1–7")
+      }
       return
     }
     if resume != nil {
@@ -80,6 +94,10 @@ struct Train: ParsableCommand {
       options.cell = RecurrentCell(rawValue: cell)!
       options.threads = threads.map { $0 == 0 ? ProcessInfo.processInfo.activeProcessorCount : $0 } ?? 1
       options.steps = steps
+      options.hidden = hidden
+      options.layers = layers
+      options.convolutionChannels = convChannels
+      options.batchSize = batchSize
       let result = try benchmarkTraining(options)
       if json {
         let encoder = JSONEncoder()

@@ -38,17 +38,21 @@ public struct BenchmarkResult: Sendable, Codable {
   public var meanBatchAudioSeconds: Double
   public var paddingOverhead: Double
   public var peakMemoryMiB: Double
-  /// Process CPU seconds per wall second over the timed steps.
+  /// Process CPU seconds per wall second over the timed steps (below the thread count when
+  /// other processes take the cores).
   public var cpuPerWall: Double
+  /// Audio seconds per process CPU second, times the thread count: the throughput the
+  /// threads would give on otherwise idle cores.
+  public var audioSecondsPerThreadCPUSecond: Double
   public var lossFirst: Double
   public var lossLast: Double
   public var loadAverage: String
 
   public var summary: String {
     String(
-      format: "%@-%d×%d batch %d, %d thread(s): %.1f audio-s/s, %.0f ms/step (median), %.2f GFLOP/audio-s, %.1f GFLOP/s, peak %.0f MiB, CPU/wall %.2f, load %@",
-      cell, layers, hidden, batch, threads, audioSecondsPerSecond, msStepMedian, gflopPerAudioSecond, gflops,
-      peakMemoryMiB, cpuPerWall, loadAverage)
+      format: "%@-%d×%d batch %d, %d thread(s): %.1f audio-s/s (%.1f per thread-CPU-s), %.0f ms/step (median), %.2f GFLOP/audio-s, %.1f GFLOP/s, peak %.0f MiB, CPU/wall %.2f, load %@",
+      cell, layers, hidden, batch, threads, audioSecondsPerSecond, audioSecondsPerThreadCPUSecond, msStepMedian,
+      gflopPerAudioSecond, gflops, peakMemoryMiB, cpuPerWall, loadAverage)
   }
 }
 
@@ -96,7 +100,8 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     msStepMedian: 1000 * stepSeconds.sorted()[stepSeconds.count / 2], audioSecondsPerSecond: audio / total,
     gflopPerAudioSecond: flops / audio / 1e9, gflops: flops / total / 1e9,
     meanBatchAudioSeconds: audio / Double(stepSeconds.count), paddingOverhead: padded / audio - 1,
-    peakMemoryMiB: Double(peakResidentBytes()) / 1_048_576, cpuPerWall: cpu / total, lossFirst: losses.first ?? .nan,
+    peakMemoryMiB: Double(peakResidentBytes()) / 1_048_576, cpuPerWall: cpu / total,
+    audioSecondsPerThreadCPUSecond: audio / cpu * Double(options.threads), lossFirst: losses.first ?? .nan,
     lossLast: losses.last ?? .nan, loadAverage: loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))
 }
 

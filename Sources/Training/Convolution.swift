@@ -25,7 +25,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
   public var parameters: [Parameter<Scalar>] { [weight] }
 
   /// Upper bound on the im2col buffer, in scalars; one chunk covers at least one output step.
-  var columnBudget = 1 << 22
+  var columnBudget = 1 << 18
 
   private var input: Tensor<Scalar>?
   private var inputLengths: [Int] = []

@@ -1,3 +1,5 @@
+import Dispatch
+
 /// The recurrent cell of a `BidirectionalRecurrent` layer.
 public enum RecurrentCell: String, Codable, Sendable {
   /// Gated recurrent unit, PyTorch's formulation (reset gate applied after the hidden product).
@@ -108,14 +110,13 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       _ = gates.zeroed(2 * perDirection * 3)
       _ = hiddenCandidate.zeroed(2 * perDirection)
     }
-    output.reset(to: [steps, batch, hiddenCount])
+    _ = scratch.stepProduct.zeroed(2 * batch * width)
     scratch.projection.withUnsafeBufferPointer { q in
-      output.withUnsafeMutableBufferPointer { y in
-        for direction in 0..<2 {
-          runDirection(direction, normalized: q.baseAddress!, output: y.baseAddress!, steps: steps, batch: batch)
-        }
-      }
+      let normalized = q.baseAddress!
+      bothDirections { direction in runDirection(direction, normalized: normalized, steps: steps, batch: batch) }
     }
+    output.reset(to: [steps, batch, hiddenCount])
+    output.withUnsafeMutableBufferPointer { y in sumDirections(into: y.baseAddress!, steps: steps, batch: batch) }
     input = training ? x : nil
     return output
   }
@@ -133,13 +134,17 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let width = gateWidth
     scratch.normalizedGradient.reset(to: [steps, batch, 2 * width])
     _ = scratch.recurrentGradient.zeroed(2 * steps * batch * width)
+    _ = scratch.carry.zeroed(2 * batch * hiddenCount)
     outputGradient.withUnsafeBufferPointer { dy in
       scratch.normalizedGradient.withUnsafeMutableBufferPointer { dq in
-        for direction in 0..<2 {
-          backpropagateDirection(direction, outputGradient: dy.baseAddress!, normalizedGradient: dq.baseAddress!, steps: steps, batch: batch)
+        // The directions write disjoint columns of dq and disjoint gradient blocks.
+        let (outputGradient, normalizedGradient) = (dy.baseAddress!, dq.baseAddress!)
+        bothDirections { direction in
+          backpropagateDirection(direction, outputGradient: outputGradient, normalizedGradient: normalizedGradient, steps: steps, batch: batch)
         }
       }
     }
+    for direction in 0..<2 { accumulateRecurrentGradients(direction, steps: steps, batch: batch) }
     normalization.backpropagateInPlace(&scratch.normalizedGradient)
     let projectionGradient = scratch.normalizedGradient
     projectionGradient.withUnsafeBufferPointer { dp in
@@ -173,9 +178,38 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     direction == 0 ? s : lengths[b] - 1 - s
   }
 
-  private func runDirection(
-    _ direction: Int, normalized q: UnsafePointer<Scalar>, output y: UnsafeMutablePointer<Scalar>, steps: Int, batch: Int
-  ) {
+  /// Runs `body(0)` and `body(1)`, on two threads (each with single-threaded BLAS) when
+  /// `ComputeThreads.count` allows.
+  private func bothDirections(_ body: (Int) -> Void) {
+    guard ComputeThreads.count >= 2 else {
+      body(0)
+      body(1)
+      return
+    }
+    let blasThreads = BLASThreads.count
+    BLASThreads.count = 1
+    DispatchQueue.concurrentPerform(iterations: 2, execute: body)
+    BLASThreads.count = blasThreads
+  }
+
+  /// `y[t, b] = h_forward(t) + h_backward(t)` at valid positions, 0 at padding.
+  private func sumDirections(into y: UnsafeMutablePointer<Scalar>, steps: Int, batch: Int) {
+    let h = hiddenCount
+    let forwardStates = hidden.pointer
+    let backwardStates = hidden.pointer + (steps + 1) * batch * h
+    for b in 0..<batch {
+      let length = lengths[b]
+      for t in 0..<length {
+        // Forward step t is slot t + 1; backward step length − 1 − t is slot length − t.
+        let a = forwardStates + ((t + 1) * batch + b) * h
+        let c = backwardStates + ((length - t) * batch + b) * h
+        let out = y + (t * batch + b) * h
+        for j in 0..<h { out[j] = a[j] + c[j] }
+      }
+    }
+  }
+
+  private func runDirection(_ direction: Int, normalized q: UnsafePointer<Scalar>, steps: Int, batch: Int) {
     let h = hiddenCount
     let width = gateWidth
     let positions = steps * batch
@@ -184,7 +218,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
     // Stays 0 for step 0, whose previous state is 0.
-    let product = scratch.stepProduct.zeroed(batch * width)
+    let product = scratch.stepProduct.pointer + direction * batch * width
     // The simple cell has no recurrent bias; it is never read then.
     let biases = recurrentBias?.value ?? Tensor(shape: [2, width])
     recurrentWeight.value.withUnsafeBufferPointer { u in
@@ -205,12 +239,10 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
             let gRow = product + b * width
             let previous = states + (s * batch + b) * h
             let state = previous + batch * h
-            let out = y + (t * batch + b) * h
             switch cell {
             case .rnn:
               for j in 0..<h {
                 state[j] = ClippedReLU.apply(qRow[j] + gRow[j])
-                out[j] += state[j]
               }
             case .gru:
               let gate = activations + (s * batch + b) * 3 * h
@@ -225,7 +257,6 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
                 gate[h + j] = z
                 gate[2 * h + j] = n
                 candidate[j] = recurrentN
-                out[j] += state[j]
               }
             }
           }
@@ -245,7 +276,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
     let preGradient = scratch.recurrentGradient.pointer + direction * positions * width
-    let carried = scratch.carry.zeroed(batch * h)
+    let carried = scratch.carry.pointer + direction * batch * h
     recurrentWeight.value.withUnsafeBufferPointer { u in
       let uDirection = u.baseAddress! + direction * h * width
       for s in stride(from: steps - 1, through: 0, by: -1) {
@@ -296,7 +327,16 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
         }
       }
     }
-    // dU += Σ_s h_{s−1}ᵀ · d(U h_{s−1}), one gemm over all steps (h_{−1} = 0 adds nothing).
+  }
+
+  /// dU += Σ_s h_{s−1}ᵀ · d(U h_{s−1}) (one gemm over all steps; h_{−1} = 0 adds nothing) and
+  /// db += Σ_s d(U h_{s−1} + b), for one direction after `backpropagateDirection`.
+  private func accumulateRecurrentGradients(_ direction: Int, steps: Int, batch: Int) {
+    let h = hiddenCount
+    let width = gateWidth
+    let positions = steps * batch
+    let states = hidden.pointer + direction * (positions + batch) * h
+    let preGradient = scratch.recurrentGradient.pointer + direction * positions * width
     recurrentWeight.gradient.withUnsafeMutableBufferPointer { du in
       BLAS.gemm(
         transposeA: true, transposeB: false, m: h, n: width, k: positions,
@@ -321,9 +361,9 @@ final class RecurrentScratch<Scalar: TensorScalar> {
   var normalizedGradient = Tensor<Scalar>(shape: [0])
   /// d(loss)/d(U h_{t−1} + b) in step order, `[2 × T × N × GH]`.
   let recurrentGradient = Workspace<Scalar>()
-  /// Per step `U h_{t−1}` of the active prefix, `[N × GH]`.
+  /// Per step and direction `U h_{t−1}` of the active prefix, `[2 × N × GH]`.
   let stepProduct = Workspace<Scalar>()
-  /// d(loss)/d(h_{s−1}) flowing back from step `s`, `[N × H]`.
+  /// d(loss)/d(h_{s−1}) flowing back from step `s`, per direction, `[2 × N × H]`.
   let carry = Workspace<Scalar>()
 
   init() {}
