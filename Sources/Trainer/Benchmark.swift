@@ -67,14 +67,15 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     rnnCell: options.cell, rnnLayers: options.layers, rnnHidden: options.hidden, vocabularySize: 29, seed: 0)
   let model = try DS2Model<Float>(config: config)
   let optimizer = SGD<Float>(learningRate: 3e-4, momentum: 0.9, nesterov: true)
-  let batches = syntheticBatches(count: options.warmupSteps + options.steps, batchSize: options.batchSize, seed: options.seed, config: config)
+  let batches = SyntheticBatches(count: options.warmupSteps + options.steps, batchSize: options.batchSize, seed: options.seed, config: config)
   var stepSeconds: [Double] = []
   var audio = 0.0
   var padded = 0.0
   var flops = 0.0
   var losses: [Double] = []
   var cpu = 0.0
-  for (index, batch) in batches.enumerated() {
+  for index in 0..<(options.warmupSteps + options.steps) {
+    let batch = batches.batch(index)
     let cpuBefore = processCPUSeconds()
     let started = DispatchTime.now().uptimeNanoseconds
     model.zeroGradients()
@@ -135,17 +136,31 @@ func stepFLOPs(config: ModelConfig, lengths: [Int]) -> Double {
 /// Batches like the peer's: `count × batchSize` utterances of 2–10 s sorted by length, cut
 /// into batches (longest first inside each), batch order shuffled; log-spectrogram-like
 /// values normalized per utterance; labels of ~14 random symbols per second, trimmed until
-/// CTC can align them.
-func syntheticBatches(count: Int, batchSize: Int, seed: UInt64, config: ModelConfig) -> [LoadedBatch] {
-  var generator = SeededGenerator(seed: seed)
-  let bins = config.inputBins
-  let durations = (0..<(count * batchSize)).map { _ in 2 + 8 * generator.nextUnitDouble() }.sorted(by: >)
-  var batches: [LoadedBatch] = []
-  for b in 0..<count {
-    let chunk = durations[(b * batchSize)..<((b + 1) * batchSize)]
+/// CTC can align them. A batch is generated when asked for (as the trainer reads one from
+/// the shards), so the benchmark holds one batch of data at a time.
+struct SyntheticBatches {
+  let config: ModelConfig
+  let seed: UInt64
+  /// Utterance durations per batch in the order the benchmark visits them, longest first.
+  let durations: [[Double]]
+
+  init(count: Int, batchSize: Int, seed: UInt64, config: ModelConfig) {
+    self.config = config
+    self.seed = seed
+    var generator = SeededGenerator(seed: seed)
+    let pool = (0..<(count * batchSize)).map { _ in 2 + 8 * generator.nextUnitDouble() }.sorted(by: >)
+    var order = Array(0..<count)
+    for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(generator.next() % UInt64(i + 1))) }
+    durations = order.map { Array(pool[($0 * batchSize)..<(($0 + 1) * batchSize)]) }
+  }
+
+  /// Batch `index` of the visiting order.
+  func batch(_ index: Int) -> LoadedBatch {
+    var generator = SeededGenerator(seed: seed, id: "batch", copy: index)
+    let bins = config.inputBins
     var utterances: [[Float]] = []
     var labels: [[Int32]] = []
-    for seconds in chunk {
+    for seconds in durations[index] {
       let frames = Int((seconds * 100).rounded())
       var values = [Float](repeating: 0, count: frames * bins)
       var sum = 0.0
@@ -171,14 +186,10 @@ func syntheticBatches(count: Int, batchSize: Int, seed: UInt64, config: ModelCon
       labels.append(label)
     }
     let features = FeatureBatch<Float>(bins: bins, utterances: utterances)
-    batches.append(
-      LoadedBatch(
-        features: features, labels: labels, transcripts: [], ids: [],
-        audioSeconds: Double(features.lengths.reduce(0, +)) / 100, loadSeconds: 0))
+    return LoadedBatch(
+      features: features, labels: labels, transcripts: [], ids: [],
+      audioSeconds: Double(features.lengths.reduce(0, +)) / 100, loadSeconds: 0)
   }
-  var order = Array(batches.indices)
-  for i in stride(from: order.count - 1, to: 0, by: -1) { order.swapAt(i, Int(generator.next() % UInt64(i + 1))) }
-  return order.map { batches[$0] }
 }
 
 /// User + system CPU seconds of the process so far.

@@ -123,7 +123,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
 
   /// Given d(loss)/d(output), accumulates all parameter gradients and, when
   /// `computeInputGradient`, returns d(loss)/d(x) (`[T × N × I]`, owned by the layer until the
-  /// next call). Requires a training-mode `forward`; releases the cached input.
+  /// next call). Requires a training-mode `forward`; releases the cached input and states.
   @_specialize(exported: true, where Scalar == Float)
   @discardableResult
   public func backward(_ outputGradient: Tensor<Scalar>, computeInputGradient: Bool = true) -> Tensor<Scalar>? {
@@ -132,11 +132,12 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     input = nil
     let (steps, batch) = (x.shape[0], x.shape[1])
     let width = gateWidth
-    scratch.normalizedGradient.reset(to: [steps, batch, 2 * width])
+    // The projection is not needed any more: its buffer receives the gradient.
+    scratch.projection.reset(to: [steps, batch, 2 * width])
     _ = scratch.recurrentGradient.zeroed(2 * steps * batch * width)
     _ = scratch.carry.zeroed(2 * batch * hiddenCount)
     outputGradient.withUnsafeBufferPointer { dy in
-      scratch.normalizedGradient.withUnsafeMutableBufferPointer { dq in
+      scratch.projection.withUnsafeMutableBufferPointer { dq in
         // The directions write disjoint columns of dq and disjoint gradient blocks.
         let (outputGradient, normalizedGradient) = (dy.baseAddress!, dq.baseAddress!)
         bothDirections { direction in
@@ -145,8 +146,12 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       }
     }
     for direction in 0..<2 { accumulateRecurrentGradients(direction, steps: steps, batch: batch) }
-    normalization.backpropagateInPlace(&scratch.normalizedGradient)
-    let projectionGradient = scratch.normalizedGradient
+    // The step's caches are no longer needed; the layers below need the memory.
+    hidden.release()
+    gates.release()
+    hiddenCandidate.release()
+    normalization.backpropagateInPlace(&scratch.projection)
+    let projectionGradient = scratch.projection
     projectionGradient.withUnsafeBufferPointer { dp in
       x.withUnsafeBufferPointer { px in
         inputWeight.gradient.withUnsafeMutableBufferPointer { dw in
@@ -170,6 +175,13 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       }
     }
     return inputGradient
+  }
+
+  /// Frees the buffers only `backward` uses (the input gradient and the recurrent-gradient
+  /// scratch), so that they do not add to the next forward pass's peak memory.
+  func releaseGradientBuffers() {
+    inputGradient = Tensor(shape: [0])
+    scratch.recurrentGradient.release()
   }
 
   /// Time index of step `s` of utterance `b` in `direction`.
@@ -354,11 +366,9 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
 
 /// Buffers a `BidirectionalRecurrent` layer needs only within one `forward` or `backward` call.
 final class RecurrentScratch<Scalar: TensorScalar> {
-  /// `[T × N × 2GH]` input projection, normalized in place.
+  /// `[T × N × 2GH]` input projection, normalized in place; in `backward` the gradient of the
+  /// normalized projection, turned in place into that of the raw projection.
   var projection = Tensor<Scalar>(shape: [0])
-  /// `[T × N × 2GH]` gradient of the normalized projection, turned in place into that of the
-  /// raw projection.
-  var normalizedGradient = Tensor<Scalar>(shape: [0])
   /// d(loss)/d(U h_{t−1} + b) in step order, `[2 × T × N × GH]`.
   let recurrentGradient = Workspace<Scalar>()
   /// Per step and direction `U h_{t−1}` of the active prefix, `[2 × N × GH]`.
