@@ -59,8 +59,7 @@ public struct BenchmarkResult: Sendable, Codable {
 /// Times training steps (zero gradients, forward, CTC, backward, clipping, Nesterov SGD) on
 /// synthetic batches held in memory.
 public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkResult {
-  BLASThreads.count = options.threads
-  ComputeThreads.count = options.threads
+  ComputeThreads.configure(threads: options.threads)
   let config = ModelConfig(
     inputBins: 161,
     convLayers: [.init(channels: options.convolutionChannels, kernelTime: 11, kernelFrequency: 41, strideTime: 2, strideFrequency: 2)],

@@ -131,8 +131,7 @@ public func evaluate(_ options: EvaluateOptions) throws -> EvaluationResult {
   }
   let model = try restoreModel(checkpoint, path: path)
   let threads = header.recipe.training.effectiveThreads
-  BLASThreads.count = threads
-  ComputeThreads.count = threads
+  ComputeThreads.configure(threads: threads)
   let plans = Batcher(
     records: try dataset.index(split: split).map { RecordReference(dataset: 0, split: split, location: $0) },
     batchSize: header.recipe.training.batchSize, seed: 0

@@ -130,7 +130,7 @@ public struct TrainingSection: Sendable, Codable, Equatable {
   public var evaluationSplit: String?
   /// Skip utterances longer than this many frames (0 = keep all).
   public var maxFrames = 0
-  /// Threads for the computation (BLAS, CTC, recurrent directions); 0 = one per core.
+  /// Threads for the computation (split matrix products, CTC, recurrent directions); 0 = one per core.
   public var threads = 0
 
   enum CodingKeys: String, CodingKey, CaseIterable {

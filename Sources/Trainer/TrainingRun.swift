@@ -311,8 +311,7 @@ final class TrainingSession {
 
   func run() throws -> TrainingReport {
     let threads = recipe.training.effectiveThreads
-    BLASThreads.count = threads
-    ComputeThreads.count = threads
+    ComputeThreads.configure(threads: threads)
     let batcher = Batcher(
       records: try trainingRecords(), batchSize: recipe.training.batchSize, maxBatchFrames: recipe.training.maxBatchFrames,
       sortaGrad: recipe.training.sortaGrad, seed: recipe.training.seed)

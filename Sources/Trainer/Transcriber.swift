@@ -58,7 +58,7 @@ public final class Transcriber {
       : try beamDecoder(
         vocabulary: checkpoint.header.vocabulary, settings: checkpoint.header.recipe.decoding, beamWidth: max(1, width),
         languageModel: languageModel, alpha: alpha, beta: beta)
-    BLASThreads.count = ProcessInfo.processInfo.activeProcessorCount
+    ComputeThreads.configure(threads: ProcessInfo.processInfo.activeProcessorCount)
   }
 
   /// The log spectrogram of an audio file as the model sees it: `[frames × bins]`, normalized.

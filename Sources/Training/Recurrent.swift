@@ -190,18 +190,9 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     direction == 0 ? s : lengths[b] - 1 - s
   }
 
-  /// Runs `body(0)` and `body(1)`, on two threads (each with single-threaded BLAS) when
-  /// `ComputeThreads.count` allows.
+  /// Runs `body(0)` and `body(1)`, on two threads when `ComputeThreads.count` allows.
   private func bothDirections(_ body: (Int) -> Void) {
-    guard ComputeThreads.count >= 2 else {
-      body(0)
-      body(1)
-      return
-    }
-    let blasThreads = BLASThreads.count
-    BLASThreads.count = 1
-    DispatchQueue.concurrentPerform(iterations: 2, execute: body)
-    BLASThreads.count = blasThreads
+    ComputeThreads.forEach(2, body)
   }
 
   /// `y[t, b] = h_forward(t) + h_backward(t)` at valid positions, 0 at padding.
