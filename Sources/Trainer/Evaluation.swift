@@ -180,7 +180,9 @@ final class MetricsLog {
       }
       try writeAtomically(Array(kept.map { $0 + "\n" }.joined().utf8), to: path)
     } else if step == nil {
-      FileManager.default.createFile(atPath: path, contents: nil)
+      guard FileManager.default.createFile(atPath: path, contents: nil) else {
+        throw ConfigurationError("\(path): cannot create the metrics file")
+      }
     }
     guard let handle = FileHandle(forWritingAtPath: path) else {
       throw ConfigurationError("\(path): cannot open the metrics file for writing")
