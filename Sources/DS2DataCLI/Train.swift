@@ -108,13 +108,13 @@ struct Train: ParsableCommand {
       }
       return
     }
-    var recipe = try model.map { try ModelRecipe.load(path: $0) } ?? .small
-    if let threads { recipe.training.threads = threads }
+    let recipe = try model.map { try ModelRecipe.load(path: $0) } ?? .small
     let folder = resume ?? output ?? "runs/" + URL(fileURLWithPath: datasets[0]).lastPathComponent
     var options = TrainOptions(datasets: datasets, recipe: recipe, output: folder)
     options.resume = resume != nil
     options.epochs = epochs
     options.maxSteps = maxSteps
+    options.threads = threads
     let display = TrainingDisplay(live: logging.showsProgress, quiet: logging.quiet)
     options.observer = display
     let cancellation = Cancellation()

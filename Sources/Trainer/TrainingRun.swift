@@ -57,6 +57,8 @@ public struct TrainOptions {
   public var epochs: Int?
   /// Stop (with a checkpoint) after this many steps of this session.
   public var maxSteps: Int?
+  /// Overrides `recipe.training.threads` (also when resuming).
+  public var threads: Int?
   public var observer: TrainingObserver?
   /// Checked between steps; when it returns true the run writes a checkpoint and stops.
   public var shouldStop: () -> Bool = { false }
@@ -168,6 +170,7 @@ final class TrainingSession {
       datasetPaths = options.datasets
     }
     if let epochs = options.epochs { recipe.training.epochs = epochs }
+    if let threads = options.threads { recipe.training.threads = threads }
     try recipe.validate()
     epochs = recipe.training.epochs
     datasets = try datasetPaths.map { path in
