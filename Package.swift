@@ -6,7 +6,8 @@
 // Module layout (dependencies point downward only):
 //
 //   DS2DataCLI (ds2-data)          thin argument parsing → one library call per command
-//   Pipeline   Training            orchestration / trainer
+//   Pipeline   Trainer             orchestration / training runs (batches, checkpoints, decoding)
+//              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
 //   DS2Core                        value types, errors, RNG, statistics — no C
 //   C*                             system-library shims (pkg-config)
@@ -33,7 +34,7 @@ let package = Package(
   products: [
     .executable(name: "ds2-data", targets: ["DS2DataCLI"]),
     .executable(name: "ds2-bench", targets: ["DS2Bench"]),
-    .library(name: "DS2Data", targets: ["Pipeline", "Training"]),
+    .library(name: "DS2Data", targets: ["Pipeline", "Training", "Trainer"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -67,10 +68,14 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"], swiftSettings: vectorSettings),
+    .target(
+      name: "Trainer",
+      dependencies: ["DS2Core", "Training", "Shards", "Audio", "Features", .product(name: "Yams", package: "Yams")],
+      swiftSettings: vectorSettings),
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
-        "Pipeline", "Training", "DS2Core", "Augmentation",
+        "Pipeline", "Training", "Trainer", "DS2Core", "Augmentation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -87,6 +92,8 @@ let package = Package(
     .testTarget(name: "ShardsTests", dependencies: ["Shards", "DS2Core", "TestSupport"]),
     .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Shards", "DS2Core", "TestSupport"]),
     .testTarget(name: "TrainingTests", dependencies: ["Training", "DS2Core"]),
+    .testTarget(
+      name: "TrainerTests", dependencies: ["Trainer", "Training", "Shards", "Pipeline", "DS2Core", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport"]),
   ],
   swiftLanguageModes: [.v5]

@@ -17,7 +17,7 @@ struct DS2Data: ParsableCommand {
       (listed in rejected.jsonl); 1 failure; 64 bad command line.
       """,
     version: toolVersion,
-    subcommands: [Prepare.self, Augment.self, Inspect.self, Verify.self])
+    subcommands: [Prepare.self, Augment.self, Inspect.self, Verify.self, Train.self, Evaluate.self, Transcribe.self])
 }
 
 /// Exit status of a run that completed with rejected items.

@@ -1,3 +1,4 @@
+import Dispatch
 internal import COpenBLAS
 
 /// Control of OpenBLAS's thread pool.
@@ -76,6 +77,41 @@ enum BLAS {
       }
       return
     }
+    let parts = ComputeThreads.parts(forMultiplyAdds: Double(m) * Double(n) * Double(k))
+    guard parts > 1 && max(m, n) >= 2 * parts else {
+      product(
+        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+        beta: beta, c: c, ldc: ldc)
+      return
+    }
+    // Split C into row blocks (or column blocks when it is wide), one single-threaded
+    // product per worker; each worker writes only its own block.
+    nonisolated(unsafe) let (left, right, result) = (a, b, c)
+    ComputeThreads.inParallelSection = true
+    defer { ComputeThreads.inParallelSection = false }
+    DispatchQueue.concurrentPerform(iterations: parts) { part in
+      if m >= n {
+        let (first, last) = (m * part / parts, m * (part + 1) / parts)
+        product(
+          transposeA: transposeA, transposeB: transposeB, m: last - first, n: n, k: k, alpha: alpha,
+          a: transposeA ? left + first : left + first * lda, lda: lda, b: right, ldb: ldb, beta: beta,
+          c: result + first * ldc, ldc: ldc)
+      } else {
+        let (first, last) = (n * part / parts, n * (part + 1) / parts)
+        product(
+          transposeA: transposeA, transposeB: transposeB, m: m, n: last - first, k: k, alpha: alpha, a: left, lda: lda,
+          b: transposeB ? right + first * ldb : right + first, ldb: ldb, beta: beta, c: result + first, ldc: ldc)
+      }
+    }
+  }
+
+  /// One `cblas_?gemm` call on the calling thread's share of the work.
+  private static func product<Scalar: TensorScalar>(
+    transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+    alpha: Scalar, a: UnsafePointer<Scalar>, lda: Int,
+    b: UnsafePointer<Scalar>, ldb: Int,
+    beta: Scalar, c: UnsafeMutablePointer<Scalar>, ldc: Int
+  ) {
     let ta = transposeA ? CblasTrans : CblasNoTrans
     let tb = transposeB ? CblasTrans : CblasNoTrans
     switch Scalar.precision {

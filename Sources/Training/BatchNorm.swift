@@ -93,8 +93,8 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   }
 
   /// Given d(loss)/d(output), accumulates the γ and β gradients and returns d(loss)/d(x)
-  /// (0 at padding positions). Requires a preceding training-mode `forward`; the result is
-  /// owned by the layer and overwritten by the next call.
+  /// (0 at padding positions). Requires a preceding training-mode `forward` and frees what it
+  /// cached; the result is owned by the layer and overwritten by the next call.
   @_specialize(exported: true, where Scalar == Float)
   public func backward(_ outputGradient: Tensor<Scalar>) -> Tensor<Scalar> {
     inputGradient.reset(to: outputGradient.shape)
@@ -105,6 +105,8 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       }
     }
     clippedOutput = nil
+    normalized.release()
+    trainingShape = nil
     return inputGradient
   }
 
@@ -116,6 +118,8 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       zeroOutside(validRows, values)
     }
     clippedOutput = nil
+    normalized.release()
+    trainingShape = nil
   }
 
   private func validRows(of x: Tensor<Scalar>, lengths: [Int]) -> [Range<Int>] {

@@ -31,7 +31,7 @@ public enum CTC {
   ///   - lengths: valid frames per utterance, each in `0...T`.
   ///   - labels: target label ids per utterance, each in `1..<V`; may be empty.
   ///   - gradientScale: factor applied to the gradient, e.g. `1/N` for a batch-mean loss.
-  /// Utterances run in parallel with `DispatchQueue.concurrentPerform`.
+  /// Utterances run in parallel on up to `ComputeThreads.count` threads.
   @_specialize(exported: true, where Scalar == Float)
   public static func loss<Scalar: TensorScalar>(
     logits: Tensor<Scalar>, lengths: [Int], labels: [[Int32]], gradientScale: Scalar = 1
@@ -50,7 +50,7 @@ public enum CTC {
         losses.withUnsafeMutableBufferPointer { l in
           // Each utterance writes only its own gradient rows and loss slot.
           nonisolated(unsafe) let (input, output, loss) = (x.baseAddress!, g.baseAddress!, l.baseAddress!)
-          DispatchQueue.concurrentPerform(iterations: batch) { b in
+          ComputeThreads.forEach(batch) { b in
             let utterance = Utterance(
               input: input + b * vocabulary, gradient: output + b * vocabulary, rowStride: batch * vocabulary,
               frames: lengths[b], vocabulary: vocabulary, labels: labels[b])

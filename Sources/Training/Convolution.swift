@@ -25,7 +25,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
   public var parameters: [Parameter<Scalar>] { [weight] }
 
   /// Upper bound on the im2col buffer, in scalars; one chunk covers at least one output step.
-  var columnBudget = 1 << 22
+  var columnBudget = 1 << 18
 
   private var input: Tensor<Scalar>?
   private var inputLengths: [Int] = []
@@ -154,17 +154,22 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
         let last = min(steps, first + stepsPerChunk)
         let rowCount = (last - first) * rowsPerStep
         let scatter = columns.withUnsafeMutableBufferPointer { patches in
-          // Gathering only reads `source`.
-          transferPatches(
-            steps: first..<last, source: UnsafeMutablePointer(mutating: source.baseAddress!), patches: patches.baseAddress!,
-            inputShape: x.shape, lengths: lengths, outputLengths: outputLengths, gather: true)
+          // Gathering only reads `source`; workers fill disjoint rows of the patch matrix.
+          nonisolated(unsafe) let (input, rows) = (UnsafeMutablePointer(mutating: source.baseAddress!), patches.baseAddress!)
+          let batch = x.shape[1]
+          let parts = min(batch, ComputeThreads.parts(forMultiplyAdds: Double(rowCount * patchSize * outputChannels)))
+          ComputeThreads.forEach(parts) { part in
+            transferPatches(
+              steps: first..<last, utterances: (batch * part / parts)..<(batch * (part + 1) / parts), source: input,
+              patches: rows, inputShape: x.shape, lengths: lengths, outputLengths: outputLengths, gather: true)
+          }
           return body(first * rowsPerStep, rowCount, patches.baseAddress!)
         }
         if scatter {
           columns.withUnsafeMutableBufferPointer { patches in
             inputGradient.withUnsafeMutableBufferPointer { dx in
               transferPatches(
-                steps: first..<last, source: dx.baseAddress!, patches: patches.baseAddress!,
+                steps: first..<last, utterances: 0..<x.shape[1], source: dx.baseAddress!, patches: patches.baseAddress!,
                 inputShape: x.shape, lengths: lengths, outputLengths: outputLengths, gather: false)
             }
           }
@@ -176,9 +181,10 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
 
   /// im2col (`gather`: copy input windows into patch rows, zeros outside the valid input and for
   /// output frames past an utterance's output length) or col2im (`!gather`: add patch rows back
-  /// into the input-shaped buffer `source`, skipping the same positions).
+  /// into the input-shaped buffer `source`, skipping the same positions), for the output
+  /// steps `steps` (the chunk) and the utterances `utterances`.
   private func transferPatches(
-    steps: Range<Int>, source: UnsafeMutablePointer<Scalar>, patches: UnsafeMutablePointer<Scalar>,
+    steps: Range<Int>, utterances: Range<Int>, source: UnsafeMutablePointer<Scalar>, patches: UnsafeMutablePointer<Scalar>,
     inputShape: [Int], lengths: [Int], outputLengths: [Int], gather: Bool
   ) {
     let (batch, bins, cin) = (inputShape[1], inputShape[2], inputChannels)
@@ -186,7 +192,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
     let k = patchSize
     let segment = kernelFrequency * cin
     for tOut in steps {
-      for b in 0..<batch {
+      for b in utterances {
         let rowBase = ((tOut - steps.lowerBound) * batch + b) * frequencies
         guard tOut < outputLengths[b] else {
           if gather { (patches + rowBase * k).update(repeating: 0, count: frequencies * k) }

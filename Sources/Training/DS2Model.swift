@@ -152,6 +152,9 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
       }
       convolutions[index].backward(blockGradient.reshaped(to: convolutions[index].output.shape), computeInputGradient: index > 0)
     }
+    // Gradient buffers are rebuilt every step; freed, they stay out of the next forward's peak.
+    for layer in recurrentLayers { layer.releaseGradientBuffers() }
+    for convolution in convolutions { convolution.inputGradient = Tensor(shape: [0]) }
   }
 
   /// One training computation: `forward` (training mode), CTC loss against `labels`, and

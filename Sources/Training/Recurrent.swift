@@ -1,3 +1,5 @@
+import Dispatch
+
 /// The recurrent cell of a `BidirectionalRecurrent` layer.
 public enum RecurrentCell: String, Codable, Sendable {
   /// Gated recurrent unit, PyTorch's formulation (reset gate applied after the hidden product).
@@ -108,21 +110,20 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       _ = gates.zeroed(2 * perDirection * 3)
       _ = hiddenCandidate.zeroed(2 * perDirection)
     }
-    output.reset(to: [steps, batch, hiddenCount])
+    _ = scratch.stepProduct.zeroed(2 * batch * width)
     scratch.projection.withUnsafeBufferPointer { q in
-      output.withUnsafeMutableBufferPointer { y in
-        for direction in 0..<2 {
-          runDirection(direction, normalized: q.baseAddress!, output: y.baseAddress!, steps: steps, batch: batch)
-        }
-      }
+      let normalized = q.baseAddress!
+      bothDirections { direction in runDirection(direction, normalized: normalized, steps: steps, batch: batch) }
     }
+    output.reset(to: [steps, batch, hiddenCount])
+    output.withUnsafeMutableBufferPointer { y in sumDirections(into: y.baseAddress!, steps: steps, batch: batch) }
     input = training ? x : nil
     return output
   }
 
   /// Given d(loss)/d(output), accumulates all parameter gradients and, when
   /// `computeInputGradient`, returns d(loss)/d(x) (`[T × N × I]`, owned by the layer until the
-  /// next call). Requires a training-mode `forward`; releases the cached input.
+  /// next call). Requires a training-mode `forward`; releases the cached input and states.
   @_specialize(exported: true, where Scalar == Float)
   @discardableResult
   public func backward(_ outputGradient: Tensor<Scalar>, computeInputGradient: Bool = true) -> Tensor<Scalar>? {
@@ -131,17 +132,26 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     input = nil
     let (steps, batch) = (x.shape[0], x.shape[1])
     let width = gateWidth
-    scratch.normalizedGradient.reset(to: [steps, batch, 2 * width])
+    // The projection is not needed any more: its buffer receives the gradient.
+    scratch.projection.reset(to: [steps, batch, 2 * width])
     _ = scratch.recurrentGradient.zeroed(2 * steps * batch * width)
+    _ = scratch.carry.zeroed(2 * batch * hiddenCount)
     outputGradient.withUnsafeBufferPointer { dy in
-      scratch.normalizedGradient.withUnsafeMutableBufferPointer { dq in
-        for direction in 0..<2 {
-          backpropagateDirection(direction, outputGradient: dy.baseAddress!, normalizedGradient: dq.baseAddress!, steps: steps, batch: batch)
+      scratch.projection.withUnsafeMutableBufferPointer { dq in
+        // The directions write disjoint columns of dq and disjoint gradient blocks.
+        let (outputGradient, normalizedGradient) = (dy.baseAddress!, dq.baseAddress!)
+        bothDirections { direction in
+          backpropagateDirection(direction, outputGradient: outputGradient, normalizedGradient: normalizedGradient, steps: steps, batch: batch)
         }
       }
     }
-    normalization.backpropagateInPlace(&scratch.normalizedGradient)
-    let projectionGradient = scratch.normalizedGradient
+    for direction in 0..<2 { accumulateRecurrentGradients(direction, steps: steps, batch: batch) }
+    // The step's caches are no longer needed; the layers below need the memory.
+    hidden.release()
+    gates.release()
+    hiddenCandidate.release()
+    normalization.backpropagateInPlace(&scratch.projection)
+    let projectionGradient = scratch.projection
     projectionGradient.withUnsafeBufferPointer { dp in
       x.withUnsafeBufferPointer { px in
         inputWeight.gradient.withUnsafeMutableBufferPointer { dw in
@@ -167,15 +177,42 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     return inputGradient
   }
 
+  /// Frees the buffers only `backward` uses (the input gradient and the recurrent-gradient
+  /// scratch), so that they do not add to the next forward pass's peak memory.
+  func releaseGradientBuffers() {
+    inputGradient = Tensor(shape: [0])
+    scratch.recurrentGradient.release()
+  }
+
   /// Time index of step `s` of utterance `b` in `direction`.
   @inline(__always)
   private func time(step s: Int, utterance b: Int, direction: Int) -> Int {
     direction == 0 ? s : lengths[b] - 1 - s
   }
 
-  private func runDirection(
-    _ direction: Int, normalized q: UnsafePointer<Scalar>, output y: UnsafeMutablePointer<Scalar>, steps: Int, batch: Int
-  ) {
+  /// Runs `body(0)` and `body(1)`, on two threads when `ComputeThreads.count` allows.
+  private func bothDirections(_ body: (Int) -> Void) {
+    ComputeThreads.forEach(2, body)
+  }
+
+  /// `y[t, b] = h_forward(t) + h_backward(t)` at valid positions, 0 at padding.
+  private func sumDirections(into y: UnsafeMutablePointer<Scalar>, steps: Int, batch: Int) {
+    let h = hiddenCount
+    let forwardStates = hidden.pointer
+    let backwardStates = hidden.pointer + (steps + 1) * batch * h
+    for b in 0..<batch {
+      let length = lengths[b]
+      for t in 0..<length {
+        // Forward step t is slot t + 1; backward step length − 1 − t is slot length − t.
+        let a = forwardStates + ((t + 1) * batch + b) * h
+        let c = backwardStates + ((length - t) * batch + b) * h
+        let out = y + (t * batch + b) * h
+        for j in 0..<h { out[j] = a[j] + c[j] }
+      }
+    }
+  }
+
+  private func runDirection(_ direction: Int, normalized q: UnsafePointer<Scalar>, steps: Int, batch: Int) {
     let h = hiddenCount
     let width = gateWidth
     let positions = steps * batch
@@ -184,7 +221,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
     // Stays 0 for step 0, whose previous state is 0.
-    let product = scratch.stepProduct.zeroed(batch * width)
+    let product = scratch.stepProduct.pointer + direction * batch * width
     // The simple cell has no recurrent bias; it is never read then.
     let biases = recurrentBias?.value ?? Tensor(shape: [2, width])
     recurrentWeight.value.withUnsafeBufferPointer { u in
@@ -205,12 +242,10 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
             let gRow = product + b * width
             let previous = states + (s * batch + b) * h
             let state = previous + batch * h
-            let out = y + (t * batch + b) * h
             switch cell {
             case .rnn:
               for j in 0..<h {
                 state[j] = ClippedReLU.apply(qRow[j] + gRow[j])
-                out[j] += state[j]
               }
             case .gru:
               let gate = activations + (s * batch + b) * 3 * h
@@ -225,7 +260,6 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
                 gate[h + j] = z
                 gate[2 * h + j] = n
                 candidate[j] = recurrentN
-                out[j] += state[j]
               }
             }
           }
@@ -245,7 +279,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     let activations = gates.pointer + direction * positions * 3 * h
     let candidates = hiddenCandidate.pointer + direction * positions * h
     let preGradient = scratch.recurrentGradient.pointer + direction * positions * width
-    let carried = scratch.carry.zeroed(batch * h)
+    let carried = scratch.carry.pointer + direction * batch * h
     recurrentWeight.value.withUnsafeBufferPointer { u in
       let uDirection = u.baseAddress! + direction * h * width
       for s in stride(from: steps - 1, through: 0, by: -1) {
@@ -296,7 +330,16 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
         }
       }
     }
-    // dU += Σ_s h_{s−1}ᵀ · d(U h_{s−1}), one gemm over all steps (h_{−1} = 0 adds nothing).
+  }
+
+  /// dU += Σ_s h_{s−1}ᵀ · d(U h_{s−1}) (one gemm over all steps; h_{−1} = 0 adds nothing) and
+  /// db += Σ_s d(U h_{s−1} + b), for one direction after `backpropagateDirection`.
+  private func accumulateRecurrentGradients(_ direction: Int, steps: Int, batch: Int) {
+    let h = hiddenCount
+    let width = gateWidth
+    let positions = steps * batch
+    let states = hidden.pointer + direction * (positions + batch) * h
+    let preGradient = scratch.recurrentGradient.pointer + direction * positions * width
     recurrentWeight.gradient.withUnsafeMutableBufferPointer { du in
       BLAS.gemm(
         transposeA: true, transposeB: false, m: h, n: width, k: positions,
@@ -314,16 +357,14 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
 
 /// Buffers a `BidirectionalRecurrent` layer needs only within one `forward` or `backward` call.
 final class RecurrentScratch<Scalar: TensorScalar> {
-  /// `[T × N × 2GH]` input projection, normalized in place.
+  /// `[T × N × 2GH]` input projection, normalized in place; in `backward` the gradient of the
+  /// normalized projection, turned in place into that of the raw projection.
   var projection = Tensor<Scalar>(shape: [0])
-  /// `[T × N × 2GH]` gradient of the normalized projection, turned in place into that of the
-  /// raw projection.
-  var normalizedGradient = Tensor<Scalar>(shape: [0])
   /// d(loss)/d(U h_{t−1} + b) in step order, `[2 × T × N × GH]`.
   let recurrentGradient = Workspace<Scalar>()
-  /// Per step `U h_{t−1}` of the active prefix, `[N × GH]`.
+  /// Per step and direction `U h_{t−1}` of the active prefix, `[2 × N × GH]`.
   let stepProduct = Workspace<Scalar>()
-  /// d(loss)/d(h_{s−1}) flowing back from step `s`, `[N × H]`.
+  /// d(loss)/d(h_{s−1}) flowing back from step `s`, per direction, `[2 × N × H]`.
   let carry = Workspace<Scalar>()
 
   init() {}

@@ -109,6 +109,16 @@ final class Workspace<Scalar: TensorScalar> {
 
   deinit { pointer.deallocate() }
 
+  /// Frees the storage (a later `zeroed` allocates again). Layers release the caches of a
+  /// training step once their backward pass no longer needs them, which bounds peak memory
+  /// by what one layer's backward pass holds rather than by every layer's caches at once.
+  func release() {
+    guard capacity > 1 else { return }
+    pointer.deallocate()
+    pointer = .allocate(capacity: 1)
+    capacity = 1
+  }
+
   /// Storage for `count` scalars, all set to zero; invalidates earlier contents.
   func zeroed(_ count: Int) -> UnsafeMutablePointer<Scalar> {
     if count > capacity {

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import Training
@@ -24,5 +25,18 @@ final class ActivationTests: XCTestCase {
     }
     let floats = Softmax.probabilities(Tensor<Float>(shape: [1, 4], scalars: [0, 0, 0, 0]))
     XCTAssertEqual(floats.scalars, [0.25, 0.25, 0.25, 0.25])
+  }
+
+  /// Float's tanh (a rational approximation) against Double's over the whole useful range.
+  func testFloatTanhIsAccurate() {
+    var worst = 0.0
+    for i in -200_000...200_000 {
+      let x = Float(i) * 1e-4
+      worst = max(worst, abs(Double(Float.tanh(x)) - Foundation.tanh(Double(x))))
+    }
+    XCTAssertLessThan(worst, 5e-7, "a few ulp")
+    XCTAssertEqual(Float.tanh(100), 1, accuracy: 1e-7)
+    XCTAssertEqual(Float.tanh(-100), -1, accuracy: 1e-7)
+    XCTAssertEqual(Float.tanh(1e-6), 1e-6)
   }
 }

@@ -1,0 +1,171 @@
+import ArgumentParser
+import Foundation
+import Pipeline
+import Trainer
+import Training
+
+struct Train: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Train the bundled Deep Speech 2 model on one or more datasets.",
+    discussion: """
+      Reads batches of neighbouring records straight from the length-sorted LMDB shards \
+      (SortaGrad: epoch 1 in ascending length, then seeded shuffles), evaluates the dev \
+      split after every epoch (loss, CER, WER) and writes to the run folder: model.yaml, \
+      metrics.jsonl (one JSON object per step and per evaluation) and checkpoints/ \
+      (latest.ckpt, epoch-NNN.ckpt, best.ckpt by dev CER). Ctrl-C writes a checkpoint and \
+      stops; --resume continues exactly where it stopped.
+        ds2-data train out/mini-librispeech --output runs/mini
+        ds2-data train out/librispeech --model recipes/models/ds2-small.yaml --epochs 20 --output runs/ls
+        ds2-data train --resume runs/ls
+        ds2-data train --benchmark --cell rnn --threads 2
+      """)
+
+  @Argument(help: "Dataset directories to train on together (e.g. clean + augmented).")
+  var datasets: [String] = []
+
+  @Option(help: "Model YAML (default: a small model that trains on the bundled corpus in minutes).")
+  var model: String?
+
+  @Option(help: "Run folder (default: runs/<dataset name>).")
+  var output: String?
+
+  @Option(help: "Continue the run in this folder from its latest checkpoint.")
+  var resume: String?
+
+  @Option(help: "Number of epochs (overrides the model YAML; with --resume, extends the run).")
+  var epochs: Int?
+
+  @Option(help: "Stop with a checkpoint after this many steps.")
+  var maxSteps: Int?
+
+  @Option(help: "Threads for BLAS, CTC and the recurrent directions (overrides the model YAML; 0 = one per core).")
+  var threads: Int?
+
+  @Flag(help: "Time training steps on synthetic batches shaped like the PyTorch peer's; no dataset needed.")
+  var benchmark = false
+
+  @Option(help: "With --benchmark: recurrent cell, gru or rnn.")
+  var cell: String = "gru"
+
+  @Option(help: "With --benchmark: timed steps (after 3 warm-up steps).")
+  var steps: Int = 12
+
+  @Option(help: "With --benchmark: hidden units per direction.")
+  var hidden: Int = 256
+
+  @Option(help: "With --benchmark: bidirectional recurrent layers.")
+  var layers: Int = 3
+
+  @Option(help: "With --benchmark: channels of the conv layer.")
+  var convChannels: Int = 32
+
+  @Option(help: "With --benchmark: utterances per batch.")
+  var batchSize: Int = 16
+
+  @Flag(help: "With --benchmark: print the result as one JSON object.")
+  var json = false
+
+  @OptionGroup var logging: LoggingOptions
+
+  func validate() throws {
+    if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
+    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
+    if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
+    if benchmark {
+      guard RecurrentCell(rawValue: cell) != nil else { throw ValidationError("--cell must be gru or rnn") }
+      guard steps >= 1, hidden >= 1, (1...7).contains(layers), convChannels >= 1, batchSize >= 1 else {
+        throw ValidationError("--steps, --hidden, --conv-channels and --batch-size must be ≥ 1, --layers 1–7")
+      }
+      return
+    }
+    if resume != nil {
+      guard datasets.isEmpty, model == nil, output == nil else {
+        throw ValidationError("--resume takes the datasets, model and folder from the run; give none of them")
+      }
+    } else if datasets.isEmpty {
+      throw ValidationError("name a dataset directory (or --resume RUN, or --benchmark)")
+    }
+  }
+
+  func run() throws {
+    logging.bootstrap()
+    if benchmark {
+      var options = BenchmarkOptions()
+      options.cell = RecurrentCell(rawValue: cell)!
+      options.threads = threads.map { $0 == 0 ? ProcessInfo.processInfo.activeProcessorCount : $0 } ?? 1
+      options.steps = steps
+      options.hidden = hidden
+      options.layers = layers
+      options.convolutionChannels = convChannels
+      options.batchSize = batchSize
+      let result = try benchmarkTraining(options)
+      if json {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(result), as: UTF8.self))
+      } else {
+        print(result.summary)
+      }
+      return
+    }
+    let recipe = try model.map { try ModelRecipe.load(path: $0) } ?? .small
+    let folder = resume ?? output ?? "runs/" + URL(fileURLWithPath: datasets[0]).lastPathComponent
+    var options = TrainOptions(datasets: datasets, recipe: recipe, output: folder)
+    options.resume = resume != nil
+    options.epochs = epochs
+    options.maxSteps = maxSteps
+    options.threads = threads
+    let display = TrainingDisplay(live: logging.showsProgress, quiet: logging.quiet)
+    options.observer = display
+    let cancellation = Cancellation()
+    options.shouldStop = { cancellation.signal != nil }
+    let signals = SignalHandling(cancellation: cancellation)
+    let report = try train(options)
+    withExtendedLifetime(signals) {}
+    display.clearLine()
+    print(report.summary)
+    if let signal = cancellation.signal { throw ExitCode(128 + signal) }
+  }
+}
+
+/// Shows training progress: a live line on a terminal's stderr, evaluation lines on stdout.
+final class TrainingDisplay: TrainingObserver {
+  let live: Bool
+  let quiet: Bool
+  private var lastDraw: UInt64 = 0
+  private var drawn = false
+
+  init(live: Bool, quiet: Bool) {
+    self.live = live
+    self.quiet = quiet
+  }
+
+  func stepFinished(_ m: StepMetrics) {
+    guard live else { return }
+    let now = DispatchTime.now().uptimeNanoseconds
+    guard now - lastDraw > 200_000_000 || m.batch == m.batches else { return }
+    lastDraw = now
+    let line = String(
+      format: "epoch %d batch %d/%d step %d: loss %.3f, lr %.2e, |g| %.1f, %.1f audio-s/s, ETA %@", m.epoch, m.batch,
+      m.batches, m.step, m.loss, m.lr, m.gradNorm, m.audioSecondsPerSecond, TerminalProgress.clock(m.etaSeconds))
+    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+    drawn = true
+  }
+
+  func evaluationFinished(_ r: EvaluationResult) {
+    clearLine()
+    print(String(format: "epoch %d: %@ loss %.3f, CER %.2f%%, WER %.2f%% (%d utterances, %.1f s)", r.epoch, r.split, r.loss, 100 * r.cer, 100 * r.wer, r.utterances, r.seconds))
+    fflush(stdout)
+  }
+
+  func notice(_ message: String) {
+    guard !quiet else { return }
+    clearLine()
+    FileHandle.standardError.write(Data("ds2-data: \(message)\n".utf8))
+  }
+
+  func clearLine() {
+    if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    drawn = false
+  }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import DS2Core
+import Foundation
+import Trainer
+
+struct Transcribe: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    abstract: "Turn audio files into text with a trained run.",
+    discussion: """
+      The checkpoint carries the feature parameters, normalization statistics and \
+      vocabulary, so any audio libsndfile reads (at any rate; channels are averaged) is \
+      featurized exactly like the training data. Prints `file<TAB>text` per file.
+        ds2-data transcribe runs/ls some.flac other.wav
+      Exit status: 0 all transcribed; 1 some file could not be read (named on stderr).
+      """)
+
+  @Argument(help: "Run folder written by ds2-data train.")
+  var runFolder: String
+
+  @Argument(help: "Audio files.")
+  var files: [String]
+
+  @Option(help: "best, latest, or a checkpoint file.")
+  var checkpoint = "best"
+
+  @Option(help: "Beam width (1 = greedy; default: the run's setting).")
+  var beamWidth: Int?
+
+  @Option(name: .customLong("lm"), help: "Word n-gram language model, ARPA format.")
+  var languageModel: String?
+
+  @Option(help: "Language-model weight α.")
+  var alpha: Double?
+
+  @Option(help: "Word bonus β.")
+  var beta: Double?
+
+  func validate() throws {
+    if files.isEmpty { throw ValidationError("name at least one audio file") }
+    if let beamWidth, beamWidth < 1 { throw ValidationError("--beam-width must be ≥ 1") }
+  }
+
+  func run() throws {
+    let transcriber = try Transcriber(
+      run: runFolder, checkpoint: checkpoint, beamWidth: beamWidth, languageModel: languageModel, alpha: alpha, beta: beta)
+    var failed = false
+    for file in files {
+      do {
+        print("\(file)\t\(try transcriber.transcribe(file))")
+      } catch {
+        FileHandle.standardError.write(Data("ds2-data: \(error)\n".utf8))
+        failed = true
+      }
+    }
+    if failed { throw ExitCode.failure }
+  }
+}

@@ -1,0 +1,63 @@
+import DS2Core
+import Foundation
+import TestSupport
+import XCTest
+
+/// `train`, `evaluate` and `transcribe` through the real binary.
+final class TrainCLITests: XCTestCase {
+  func testHelpForTrainingCommands() throws {
+    for command in ["train", "evaluate", "transcribe"] {
+      let help = try runBinary([command, "--help"])
+      XCTAssertEqual(help.status, 0, command)
+      XCTAssertTrue(help.stdout.contains("USAGE: ds2-data \(command)"), help.stdout)
+    }
+    let bad = try runBinary(["train"])
+    XCTAssertEqual(bad.status, 64, "no dataset is a usage error")
+    XCTAssertTrue(bad.stderr.contains("name a dataset"), bad.stderr)
+  }
+
+  /// Train two steps on a tiny prepared dataset, resume to the end of the epoch, score it and
+  /// transcribe one of its audio files; a missing file is named and makes the exit status 1.
+  func testTrainResumeEvaluateTranscribe() throws {
+    let directory = TemporaryDirectory("cli-train")
+    let root = directory.path + "/corpus"
+    let utterances = LibriSpeechFixture.standard(perSplit: 4)
+    try LibriSpeechFixture(root: root).write(utterances)
+    let recipe = directory.file("recipe.yaml")
+    try """
+      corpus: {kind: librispeech, root: \(root), splits: [train-clean-100, dev-clean, test-clean]}
+      output: \(directory.path)/data
+      threads: 1
+      """.write(toFile: recipe, atomically: true, encoding: .utf8)
+    XCTAssertEqual(try runBinary(["prepare", recipe, "-q"]).status, 0)
+    let model = directory.file("model.yaml")
+    try """
+      model:
+        convolutions: [{channels: 2, kernelTime: 5, kernelFrequency: 21, strideTime: 2, strideFrequency: 4}]
+        recurrentLayers: 1
+        hidden: 16
+      training: {epochs: 1, batchSize: 1, optimizer: adam, learningRate: 1.0e-3, threads: 1}
+      decoding: {beamWidth: 4}
+      """.write(toFile: model, atomically: true, encoding: .utf8)
+    let run = directory.path + "/run"
+    let first = try runBinary(["train", directory.path + "/data", "--model", model, "--output", run, "--max-steps", "2"])
+    XCTAssertEqual(first.status, 0, first.stderr)
+    XCTAssertTrue(first.stdout.contains("step 2 (stopped; resume with --resume)"), first.stdout)
+    let second = try runBinary(["train", "--resume", run])
+    XCTAssertEqual(second.status, 0, second.stderr)
+    XCTAssertTrue(second.stdout.contains("epoch 1: dev-clean loss"), second.stdout)
+    XCTAssertTrue(second.stdout.contains("epoch 1/1, step 4"), second.stdout)
+
+    let scored = try runBinary(["evaluate", run, "--split", "test-clean", "--json"])
+    XCTAssertEqual(scored.status, 0, scored.stderr)
+    let result = try JSONSerialization.jsonObject(with: Data(scored.stdout.utf8)) as! [String: Any]
+    XCTAssertEqual(result["utterances"] as? Int, 4)
+    XCTAssertNotNil(result["beamCER"] as? Double)
+
+    let audio = LibriSpeechFixture(root: root).audioPath(utterances[0])
+    let transcribed = try runBinary(["transcribe", run, audio, directory.path + "/missing.flac"])
+    XCTAssertEqual(transcribed.status, 1)
+    XCTAssertTrue(transcribed.stdout.hasPrefix(audio + "\t"), transcribed.stdout)
+    XCTAssertTrue(transcribed.stderr.contains("missing.flac"), transcribed.stderr)
+  }
+}
