@@ -16,10 +16,8 @@ final class TrainCLITests: XCTestCase {
     XCTAssertTrue(bad.stderr.contains("name a dataset"), bad.stderr)
   }
 
-  /// Train two steps on a tiny prepared dataset, resume to the end of the epoch, score it and
-  /// transcribe one of its audio files; a missing file is named and makes the exit status 1.
-  func testTrainResumeEvaluateTranscribe() throws {
-    let directory = TemporaryDirectory("cli-train")
+  /// A tiny prepared dataset (4 utterances per split) and a tiny model YAML.
+  private func makeDatasetAndModel(_ directory: TemporaryDirectory) throws -> (root: String, utterances: [LibriSpeechFixture.Utterance], data: String, model: String) {
     let root = directory.path + "/corpus"
     let utterances = LibriSpeechFixture.standard(perSplit: 4)
     try LibriSpeechFixture(root: root).write(utterances)
@@ -39,8 +37,16 @@ final class TrainCLITests: XCTestCase {
       training: {epochs: 1, batchSize: 1, optimizer: adam, learningRate: 1.0e-3, threads: 1}
       decoding: {beamWidth: 4}
       """.write(toFile: model, atomically: true, encoding: .utf8)
+    return (root, utterances, directory.path + "/data", model)
+  }
+
+  /// Train two steps on a tiny prepared dataset, resume to the end of the epoch, score it and
+  /// transcribe one of its audio files; a missing file is named and makes the exit status 1.
+  func testTrainResumeEvaluateTranscribe() throws {
+    let directory = TemporaryDirectory("cli-train")
+    let (root, utterances, data, model) = try makeDatasetAndModel(directory)
     let run = directory.path + "/run"
-    let first = try runBinary(["train", directory.path + "/data", "--model", model, "--output", run, "--max-steps", "2"])
+    let first = try runBinary(["train", data, "--model", model, "--output", run, "--max-steps", "2"])
     XCTAssertEqual(first.status, 0, first.stderr)
     XCTAssertTrue(first.stdout.contains("step 2 (stopped; resume with --resume)"), first.stdout)
     let second = try runBinary(["train", "--resume", run])
@@ -59,5 +65,29 @@ final class TrainCLITests: XCTestCase {
     XCTAssertEqual(transcribed.status, 1)
     XCTAssertTrue(transcribed.stdout.hasPrefix(audio + "\t"), transcribed.stdout)
     XCTAssertTrue(transcribed.stderr.contains("missing.flac"), transcribed.stderr)
+  }
+
+  /// Ctrl-C during training writes a checkpoint, exits with 130, and the run resumes from it.
+  func testCtrlCWritesACheckpointAndResumes() throws {
+    let directory = TemporaryDirectory("cli-sigint")
+    let (_, _, data, model) = try makeDatasetAndModel(directory)
+    let run = directory.path + "/run"
+    let process = Process()
+    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
+    process.arguments = ["train", data, "--model", model, "--output", run, "--epochs", "1000"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let metrics = run + "/metrics.jsonl"
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline && ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").isEmpty { usleep(50_000) }
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 130)
+    XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/latest.ckpt"))
+    let steps = try String(contentsOfFile: metrics, encoding: .utf8).split(separator: "\n").filter { $0.contains(#""type":"step""#) }.count
+    let resumed = try runBinary(["train", "--resume", run, "--max-steps", "1"])
+    XCTAssertEqual(resumed.status, 0, resumed.stderr)
+    XCTAssertTrue(resumed.stdout.contains("step \(steps + 1) (stopped"), "\(steps) steps before: " + resumed.stdout)
   }
 }
