@@ -79,24 +79,43 @@ public final class SpeedPerturber: @unchecked Sendable {
           let xBase = UnsafeRawPointer(x.baseAddress!)
           let hBase = UnsafeRawPointer(h.baseAddress!)
           let blocks = tapsPerPhase / 8
+          // Output m reads input position m·M/L = base + phase/L; step both without dividing.
+          var base = 0
+          var phase = 0
           for m in 0..<count {
-            let position = m * down
-            let base = position / up
-            let phase = position - base * up
+            if m > 0 {
+              phase += down
+              while phase >= up {
+                phase -= up
+                base += 1
+              }
+            }
             // input index of tap 0: base − half + 1; in the padded array: + half
             var xp = xBase + (base + 1) * MemoryLayout<Float>.stride
             var hp = hBase + phase * tapsPerPhase * MemoryLayout<Float>.stride
+            // Four independent fused multiply-add chains (tapsPerPhase is a multiple of 8).
             var acc0 = SIMD8<Float>()
             var acc1 = SIMD8<Float>()
+            var acc2 = SIMD8<Float>()
+            var acc3 = SIMD8<Float>()
             var b = 0
-            while b + 1 < blocks {
-              acc0 += xp.loadUnaligned(as: SIMD8<Float>.self) * hp.loadUnaligned(as: SIMD8<Float>.self)
-              acc1 += (xp + 32).loadUnaligned(as: SIMD8<Float>.self) * (hp + 32).loadUnaligned(as: SIMD8<Float>.self)
-              xp += 64
-              hp += 64
-              b += 2
+            while b + 3 < blocks {
+              acc0.addProduct(xp.loadUnaligned(as: SIMD8<Float>.self), hp.loadUnaligned(as: SIMD8<Float>.self))
+              acc1.addProduct((xp + 32).loadUnaligned(as: SIMD8<Float>.self), (hp + 32).loadUnaligned(as: SIMD8<Float>.self))
+              acc2.addProduct((xp + 64).loadUnaligned(as: SIMD8<Float>.self), (hp + 64).loadUnaligned(as: SIMD8<Float>.self))
+              acc3.addProduct((xp + 96).loadUnaligned(as: SIMD8<Float>.self), (hp + 96).loadUnaligned(as: SIMD8<Float>.self))
+              xp += 128
+              hp += 128
+              b += 4
             }
-            if b < blocks { acc0 += xp.loadUnaligned(as: SIMD8<Float>.self) * hp.loadUnaligned(as: SIMD8<Float>.self) }
+            while b < blocks {
+              acc0.addProduct(xp.loadUnaligned(as: SIMD8<Float>.self), hp.loadUnaligned(as: SIMD8<Float>.self))
+              xp += 32
+              hp += 32
+              b += 1
+            }
+            acc0 += acc2
+            acc1 += acc3
             output[m] = (acc0 + acc1).sum()
           }
         }

@@ -9,6 +9,8 @@ let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1])
 let rate = 16_000
 var generator = SeededGenerator(seed: 1)
 let signal = (0..<Int(seconds * Double(rate))).map { _ in Float(generator.nextUnitDouble() - 0.5) * 0.2 }
+/// The same audio as utterance-sized pieces (10 s), as the pipeline processes it.
+let utterances = stride(from: 0, to: signal.count, by: 10 * rate).map { Array(signal[$0..<min($0 + 10 * rate, signal.count)]) }
 
 func measure(_ name: String, repeats: Int = 3, _ body: () -> Void) {
   var best = Double.infinity
@@ -23,7 +25,9 @@ func measure(_ name: String, repeats: Int = 3, _ body: () -> Void) {
 for factor in [0.9, 1.1] {
   let perturber = SpeedPerturber(factor: factor)
   var sink: Float = 0
-  measure("speed \(factor) (polyphase, \(perturber.tapsPerPhase) taps)") { sink += perturber.apply(signal)[0] }
+  measure("speed \(factor) (polyphase, \(perturber.tapsPerPhase) taps)") {
+    for utterance in utterances { sink += perturber.apply(utterance)[0] }
+  }
   let waveform = Waveform(samples: signal, sampleRateHertz: Int((factor * 10).rounded()) * 1000)
   for quality in [ResampleQuality.sincMedium, .sincFastest] {
     measure("speed \(factor) via libsamplerate \(quality.rawValue)", repeats: 1) {
@@ -33,10 +37,14 @@ for factor in [0.9, 1.1] {
   if sink.isNaN { print("") }
 }
 
-// Noise superposition: SNR measurement and mixing of an in-memory noise segment.
+// Noise superposition: SNR measurement and mixing of in-memory noise segments (cutting the
+// segment is part of the measured work).
 let noise = (0..<signal.count).map { _ in Float(generator.nextUnitDouble() - 0.5) * 0.1 }
 var mixSink: Float = 0
 measure("noise superposition at an SNR (in memory)") {
-  mixSink += (try? NoiseMixer.mix(signal, noise: noise, snrDecibels: 10)[1]) ?? 0
+  for (i, utterance) in utterances.enumerated() {
+    let segment = Array(noise[(i * 10 * rate)..<(i * 10 * rate + utterance.count)])
+    mixSink += (try? NoiseMixer.mix(utterance, noise: segment, snrDecibels: 10)[1]) ?? 0
+  }
 }
 if mixSink.isNaN { print("") }
