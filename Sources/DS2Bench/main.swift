@@ -5,6 +5,10 @@ import Audio
 import DS2Core
 import Foundation
 
+// The same allocator settings as the ds2-data command (DS2Data.swift): utterance buffers
+// stay on the heap instead of being mapped and zero-filled for every call.
+HeapTuning.keepBuffersOnHeap()
+
 let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 600 : 600
 let rate = 16_000
 var generator = SeededGenerator(seed: 1)

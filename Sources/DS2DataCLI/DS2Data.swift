@@ -1,4 +1,5 @@
 import ArgumentParser
+import DS2Core
 import Foundation
 import Logging
 import Pipeline
@@ -23,13 +24,6 @@ struct DS2Data: ParsableCommand {
 /// Exit status of a run that completed with rejected items.
 let exitCodeWithRejections: Int32 = 3
 
-#if os(Linux)
-  /// glibc's `mallopt` (malloc.h is not part of the Glibc module).
-  @_silgen_name("mallopt") func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-  let glibcTrimThreshold: Int32 = -1  // M_TRIM_THRESHOLD
-  let glibcMmapThreshold: Int32 = -3  // M_MMAP_THRESHOLD
-#endif
-
 /// Options shared by commands that log.
 struct LoggingOptions: ParsableArguments {
   @Flag(name: .shortAndLong, help: "Log every rejected item and more detail.")
@@ -40,12 +34,8 @@ struct LoggingOptions: ParsableArguments {
 
   func bootstrap() {
     BLASThreads.releaseIdleThreads()
-    #if os(Linux)
-      // Per-utterance buffers of a few hundred KB: keep them on the heap rather than
-      // mmap/munmap (and zero-filled pages) for every utterance.
-      _ = glibcMallopt(glibcMmapThreshold, 64 << 20)
-      _ = glibcMallopt(glibcTrimThreshold, 256 << 20)
-    #endif
+    // Per-utterance buffers of a few hundred KB stay on the heap.
+    HeapTuning.keepBuffersOnHeap()
     let level: Logger.Level = quiet ? .error : (verbose ? .info : .warning)
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)

@@ -1,3 +1,4 @@
+import DS2Core
 import Dispatch
 import Foundation
 
@@ -20,11 +21,7 @@ public enum ComputeThreads {
   public static func configure(threads: Int) {
     count = threads
     BLASThreads.count = 1
-    #if os(Linux)
-      // <malloc.h>: M_MMAP_MAX = -4 (0: never map blocks), M_TRIM_THRESHOLD = -1.
-      _ = glibcMallopt(-4, 0)
-      _ = glibcMallopt(-1, Int32.max)
-    #endif
+    HeapTuning.neverReturnMemory()
   }
 
   /// Blocks to split a product of `multiplyAdds` into: `count` for large products outside a
@@ -54,9 +51,4 @@ public enum ComputeThreads {
   }
 }
 
-#if os(Linux)
-  /// glibc's `mallopt` (declared in <malloc.h>, which Swift's Glibc module does not export).
-  /// The corresponding C function is `mallopt`.
-  @_silgen_name("mallopt")
-  private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif
+
