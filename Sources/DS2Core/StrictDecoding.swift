@@ -34,3 +34,21 @@ extension KeyedDecodingContainer {
     try decodeIfPresent(T.self, forKey: key) ?? fallback
   }
 }
+
+extension DecodingError {
+  /// The error as one line for configuration messages: the key path and what is wrong
+  /// (`features.windowSeconds: expected Double`).
+  public var configurationMessage: String {
+    func path(_ context: DecodingError.Context) -> String {
+      let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+      return joined.isEmpty ? "" : "\(joined): "
+    }
+    switch self {
+    case .keyNotFound(let key, let context): return "\(path(context))missing required key \(key.stringValue)"
+    case .typeMismatch(_, let context): return "\(path(context))\(context.debugDescription)"
+    case .valueNotFound(_, let context): return "\(path(context))\(context.debugDescription)"
+    case .dataCorrupted(let context): return "\(path(context))\(context.debugDescription)"
+    @unknown default: return "\(self)"
+    }
+  }
+}

@@ -210,25 +210,12 @@ public struct Recipe: Sendable, Codable, Equatable {
     do {
       return try YAMLDecoder().decode(Recipe.self, from: text)
     } catch let error as DecodingError {
-      throw ConfigurationError("recipe \(path): \(Self.describe(error))")
+      throw ConfigurationError("recipe \(path): \(error.configurationMessage)")
     } catch {
       throw ConfigurationError("recipe \(path): \(error)")
     }
   }
 
-  static func describe(_ error: DecodingError) -> String {
-    func path(_ context: DecodingError.Context) -> String {
-      let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-      return joined.isEmpty ? "" : "\(joined): "
-    }
-    switch error {
-    case .keyNotFound(let key, let context): return "\(path(context))missing required key \(key.stringValue)"
-    case .typeMismatch(_, let context): return "\(path(context))\(context.debugDescription)"
-    case .valueNotFound(_, let context): return "\(path(context))\(context.debugDescription)"
-    case .dataCorrupted(let context): return "\(path(context))\(context.debugDescription)"
-    @unknown default: return "\(error)"
-    }
-  }
 
   /// Checks settings that need no file system access.
   /// - Throws: `ConfigurationError` naming the field.

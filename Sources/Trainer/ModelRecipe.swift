@@ -245,7 +245,7 @@ public struct ModelRecipe: Sendable, Codable, Equatable {
     do {
       recipe = try YAMLDecoder().decode(ModelRecipe.self, from: text)
     } catch let error as DecodingError {
-      throw ConfigurationError("model \(path): \(describe(error))")
+      throw ConfigurationError("model \(path): \(error.configurationMessage)")
     } catch {
       throw ConfigurationError("model \(path): \(error)")
     }
@@ -282,19 +282,4 @@ public struct ModelRecipe: Sendable, Codable, Equatable {
 
   /// The recipe as YAML.
   public func yaml() throws -> String { try YAMLEncoder().encode(self) }
-}
-
-/// A `DecodingError` as one line: the key path and what is wrong.
-func describe(_ error: DecodingError) -> String {
-  func path(_ context: DecodingError.Context) -> String {
-    let joined = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-    return joined.isEmpty ? "" : "\(joined): "
-  }
-  switch error {
-  case .keyNotFound(let key, let context): return "\(path(context))missing required key \(key.stringValue)"
-  case .typeMismatch(_, let context): return "\(path(context))\(context.debugDescription)"
-  case .valueNotFound(_, let context): return "\(path(context))\(context.debugDescription)"
-  case .dataCorrupted(let context): return "\(path(context))\(context.debugDescription)"
-  @unknown default: return "\(error)"
-  }
 }
