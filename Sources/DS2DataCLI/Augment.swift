@@ -53,7 +53,11 @@ struct Augment: ParsableCommand {
     if let speed, let factors = parseFactors(speed) { config.speedFactors = factors }
     if let noiseProbability { config.noise.probability = noiseProbability }
     if let snr, let range = DecibelRange(parsing: snr) { config.noise.snrDecibels = range }
-    if config.noise.bank == nil { config.noise.probability = 0 }
+    if config.noise.bank == nil && (config.noise.probability > 0 || config.noise.babbleProbability > 0) {
+      FileHandle.standardError.write(Data("ds2-data: no noise bank (--noise-bank or augment.noise.bank): no noise or babble is added\n".utf8))
+      config.noise.probability = 0
+      config.noise.babbleProbability = 0
+    }
     recipe.augment = config
     options.apply(to: &recipe)
     recipe.output = options.output ?? recipe.output + "-augmented"
