@@ -21,20 +21,10 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Dataset directory (default: the first the run trained on).")
   var dataset: String?
 
-  @Option(help: "best, latest, or a checkpoint file.")
-  var checkpoint = "best"
-
   @Option(help: "Beam width of the CTC prefix beam search.")
   var beamWidth: Int?
 
-  @Option(name: .customLong("lm"), help: "Word n-gram language model, ARPA format.")
-  var languageModel: String?
-
-  @Option(help: "Language-model weight α.")
-  var alpha: Double?
-
-  @Option(help: "Word bonus β.")
-  var beta: Double?
+  @OptionGroup var decoding: DecodingOptions
 
   @Flag(help: "Greedy decoding only (skip the beam search).")
   var greedy = false
@@ -44,18 +34,17 @@ struct Evaluate: ParsableCommand {
 
   func validate() throws {
     if let beamWidth, beamWidth < 1 { throw ValidationError("--beam-width must be ≥ 1") }
-    if let alpha, alpha < 0 { throw ValidationError("--alpha must be ≥ 0") }
   }
 
   func run() throws {
     var options = EvaluateOptions(run: runFolder)
     options.split = split
     options.dataset = dataset
-    options.checkpoint = checkpoint
+    options.checkpoint = decoding.checkpoint
     options.beamWidth = beamWidth
-    options.languageModel = languageModel
-    options.alpha = alpha
-    options.beta = beta
+    options.languageModel = decoding.languageModel
+    options.alpha = decoding.alpha
+    options.beta = decoding.beta
     options.greedyOnly = greedy
     let result = try evaluate(options)
     if json {

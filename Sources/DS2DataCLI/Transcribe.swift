@@ -20,20 +20,10 @@ struct Transcribe: ParsableCommand {
   @Argument(help: "Audio files.")
   var files: [String]
 
-  @Option(help: "best, latest, or a checkpoint file.")
-  var checkpoint = "best"
-
   @Option(help: "Beam width (1 = greedy; default: the run's setting).")
   var beamWidth: Int?
 
-  @Option(name: .customLong("lm"), help: "Word n-gram language model, ARPA format.")
-  var languageModel: String?
-
-  @Option(help: "Language-model weight α.")
-  var alpha: Double?
-
-  @Option(help: "Word bonus β.")
-  var beta: Double?
+  @OptionGroup var decoding: DecodingOptions
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("name at least one audio file") }
@@ -42,7 +32,8 @@ struct Transcribe: ParsableCommand {
 
   func run() throws {
     let transcriber = try Transcriber(
-      run: runFolder, checkpoint: checkpoint, beamWidth: beamWidth, languageModel: languageModel, alpha: alpha, beta: beta)
+      run: runFolder, checkpoint: decoding.checkpoint, beamWidth: beamWidth, languageModel: decoding.languageModel,
+      alpha: decoding.alpha, beta: decoding.beta)
     var failed = false
     for file in files {
       do {
