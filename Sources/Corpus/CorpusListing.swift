@@ -33,7 +33,10 @@ public enum EnglishText {
     var output = String.UnicodeScalarView()
     var pendingSpace = false
     for scalar in text.unicodeScalars {
-      if scalar.properties.isWhitespace {
+      // ASCII answered directly (Unicode's White_Space there is U+0009–U+000D and U+0020).
+      let isWhitespace =
+        scalar.isASCII ? (scalar.value == 0x20 || (0x09...0x0D).contains(scalar.value)) : scalar.properties.isWhitespace
+      if isWhitespace {
         pendingSpace = !output.isEmpty
         continue
       }

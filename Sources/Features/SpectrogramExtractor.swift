@@ -68,13 +68,12 @@ public final class SpectrogramExtractor {
   /// The log spectrogram of `samples` as a `frames × bins` matrix.
   public func compute(_ samples: [Float]) -> FeatureMatrix {
     let frames = frameCount(sampleCount: samples.count)
-    var matrix = FeatureMatrix(frames: frames, bins: bins)
-    samples.withUnsafeBufferPointer { source in
-      matrix.values.withUnsafeMutableBufferPointer { destination in
-        compute(source, into: destination)
-      }
+    // Every value is written below, so the array is not zero-filled first.
+    let values = [Float](unsafeUninitializedCapacity: frames * bins) { destination, initialized in
+      samples.withUnsafeBufferPointer { source in compute(source, into: destination) }
+      initialized = frames * bins
     }
-    return matrix
+    return FeatureMatrix(frames: frames, bins: bins, values: values)
   }
 
   /// Writes the log spectrogram of `samples` into `destination` (`frames × bins`, row-major).

@@ -44,8 +44,10 @@ extension Preparer {
       }
     }
 
-    let finisher = ShardFinisher()
-    func journalCompletions() throws {
+    // Shard digests run on the map's threads, ahead of new items.
+    let jobs = CPUJobs()
+    let finisher = ShardFinisher(digestOn: jobs.submit)
+    func journalCompletions(save: Bool = true) throws {
       let completions = try finisher.takeCompletions()
       guard !completions.isEmpty else { return }
       for completion in completions {
@@ -56,7 +58,7 @@ extension Preparer {
           .map(\.error)
         journal.splits[completion.split] = progress
       }
-      try journal.save(directory: output)
+      if save { try journal.save(directory: output) }
     }
 
     let rate = recipe.audio.sampleRateHertz
@@ -78,7 +80,7 @@ extension Preparer {
     }
     do {
       try orderedParallelMap(
-        count: items.count, threads: threads, window: 4 * threads + 4,
+        count: items.count, threads: threads, window: window(for: items.map(\.utterance)), jobs: jobs,
         produce: { index, worker -> Result<EncodedRecord, ItemError> in
           let utterance = items[index].utterance
           let source = utterance.source
@@ -130,6 +132,8 @@ extension Preparer {
             reject(error)
             rejectionsBySplit[item.split, default: []].append((item.position, error))
           }
+          // The last shard is closed here, so that its digest also runs on the map's threads.
+          if index == items.count - 1 { try closeWriter() }
           try journalCompletions()
           let seconds = Double(item.utterance.samples) / Double(rate)
           processedAudioSeconds += seconds
@@ -144,7 +148,7 @@ extension Preparer {
       throw error
     }
     finisher.waitUntilIdle()
-    try journalCompletions()
+    try journalCompletions(save: false)  // saved below, with every split finished
     phase.finish()
     var shards: [String: [ShardInfo]] = [:]
     for (split, utterances) in splits {
@@ -157,6 +161,18 @@ extension Preparer {
     }
     try journal.save(directory: output)
     return shards
+  }
+
+  /// Results in flight for the featurization map: enough that the other threads keep
+  /// working for a while when the writing one stalls (an LMDB commit, a file created
+  /// while the file system flushes a finished shard), at most about 64 MiB of encoded
+  /// records and never fewer than four per thread.
+  func window(for utterances: [PlannedUtterance]) -> Int {
+    let bytesPerValue = recipe.shards.dtype == .float16 ? 2 : 4
+    let bins = recipe.features.bins(sampleRateHertz: recipe.audio.sampleRateHertz)
+    let largest = utterances.map(\.frames).max() ?? 1
+    let fitting = (64 << 20) / max(1, largest * bins * bytesPerValue)
+    return max(4 * threads + 4, min(fitting, 32 * threads))
   }
 
   /// True when every journaled shard file exists with the journaled size.

@@ -48,7 +48,8 @@ struct PlannedUtterance: Sendable {
 /// probe audio headers in parallel (exact lengths without decoding) → per split, sort by
 /// (frames, id) → decode, resample, featurize on `threads` workers, written in that order
 /// into size-capped shards by one writer → merge per-shard statistics → write
-/// `rejected.jsonl`, `recipe.yaml` and, last and atomically, `manifest.json`.
+/// `rejected.jsonl` and, last and atomically, `manifest.json` (`recipe.yaml` is written
+/// when the run starts).
 ///
 /// - Throws: `ConfigurationError` for a bad recipe, a missing root or an output that holds
 ///   a different dataset; `LMDBError` for write failures (disk full). Bad items never
@@ -160,7 +161,11 @@ final class Preparer {
       try wipeOutput()
       try journal.save(directory: output)
     }
+    // The resolved recipe goes beside the output from the start (it says what a run in
+    // progress is making), written while the first utterances are featurized.
+    let recipeFile = BackgroundWrite(try recipe.yaml(), to: output + "/recipe.yaml")
     let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
+    try recipeFile.wait()
     logger.info("wrote all splits at \(elapsed(since: started))")
     for (split, _) in splitUtterances {
       let shards = shardsBySplit[split] ?? []
@@ -194,7 +199,6 @@ final class Preparer {
         byReason: Dictionary(uniqueKeysWithValues: report.rejectionsByReason.map { ($0.key.rawValue, $0.value) }),
         file: "rejected.jsonl"),
       recipe: identity)
-    try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
 
@@ -244,6 +248,24 @@ final class Preparer {
 /// Seconds since `start`, formatted for logs.
 func elapsed(since start: DispatchTime) -> String {
   String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+}
+
+/// An `atomicWrite` on a global queue; `wait` returns when it is done.
+final class BackgroundWrite: @unchecked Sendable {
+  private let group = DispatchGroup()
+  private var failure: Error?
+
+  init(_ text: String, to path: String) {
+    DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
+      do { try atomicWrite(text, to: path) } catch { failure = error }
+    }
+  }
+
+  /// - Throws: the write's error.
+  func wait() throws {
+    group.wait()
+    if let failure { throw failure }
+  }
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers see either

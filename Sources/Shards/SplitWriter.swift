@@ -46,11 +46,15 @@ public struct EncodedRecord: Sendable {
   }
 }
 
-/// Completes shards in the background, in order: fsync, SHA-256, rename from
-/// `.partial` to the final name. The writer goes on with the next shard meanwhile.
+/// Completes shards in the background, in order: SHA-256, fsync, rename from `.partial`
+/// to the final name. The writer goes on with the next shard meanwhile.
 ///
-/// One finisher can serve the writers of several splits; completions are reported in the
-/// order shards were handed over, with the position the writer was at.
+/// The digest is CPU work and runs where `digestOn` puts it (the pipeline hands it to
+/// its own worker threads, so that finishing never takes a core beyond the run's
+/// thread count); the flush and the rename are waiting, not computing, and run on the
+/// finisher's serial queue. One finisher can serve the writers of several splits;
+/// completions are reported in the order shards were handed over, with the position the
+/// writer was at.
 public final class ShardFinisher: @unchecked Sendable {
   /// A shard that is durable and has its final name.
   public struct Completion: Sendable {
@@ -61,22 +65,36 @@ public final class ShardFinisher: @unchecked Sendable {
   }
 
   private let queue = DispatchQueue(label: "ds2-data.shard-finisher", qos: .userInitiated)
+  private let digestOn: (@escaping @Sendable () -> Void) -> Void
   private let lock = NSLock()
   private var completions: [Completion] = []
   private var failure: Error?
 
-  public init() {}
+  /// - Parameter digestOn: runs a digest computation; by default on a global queue.
+  public init(digestOn: @escaping (@escaping @Sendable () -> Void) -> Void = { DispatchQueue.global(qos: .userInitiated).async(execute: $0) }) {
+    self.digestOn = digestOn
+  }
 
-  func enqueue(split: String, position: Int, _ work: @escaping () throws -> ShardInfo) {
+  /// Finishes the closed shard at `directory/file.partial`: digest, fsync, rename to
+  /// `directory/file`, then a completion carrying `shard` with its size and digest.
+  func finish(split: String, position: Int, directory: String, shard: ShardInfo) {
+    let partial = directory + "/" + shard.file + ".partial"
+    let final = directory + "/" + shard.file
+    let digest = PendingDigest()
+    digestOn { digest.fulfil(Result { try SplitWriter.sizeAndDigest(path: partial) }) }
     queue.async { [self] in
       lock.lock()
       let failed = failure != nil
       lock.unlock()
       if failed { return }
       do {
-        let shard = try work()
+        try SplitWriter.synchronize(path: partial)
+        var done = shard
+        (done.bytes, done.sha256) = try digest.wait().get()
+        try? FileManager.default.removeItem(atPath: final)
+        try FileManager.default.moveItem(atPath: partial, toPath: final)
         lock.lock()
-        completions.append(Completion(split: split, position: position, shard: shard))
+        completions.append(Completion(split: split, position: position, shard: done))
         lock.unlock()
       } catch {
         lock.lock()
@@ -97,8 +115,25 @@ public final class ShardFinisher: @unchecked Sendable {
     return taken
   }
 
-  /// Blocks until every handed-over shard is completed (or failed).
+  /// Blocks until every handed-over shard is completed (or failed). Its digest must be
+  /// able to run meanwhile (not on a thread that is waiting here).
   public func waitUntilIdle() { queue.sync {} }
+}
+
+/// A digest computed elsewhere, waited for by the finisher's queue.
+private final class PendingDigest: @unchecked Sendable {
+  private let ready = DispatchSemaphore(value: 0)
+  private var result: Result<(Int, String), Error>?
+
+  func fulfil(_ result: Result<(Int, String), Error>) {
+    self.result = result
+    ready.signal()
+  }
+
+  func wait() -> Result<(Int, String), Error> {
+    ready.wait()
+    return result!
+  }
 }
 
 /// Writes the records of one split, in the order given, into size-capped LMDB shards.
@@ -221,21 +256,13 @@ public final class SplitWriter {
     try flush()
     guard environment != nil else { return }
     self.environment = nil  // closes the file; its pages are in the page cache
-    let name = shardFileName
-    let directory = self.directory
     let totals = current
+    finisher.finish(
+      split: split, position: position, directory: directory,
+      shard: ShardInfo(
+        file: shardFileName, records: totals.records, minFrames: totals.minFrames, maxFrames: totals.maxFrames,
+        frames: totals.frames, samples: totals.samples, bytes: 0, sha256: "", statistics: totals.statistics))
     nextShardIndex += 1
-    finisher.enqueue(split: split, position: position) {
-      let partial = directory + "/" + name + ".partial"
-      try Self.synchronize(path: partial)
-      let (bytes, digest) = try Self.sizeAndDigest(path: partial)
-      let final = directory + "/" + name
-      try? FileManager.default.removeItem(atPath: final)
-      try FileManager.default.moveItem(atPath: partial, toPath: final)
-      return ShardInfo(
-        file: name, records: totals.records, minFrames: totals.minFrames, maxFrames: totals.maxFrames,
-        frames: totals.frames, samples: totals.samples, bytes: bytes, sha256: digest, statistics: totals.statistics)
-    }
   }
 
   /// Flushes a closed file to disk (`fsync`).
@@ -252,24 +279,35 @@ public final class SplitWriter {
   }
 
   /// Size and SHA-256 (lowercase hex) of a file, read in 4 MiB blocks.
+  /// - Throws: `ConfigurationError` naming the file when it cannot be opened or read.
   public static func sizeAndDigest(path: String) throws -> (Int, String) {
-    guard let handle = FileHandle(forReadingAtPath: path) else {
-      throw ConfigurationError("\(path): cannot open for checksumming")
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+      throw ConfigurationError("\(path): cannot open for checksumming: \(String(cString: strerror(errno)))")
     }
-    defer { try? handle.close() }
+    defer { close(descriptor) }
     var hasher = SHA256()
     var size = 0
+    let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 4 << 20, alignment: 4096)
+    defer { block.deallocate() }
     while true {
-      let block = try handle.read(upToCount: 4 << 20) ?? Data()
-      if block.isEmpty { break }
-      size += block.count
-      hasher.update(data: block)
+      let count = read(descriptor, block.baseAddress, block.count)
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw ConfigurationError("\(path): read failed while checksumming: \(String(cString: strerror(errno)))")
+      }
+      if count == 0 { break }
+      size += count
+      hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: block[0..<count]))
     }
-    let digest = hasher.finalize().map { byte in
-      let hex = String(byte, radix: 16)
-      return hex.count == 1 ? "0" + hex : hex
-    }.joined()
-    return (size, digest)
+    let hex = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(64)
+    for byte in hasher.finalize() {
+      text.append(hex[Int(byte >> 4)])
+      text.append(hex[Int(byte & 15)])
+    }
+    return (size, String(decoding: text, as: UTF8.self))
   }
 }
 
