@@ -41,61 +41,70 @@ extension Preparer {
       }
     }
 
-    let rate = recipe.audio.sampleRateHertz
-    let features = recipe.features
-    let filters = recipe.filters
     let progress = PhaseProgress(sink: options.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
     var planned: [PlannedUtterance] = []
     planned.reserveCapacity(candidates.count)
+    // A header probe takes microseconds: the threads take batches, not single files.
+    let batch = 32
     try orderedParallelMap(
-      count: candidates.count, threads: threads, window: 256,
-      produce: { index, _ -> Result<PlannedUtterance, ItemError> in
-        let (source, labels) = candidates[index]
-        do {
-          let info = try AudioDecoder.probe(path: source.audioPath)
-          let segment = try AudioDecoder.segment(
-            of: info, path: source.audioPath, startSeconds: source.startSeconds, durationSeconds: source.durationSeconds)
-          let seconds = Double(segment.frames) / Double(info.sampleRateHertz)
-          func fail(_ reason: RejectionReason, _ message: String) -> Result<PlannedUtterance, ItemError> {
-            .failure(ItemError(reason, file: source.audioPath, utteranceId: source.id, split: source.split, message: message))
-          }
-          if segment.frames == 0 { return fail(.emptyAudio, "no samples (\(info.formatName))") }
-          if seconds < filters.minDurationSeconds {
-            return fail(.tooShort, String(format: "%.3f s is below filters.minDurationSeconds %.3f", seconds, filters.minDurationSeconds))
-          }
-          if let maximum = filters.maxDurationSeconds, seconds > maximum {
-            return fail(.tooLong, String(format: "%.3f s is above filters.maxDurationSeconds %.3f", seconds, maximum))
-          }
-          let samples = Resampler.outputCount(inputCount: segment.frames, sourceHertz: info.sampleRateHertz, targetHertz: rate)
-          let frames = features.frameCount(sampleCount: samples, sampleRateHertz: rate)
-          if frames == 0 {
-            return fail(.tooShort, "\(samples) samples at \(rate) Hz is shorter than one \(features.windowSeconds) s window")
-          }
-          var metadata: [String: String] = [:]
-          if let speaker = source.speaker { metadata["speaker"] = speaker }
-          return .success(
-            PlannedUtterance(
-              source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
-              id: source.id))
-        } catch var error as ItemError {
-          error.utteranceId = source.id
-          error.split = source.split
-          return .failure(error)
-        } catch {
-          return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
-            message: "\(error)"))
+      count: (candidates.count + batch - 1) / batch, threads: threads, window: 16,
+      produce: { chunk, _ -> [Result<PlannedUtterance, ItemError>] in
+        candidates[(chunk * batch)..<min(candidates.count, (chunk + 1) * batch)].map { source, labels in
+          self.probe(source, labels: labels)
         }
       },
-      consume: { _, result in
+      consume: { _, results in
         try options.cancellation.check(output: output)
-        switch result {
-        case .success(let utterance): planned.append(utterance)
-        case .failure(let error): reject(error)
+        for result in results {
+          switch result {
+          case .success(let utterance): planned.append(utterance)
+          case .failure(let error): reject(error)
+          }
+          progress.advance(audioSeconds: 0)
         }
-        progress.advance(audioSeconds: 0)
       })
     progress.finish()
     return augmenter.map { expand(planned, with: $0) } ?? planned
+  }
+
+  /// Reads one utterance's audio header and applies the duration filters: its exact
+  /// lengths at the dataset rate, or why it is rejected.
+  func probe(_ source: UtteranceSource, labels: [Int32]) -> Result<PlannedUtterance, ItemError> {
+    let (rate, features, filters) = (recipe.audio.sampleRateHertz, recipe.features, recipe.filters)
+    do {
+      let info = try AudioDecoder.probe(path: source.audioPath)
+      let segment = try AudioDecoder.segment(
+        of: info, path: source.audioPath, startSeconds: source.startSeconds, durationSeconds: source.durationSeconds)
+      let seconds = Double(segment.frames) / Double(info.sampleRateHertz)
+      func fail(_ reason: RejectionReason, _ message: String) -> Result<PlannedUtterance, ItemError> {
+        .failure(ItemError(reason, file: source.audioPath, utteranceId: source.id, split: source.split, message: message))
+      }
+      if segment.frames == 0 { return fail(.emptyAudio, "no samples (\(info.formatName))") }
+      if seconds < filters.minDurationSeconds {
+        return fail(.tooShort, String(format: "%.3f s is below filters.minDurationSeconds %.3f", seconds, filters.minDurationSeconds))
+      }
+      if let maximum = filters.maxDurationSeconds, seconds > maximum {
+        return fail(.tooLong, String(format: "%.3f s is above filters.maxDurationSeconds %.3f", seconds, maximum))
+      }
+      let samples = Resampler.outputCount(inputCount: segment.frames, sourceHertz: info.sampleRateHertz, targetHertz: rate)
+      let frames = features.frameCount(sampleCount: samples, sampleRateHertz: rate)
+      if frames == 0 {
+        return fail(.tooShort, "\(samples) samples at \(rate) Hz is shorter than one \(features.windowSeconds) s window")
+      }
+      var metadata: [String: String] = [:]
+      if let speaker = source.speaker { metadata["speaker"] = speaker }
+      return .success(
+        PlannedUtterance(
+          source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
+          id: source.id))
+    } catch var error as ItemError {
+      error.utteranceId = source.id
+      error.split = source.split
+      return .failure(error)
+    } catch {
+      return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
+        message: "\(error)"))
+    }
   }
 
   /// Replaces each utterance of an augmented split by one copy per speed factor, each
