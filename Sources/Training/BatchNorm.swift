@@ -37,7 +37,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   private var inputGradient = Tensor<Scalar>(shape: [0])
   /// The last training output, held until `backward` as the clip mask (clipping layers only).
   private var clippedOutput: Tensor<Scalar>?
-  /// x̂ = (x − mean)/σ at valid rows, 0 elsewhere, from the last training forward pass.
+  /// x̂ = (x − mean)/σ at the valid rows (other rows undefined), from the last training forward pass.
   private let normalized = Workspace<Scalar>()
   /// 1/σ per feature, `[C]`, from the last training forward pass.
   private let inverseDeviation = Workspace<Scalar>()
@@ -156,6 +156,45 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     }
   }
 
+  /// The valid rows cut into blocks of at most `blockRows` rows: the unit of parallel work
+  /// and of summation. Blocks depend only on the rows, so every sum — and therefore every
+  /// result — is the same whatever the thread count.
+  private func blocks(of rows: [Range<Int>]) -> [Range<Int>] {
+    let blockRows = max(1, 8192 / featureCount)
+    var blocks: [Range<Int>] = []
+    for range in rows {
+      var first = range.lowerBound
+      while first < range.upperBound {
+        let last = min(range.upperBound, first + blockRows)
+        blocks.append(first..<last)
+        first = last
+      }
+    }
+    return blocks
+  }
+
+  /// Runs `body(block)` for every block, split over the compute threads (each thread a
+  /// contiguous run of blocks); `body` must write only what belongs to its block.
+  private func forEachBlock(_ blocks: [Range<Int>], _ body: (_ index: Int, _ rows: Range<Int>) -> Void) {
+    let elements = blocks.reduce(0) { $0 + $1.count } * featureCount
+    let parts = min(blocks.count, ComputeThreads.parts(forMultiplyAdds: Double(elements) * 16))
+    ComputeThreads.forEach(max(1, parts)) { part in
+      let range = (blocks.count * part / max(1, parts))..<(blocks.count * (part + 1) / max(1, parts))
+      for index in range { body(index, blocks[index]) }
+    }
+  }
+
+  /// Adds up `perBlock` (`blocks × C`, one row of partial sums per block) in block order.
+  private func combine(_ perBlock: UnsafePointer<Scalar>, blocks: Int) -> [Double] {
+    let c = featureCount
+    var total = [Double](repeating: 0, count: c)
+    for block in 0..<blocks {
+      let row = perBlock + block * c
+      for j in 0..<c { total[j] += Double(row[j]) }
+    }
+    return total
+  }
+
   /// Writes the normalized valid rows of `x` to `y` (which may be `x` itself); rows outside
   /// `rows` of `y` are left untouched.
   private func normalize(_ x: UnsafePointer<Scalar>, into y: UnsafeMutablePointer<Scalar>, rows: [Range<Int>], training: Bool) {
@@ -164,21 +203,31 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       // y = clip(x · factor + offset)
       let factor = scratch.baseAddress!
       let offset = factor + c
+      let blocks = self.blocks(of: rows)
       if training {
         let count = rows.reduce(0) { $0 + $1.count }
         precondition(count > 0, "BatchNorm training needs at least one valid position")
-        let mean = computeBatchStatistics(x, rows: rows, count: count)
-        let inverse = inverseDeviation.pointer
-        let xHat = normalized.zeroed(rows.last!.upperBound * c)
-        for range in rows {
-          for row in range {
-            let base = row * c
-            for j in 0..<c { xHat[base + j] = (x[base + j] - mean[j]) * inverse[j] }
-          }
-        }
+        let mean = computeBatchStatistics(x, blocks: blocks, count: count)
+        let inverse = UnsafePointer(inverseDeviation.pointer)
         for j in 0..<c {
           factor[j] = scale.value.scalars[j] * inverse[j]
           offset[j] = shift.value.scalars[j] - mean[j] * factor[j]
+        }
+        let xHat = normalized.storage(rows.last!.upperBound * c)
+        mean.withUnsafeBufferPointer { mean in
+          nonisolated(unsafe) let (x, y, xHat, mean, factor, offset) = (x, y, xHat, mean.baseAddress!, UnsafePointer(factor), UnsafePointer(offset))
+          let (clips, ceiling) = (clipsOutput, Scalar(ClippedReLU.ceiling))
+          forEachBlock(blocks) { _, block in
+            for row in block {
+              let base = row * c
+              for j in 0..<c {
+                let value = x[base + j]
+                xHat[base + j] = (value - mean[j]) * inverse[j]
+                let affine = value * factor[j] + offset[j]
+                y[base + j] = clips ? min(max(affine, 0), ceiling) : affine
+              }
+            }
+          }
         }
         validRows = rows
         validCount = count
@@ -187,51 +236,61 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
           factor[j] = scale.value.scalars[j] / (runningVariance.scalars[j] + epsilon).squareRoot()
           offset[j] = shift.value.scalars[j] - runningMean.scalars[j] * factor[j]
         }
-      }
-      for range in rows {
-        for row in range {
-          let base = row * c
-          for j in 0..<c {
-            let affine = x[base + j] * factor[j] + offset[j]
-            y[base + j] = clipsOutput ? ClippedReLU.apply(affine) : affine
+        nonisolated(unsafe) let (x, y, factor, offset) = (x, y, UnsafePointer(factor), UnsafePointer(offset))
+        let (clips, ceiling) = (clipsOutput, Scalar(ClippedReLU.ceiling))
+        forEachBlock(blocks) { _, block in
+          for row in block {
+            let base = row * c
+            for j in 0..<c {
+              let affine = x[base + j] * factor[j] + offset[j]
+              y[base + j] = clips ? min(max(affine, 0), ceiling) : affine
+            }
           }
         }
       }
     }
   }
 
-  /// Computes the batch mean (returned) and 1/σ (into `inverseDeviation`) over `rows`, and
-  /// updates the running statistics.
-  private func computeBatchStatistics(_ x: UnsafePointer<Scalar>, rows: [Range<Int>], count: Int) -> [Scalar] {
+  /// Computes the batch mean (returned) and 1/σ (into `inverseDeviation`) over the rows of
+  /// `blocks`, and updates the running statistics. Two passes (mean, then squared
+  /// deviations), each summed per block and then over blocks in order.
+  private func computeBatchStatistics(_ x: UnsafePointer<Scalar>, blocks: [Range<Int>], count: Int) -> [Scalar] {
     let c = featureCount
-    let m = Scalar(count)
-    var mean = [Scalar](repeating: 0, count: c)
-    var variance = [Scalar](repeating: 0, count: c)
-    mean.withUnsafeMutableBufferPointer { mean in
-      variance.withUnsafeMutableBufferPointer { variance in
-        for range in rows {
-          for row in range {
-            for j in 0..<c { mean[j] += x[row * c + j] }
-          }
-        }
-        for j in 0..<c { mean[j] /= m }
-        for range in rows {
-          for row in range {
-            for j in 0..<c {
-              let d = x[row * c + j] - mean[j]
-              variance[j] += d * d
-            }
+    let m = Double(count)
+    let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: blocks.count * c)
+    defer { partials.deallocate() }
+    nonisolated(unsafe) let (source, sums) = (x, partials)
+    forEachBlock(blocks) { index, block in
+      let sum = sums + index * c
+      sum.initialize(repeating: 0, count: c)
+      for row in block {
+        let values = source + row * c
+        for j in 0..<c { sum[j] += values[j] }
+      }
+    }
+    let mean = combine(partials, blocks: blocks.count).map { Scalar($0 / m) }
+    mean.withUnsafeBufferPointer { mean in
+      nonisolated(unsafe) let center = mean.baseAddress!
+      forEachBlock(blocks) { index, block in
+        let sum = sums + index * c
+        sum.initialize(repeating: 0, count: c)
+        for row in block {
+          let values = source + row * c
+          for j in 0..<c {
+            let d = values[j] - center[j]
+            sum[j] += d * d
           }
         }
       }
     }
+    let squares = combine(partials, blocks: blocks.count)
     let inverse = inverseDeviation.zeroed(c)
     let unbiasing = count > 1 ? m / (m - 1) : 1
     for j in 0..<c {
-      variance[j] /= m
-      inverse[j] = 1 / (variance[j] + epsilon).squareRoot()
+      let variance = Scalar(squares[j] / m)
+      inverse[j] = 1 / (variance + epsilon).squareRoot()
       runningMean.scalars[j] = (1 - momentum) * runningMean.scalars[j] + momentum * mean[j]
-      runningVariance.scalars[j] = (1 - momentum) * runningVariance.scalars[j] + momentum * variance[j] * unbiasing
+      runningVariance.scalars[j] = (1 - momentum) * runningVariance.scalars[j] + momentum * variance * Scalar(unbiasing)
     }
     return mean
   }
@@ -249,40 +308,66 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   /// `clipMask` is the clipped output y, or nil without clipping.
   private func backpropagate(_ dy: UnsafePointer<Scalar>, into dx: UnsafeMutablePointer<Scalar>, clipMask y: UnsafePointer<Scalar>?) {
     let c = featureCount
-    let m = Scalar(validCount)
-    let xHat = UnsafePointer(normalized.pointer)
-    let inverse = inverseDeviation.pointer
-    withScratch(3 * c) { (scratch: UnsafeMutableBufferPointer<Scalar>) in
-      let sumGradient = scratch.baseAddress!
-      let sumGradientNormalized = sumGradient + c
-      let factor = sumGradient + 2 * c
-      // First pass: dx holds g = d(loss)/d(γx̂ + β), i.e. dy through the optional clip.
-      for range in validRows {
-        for row in range {
-          let base = row * c
+    let m = Double(validCount)
+    let blocks = self.blocks(of: validRows)
+    // Per block: Σg and Σg·x̂, where g = d(loss)/d(γx̂ + β) is dy through the optional clip.
+    let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: 2 * blocks.count * c)
+    defer { partials.deallocate() }
+    nonisolated(unsafe) let (dy, dx, mask, xHat, sums) = (dy, dx, y, UnsafePointer(normalized.pointer), partials)
+    let (blockCount, ceiling) = (blocks.count, Scalar(ClippedReLU.ceiling))
+    // First pass: dx holds g.
+    forEachBlock(blocks) { index, block in
+      let sumGradient = sums + index * c
+      let sumGradientNormalized = sums + (blockCount + index) * c
+      sumGradient.initialize(repeating: 0, count: c)
+      sumGradientNormalized.initialize(repeating: 0, count: c)
+      for row in block {
+        let base = row * c
+        if let mask {
           for j in 0..<c {
-            let g = y.map { dy[base + j] * ClippedReLU.derivative(output: $0[base + j]) } ?? dy[base + j]
+            let output = mask[base + j]
+            let g = output > 0 && output < ceiling ? dy[base + j] : 0
+            dx[base + j] = g
+            sumGradient[j] += g
+            sumGradientNormalized[j] += g * xHat[base + j]
+          }
+        } else {
+          for j in 0..<c {
+            let g = dy[base + j]
             dx[base + j] = g
             sumGradient[j] += g
             sumGradientNormalized[j] += g * xHat[base + j]
           }
         }
       }
-      for j in 0..<c { factor[j] = scale.value.scalars[j] * inverse[j] }
+    }
+    let sumGradient = combine(partials, blocks: blockCount)
+    let sumGradientNormalized = combine(partials + blockCount * c, blocks: blockCount)
+    withScratch(3 * c) { (scratch: UnsafeMutableBufferPointer<Scalar>) in
+      let factor = scratch.baseAddress!
+      let meanGradient = factor + c
+      let meanGradientNormalized = factor + 2 * c
+      let inverse = inverseDeviation.pointer
+      for j in 0..<c {
+        factor[j] = scale.value.scalars[j] * inverse[j]
+        meanGradient[j] = Scalar(sumGradient[j] / m)
+        meanGradientNormalized[j] = Scalar(sumGradientNormalized[j] / m)
+      }
       // Second pass: dx = γ/σ · (g − mean(g) − x̂ · mean(g x̂)).
-      for range in validRows {
-        for row in range {
+      nonisolated(unsafe) let (f, a, b) = (UnsafePointer(factor), UnsafePointer(meanGradient), UnsafePointer(meanGradientNormalized))
+      forEachBlock(blocks) { _, block in
+        for row in block {
           let base = row * c
           for j in 0..<c {
-            dx[base + j] = factor[j] * (dx[base + j] - sumGradient[j] / m - xHat[base + j] * (sumGradientNormalized[j] / m))
+            dx[base + j] = f[j] * (dx[base + j] - a[j] - xHat[base + j] * b[j])
           }
         }
       }
       shift.gradient.withUnsafeMutableBufferPointer { dBeta in
-        for j in 0..<c { dBeta[j] += sumGradient[j] }
+        for j in 0..<c { dBeta[j] += Scalar(sumGradient[j]) }
       }
       scale.gradient.withUnsafeMutableBufferPointer { dGamma in
-        for j in 0..<c { dGamma[j] += sumGradientNormalized[j] }
+        for j in 0..<c { dGamma[j] += Scalar(sumGradientNormalized[j]) }
       }
     }
   }

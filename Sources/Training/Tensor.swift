@@ -119,6 +119,17 @@ final class Workspace<Scalar: TensorScalar> {
     capacity = 1
   }
 
+  /// Storage for `count` scalars, uninitialized (for callers that write every element they
+  /// later read); invalidates earlier contents.
+  func storage(_ count: Int) -> UnsafeMutablePointer<Scalar> {
+    if count > capacity {
+      pointer.deallocate()
+      pointer = .allocate(capacity: count)
+      capacity = count
+    }
+    return pointer
+  }
+
   /// Storage for `count` scalars, all set to zero; invalidates earlier contents.
   func zeroed(_ count: Int) -> UnsafeMutablePointer<Scalar> {
     if count > capacity {

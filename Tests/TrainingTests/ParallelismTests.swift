@@ -27,3 +27,90 @@ final class ParallelismTests: XCTestCase {
     }
   }
 }
+
+final class BatchNormScaleTests: XCTestCase {
+  /// Batch normalization written out directly over the valid positions, in Double: the
+  /// reference for the layer's blocked, threaded passes.
+  struct Reference {
+    var y: [Double]
+    var dx: [Double]
+    var dGamma: [Double]
+    var dBeta: [Double]
+    var mean: [Double]
+
+    init(x: [Double], dy: [Double], shape: [Int], lengths: [Int], gamma: [Double], beta: [Double], clips: Bool) {
+      let (steps, batch, c) = (shape[0], shape[1], shape.last!)
+      let perPosition = x.count / (steps * batch)
+      var valid: [Int] = []  // element offsets of valid rows
+      for t in 0..<steps {
+        for b in 0..<batch where t < lengths[b] {
+          let start = (t * batch + b) * perPosition
+          for row in stride(from: start, to: start + perPosition, by: c) { valid.append(row) }
+        }
+      }
+      let m = Double(valid.count)
+      y = [Double](repeating: 0, count: x.count)
+      dx = y
+      dGamma = [Double](repeating: 0, count: c)
+      dBeta = dGamma
+      mean = dGamma
+      for j in 0..<c {
+        let mu = valid.map { x[$0 + j] }.reduce(0, +) / m
+        let variance = valid.map { (x[$0 + j] - mu) * (x[$0 + j] - mu) }.reduce(0, +) / m
+        let sigma = (variance + 1e-5).squareRoot()
+        mean[j] = mu
+        var g: [Double] = []
+        for row in valid {
+          let xHat = (x[row + j] - mu) / sigma
+          let out = gamma[j] * xHat + beta[j]
+          y[row + j] = clips ? min(max(out, 0), 20) : out
+          g.append(!clips || (out > 0 && out < 20) ? dy[row + j] : 0)
+        }
+        let xHats = valid.map { (x[$0 + j] - mu) / sigma }
+        let meanG = g.reduce(0, +) / m
+        let meanGX = zip(g, xHats).map(*).reduce(0, +) / m
+        dBeta[j] = g.reduce(0, +)
+        dGamma[j] = zip(g, xHats).map(*).reduce(0, +)
+        for (k, row) in valid.enumerated() {
+          dx[row + j] = gamma[j] / sigma * (g[k] - meanG - xHats[k] * meanGX)
+        }
+      }
+    }
+  }
+
+  /// A batch normalization large enough to be cut into many row blocks and split over
+  /// threads: bit-identical for 1 and 2 threads, and within Float rounding of the direct
+  /// Double computation above, with and without the clip, forward and backward.
+  func testBlockedBatchNormMatchesDirectComputationAndIgnoresThreadCount() {
+    let saved = ComputeThreads.count
+    defer { ComputeThreads.count = saved }
+    let (steps, channels, frequencies) = (60, 8, 81)  // 103,680 valid values: 13 blocks, split over threads
+    let lengths = [60, 57, 31, 12]
+    let x64: Tensor<Double> = randomTensor([steps, lengths.count, frequencies, channels], seed: 41, bound: 3)
+    let dy64: Tensor<Double> = randomTensor(x64.shape, seed: 42)
+    let x32 = Tensor<Float>(shape: x64.shape, scalars: x64.scalars.map(Float.init))
+    let dy32 = Tensor<Float>(shape: dy64.shape, scalars: dy64.scalars.map(Float.init))
+    let gamma = (0..<channels).map { 0.5 + 0.25 * Double($0) }
+    let beta = (0..<channels).map { 0.5 + Double($0) }
+    for clips in [false, true] {
+      let reference = Reference(
+        x: x64.scalars, dy: dy64.scalars, shape: x64.shape, lengths: lengths, gamma: gamma, beta: beta, clips: clips)
+      var runs: [[[Float]]] = []
+      for threads in [1, 2] {
+        ComputeThreads.count = threads
+        let norm = BatchNorm<Float>(name: "bn", featureCount: channels, clipsOutput: clips)
+        norm.scale.value = Tensor(shape: [channels], scalars: gamma.map(Float.init))
+        norm.shift.value = Tensor(shape: [channels], scalars: beta.map(Float.init))
+        let y = norm.forward(x32, lengths: lengths, training: true).scalars
+        let dx = norm.backward(dy32).scalars
+        runs.append([y, dx, norm.scale.gradient.scalars, norm.shift.gradient.scalars, norm.runningMean.scalars])
+      }
+      XCTAssertEqual(runs[0], runs[1], "1 and 2 threads differ (clip \(clips))")
+      assertClose(runs[0][0].map(Double.init), reference.y, absolute: 1e-5, relative: 1e-4, "forward, clip \(clips)")
+      assertClose(runs[0][1].map(Double.init), reference.dx, absolute: 1e-5, relative: 1e-3, "backward, clip \(clips)")
+      assertClose(runs[0][2].map(Double.init), reference.dGamma, absolute: 1e-2, relative: 1e-4, "dγ, clip \(clips)")
+      assertClose(runs[0][3].map(Double.init), reference.dBeta, absolute: 1e-2, relative: 1e-4, "dβ, clip \(clips)")
+      assertClose(runs[0][4].map(Double.init), reference.mean.map { 0.1 * $0 }, absolute: 1e-6, relative: 1e-5, "running mean")
+    }
+  }
+}
