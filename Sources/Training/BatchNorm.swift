@@ -216,17 +216,10 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
         let xHat = normalized.storage(rows.last!.upperBound * c)
         mean.withUnsafeBufferPointer { mean in
           nonisolated(unsafe) let (x, y, xHat, mean, factor, offset) = (x, y, xHat, mean.baseAddress!, UnsafePointer(factor), UnsafePointer(offset))
-          let (clips, ceiling) = (clipsOutput, Scalar(ClippedReLU.ceiling))
+          let clips = clipsOutput
           forEachBlock(blocks) { _, block in
-            for row in block {
-              let base = row * c
-              for j in 0..<c {
-                let value = x[base + j]
-                xHat[base + j] = (value - mean[j]) * inverse[j]
-                let affine = value * factor[j] + offset[j]
-                y[base + j] = clips ? min(max(affine, 0), ceiling) : affine
-              }
-            }
+            BatchNormKernels.normalize(
+              x, rows: block, columns: c, xHat: (xHat, mean, inverse), factor: factor, offset: offset, clips: clips, into: y)
           }
         }
         validRows = rows
@@ -237,15 +230,9 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
           offset[j] = shift.value.scalars[j] - runningMean.scalars[j] * factor[j]
         }
         nonisolated(unsafe) let (x, y, factor, offset) = (x, y, UnsafePointer(factor), UnsafePointer(offset))
-        let (clips, ceiling) = (clipsOutput, Scalar(ClippedReLU.ceiling))
+        let clips = clipsOutput
         forEachBlock(blocks) { _, block in
-          for row in block {
-            let base = row * c
-            for j in 0..<c {
-              let affine = x[base + j] * factor[j] + offset[j]
-              y[base + j] = clips ? min(max(affine, 0), ceiling) : affine
-            }
-          }
+          BatchNormKernels.normalize(x, rows: block, columns: c, xHat: nil, factor: factor, offset: offset, clips: clips, into: y)
         }
       }
     }
@@ -263,10 +250,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     forEachBlock(blocks) { index, block in
       let sum = sums + index * c
       sum.initialize(repeating: 0, count: c)
-      for row in block {
-        let values = source + row * c
-        for j in 0..<c { sum[j] += values[j] }
-      }
+      BatchNormKernels.addColumns(source, rows: block, columns: c, into: sum)
     }
     let mean = combine(partials, blocks: blocks.count).map { Scalar($0 / m) }
     mean.withUnsafeBufferPointer { mean in
@@ -274,13 +258,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       forEachBlock(blocks) { index, block in
         let sum = sums + index * c
         sum.initialize(repeating: 0, count: c)
-        for row in block {
-          let values = source + row * c
-          for j in 0..<c {
-            let d = values[j] - center[j]
-            sum[j] += d * d
-          }
-        }
+        BatchNormKernels.addSquaredDeviations(source, rows: block, columns: c, mean: center, into: sum)
       }
     }
     let squares = combine(partials, blocks: blocks.count)
@@ -314,32 +292,16 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: 2 * blocks.count * c)
     defer { partials.deallocate() }
     nonisolated(unsafe) let (dy, dx, mask, xHat, sums) = (dy, dx, y, UnsafePointer(normalized.pointer), partials)
-    let (blockCount, ceiling) = (blocks.count, Scalar(ClippedReLU.ceiling))
+    let blockCount = blocks.count
     // First pass: dx holds g.
     forEachBlock(blocks) { index, block in
       let sumGradient = sums + index * c
       let sumGradientNormalized = sums + (blockCount + index) * c
       sumGradient.initialize(repeating: 0, count: c)
       sumGradientNormalized.initialize(repeating: 0, count: c)
-      for row in block {
-        let base = row * c
-        if let mask {
-          for j in 0..<c {
-            let output = mask[base + j]
-            let g = output > 0 && output < ceiling ? dy[base + j] : 0
-            dx[base + j] = g
-            sumGradient[j] += g
-            sumGradientNormalized[j] += g * xHat[base + j]
-          }
-        } else {
-          for j in 0..<c {
-            let g = dy[base + j]
-            dx[base + j] = g
-            sumGradient[j] += g
-            sumGradientNormalized[j] += g * xHat[base + j]
-          }
-        }
-      }
+      BatchNormKernels.gradientSums(
+        dy, mask: mask, xHat: xHat, rows: block, columns: c, into: dx, sumGradient: sumGradient,
+        sumGradientNormalized: sumGradientNormalized)
     }
     let sumGradient = combine(partials, blocks: blockCount)
     let sumGradientNormalized = combine(partials + blockCount * c, blocks: blockCount)
@@ -356,12 +318,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       // Second pass: dx = γ/σ · (g − mean(g) − x̂ · mean(g x̂)).
       nonisolated(unsafe) let (f, a, b) = (UnsafePointer(factor), UnsafePointer(meanGradient), UnsafePointer(meanGradientNormalized))
       forEachBlock(blocks) { _, block in
-        for row in block {
-          let base = row * c
-          for j in 0..<c {
-            dx[base + j] = f[j] * (dx[base + j] - a[j] - xHat[base + j] * b[j])
-          }
-        }
+        BatchNormKernels.inputGradient(dx, xHat: xHat, rows: block, columns: c, factor: f, a: a, b: b)
       }
       shift.gradient.withUnsafeMutableBufferPointer { dBeta in
         for j in 0..<c { dBeta[j] += Scalar(sumGradient[j]) }
