@@ -181,8 +181,7 @@ public final class Augmenter: @unchecked Sendable {
       let scale = Float(pow(10, gain / 20))
       for i in samples.indices { samples[i] *= scale }
     }
-    var peak: Float = 0
-    for value in samples { peak = max(peak, abs(value)) }
+    let peak = NoiseMixer.peakMagnitude(samples)
     if peak > 1 {
       let scale = 0.999 / peak
       for i in samples.indices { samples[i] *= scale }

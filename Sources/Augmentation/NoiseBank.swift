@@ -155,6 +155,25 @@ public enum NoiseMixer {
     return mixed
   }
 
+  /// The largest |x| (0 for an empty array), 8 samples at a time: a scalar `max` loop
+  /// does not vectorize, and this scan runs over every augmented copy.
+  public static func peakMagnitude(_ x: [Float]) -> Float {
+    x.withUnsafeBufferPointer { p in
+      var high = SIMD8<Float>(repeating: 0)
+      var low = SIMD8<Float>(repeating: 0)
+      let blocks = p.count / 8
+      let raw = UnsafeRawPointer(p.baseAddress)
+      for b in 0..<blocks {
+        let v = raw!.loadUnaligned(fromByteOffset: b &* 32, as: SIMD8<Float>.self)
+        high = high.replacing(with: v, where: v .> high)
+        low = low.replacing(with: v, where: v .< low)
+      }
+      var peak = max(high.max(), -low.min())
+      for i in (blocks * 8)..<p.count { peak = max(peak, abs(p[i])) }
+      return peak
+    }
+  }
+
   /// Mean of squares in Double.
   public static func meanPower(_ x: [Float]) -> Double {
     guard !x.isEmpty else { return 0 }

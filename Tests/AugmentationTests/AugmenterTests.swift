@@ -165,3 +165,22 @@ final class AugmenterTests: XCTestCase {
     XCTAssertNil(DecibelRange(parsing: "20:0"))
   }
 }
+
+final class PeakMagnitudeTests: XCTestCase {
+  /// The vectorized peak scan against a plain loop, for lengths around the 8-sample blocks
+  /// and with the peak negative, positive, in the tail and at the start.
+  func testPeakMagnitudeMatchesAPlainScan() {
+    var generator = SystemRandomNumberGenerator()
+    for count in [0, 1, 7, 8, 9, 31, 1000, 1003] {
+      for placement in 0..<4 {
+        var x = (0..<count).map { _ in Float.random(in: -0.5...0.5, using: &generator) }
+        if count > 0 {
+          let index = [0, count - 1, count / 2, max(0, count - 3)][placement]
+          x[index] = placement % 2 == 0 ? -0.9 : 0.8
+        }
+        let expected = x.reduce(Float(0)) { max($0, abs($1)) }
+        XCTAssertEqual(NoiseMixer.peakMagnitude(x), expected, "count \(count), placement \(placement)")
+      }
+    }
+  }
+}
