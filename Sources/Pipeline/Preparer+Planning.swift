@@ -11,10 +11,12 @@ import Shards
 extension Preparer {
   // MARK: Planning
 
-  /// Encodes transcripts, probes headers, applies filters; returns what will be featurized.
+  /// Checks ids, encodes transcripts, probes headers, applies filters; returns what will
+  /// be featurized. Ids are checked in order here; transcripts and headers per utterance
+  /// on the threads.
   func plan(_ sources: [UtteranceSource], vocabulary: Vocabulary) throws -> [PlannedUtterance] {
     var seen: [String: Set<String>] = [:]
-    var candidates: [(UtteranceSource, [Int32])] = []
+    var candidates: [UtteranceSource] = []
     for source in sources {
       let file = source.transcriptPath ?? source.audioPath
       if seen[source.split, default: []].contains(source.id) {
@@ -33,12 +35,7 @@ extension Preparer {
           split: source.split, message: "transcript is empty after normalization"))
         continue
       }
-      do {
-        candidates.append((source, try vocabulary.encode(source.transcript)))
-      } catch let error as Vocabulary.OutOfVocabulary {
-        reject(ItemError(.outOfVocabulary, file: file, line: source.transcriptLine, utteranceId: source.id,
-          split: source.split, message: "\(error) in \"\(source.transcript)\""))
-      }
+      candidates.append(source)
     }
 
     let progress = PhaseProgress(sink: options.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
@@ -49,8 +46,8 @@ extension Preparer {
     try orderedParallelMap(
       count: (candidates.count + batch - 1) / batch, threads: threads, window: 16,
       produce: { chunk, _ -> [Result<PlannedUtterance, ItemError>] in
-        candidates[(chunk * batch)..<min(candidates.count, (chunk + 1) * batch)].map { source, labels in
-          self.probe(source, labels: labels)
+        candidates[(chunk * batch)..<min(candidates.count, (chunk + 1) * batch)].map { source in
+          self.probe(source, vocabulary: vocabulary)
         }
       },
       consume: { _, results in
@@ -67,10 +64,18 @@ extension Preparer {
     return augmenter.map { expand(planned, with: $0) } ?? planned
   }
 
-  /// Reads one utterance's audio header and applies the duration filters: its exact
-  /// lengths at the dataset rate, or why it is rejected.
-  func probe(_ source: UtteranceSource, labels: [Int32]) -> Result<PlannedUtterance, ItemError> {
+  /// Encodes one utterance's transcript, reads its audio header and applies the duration
+  /// filters: its labels and exact lengths at the dataset rate, or why it is rejected.
+  func probe(_ source: UtteranceSource, vocabulary: Vocabulary) -> Result<PlannedUtterance, ItemError> {
     let (rate, features, filters) = (recipe.audio.sampleRateHertz, recipe.features, recipe.filters)
+    let labels: [Int32]
+    do {
+      labels = try vocabulary.encode(source.transcript)
+    } catch {
+      return .failure(
+        ItemError(.outOfVocabulary, file: source.transcriptPath ?? source.audioPath, line: source.transcriptLine,
+          utteranceId: source.id, split: source.split, message: "\(error) in \"\(source.transcript)\""))
+    }
     do {
       let info = try AudioDecoder.probe(path: source.audioPath)
       let segment = try AudioDecoder.segment(

@@ -58,11 +58,12 @@ extension Preparer {
           .map(\.error)
         journal.splits[completion.split] = progress
       }
-      if save { try journal.save(directory: output) }
+      if save { try saveJournal() }
     }
 
     let rate = recipe.audio.sampleRateHertz
-    let extractors = try (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
+    let extractors = try extractorsInFlight?.value().value
+      ?? (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
     let scratch = (0..<threads).map { _ in Augmenter.Scratch() }
     let augmenter = self.augmenter
     let audio = recipe.audio
@@ -159,7 +160,14 @@ extension Preparer {
       journal.splits[split] = progress
       shards[split] = progress.shards
     }
-    try journal.save(directory: output)
+    // Only a crash before the manifest lands reads this save; the manifest is written
+    // meanwhile (`run` waits for both).
+    if let pending = pendingJournalWrite {
+      pendingJournalWrite = nil
+      try pending.value()
+    }
+    let snapshot = journal
+    pendingJournalWrite = backgroundWrite(to: output + "/" + RunJournal.fileName) { try snapshot.text() }
     return shards
   }
 

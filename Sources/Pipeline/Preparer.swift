@@ -80,6 +80,11 @@ final class Preparer {
   let threads: Int
   var rejections: [ItemError] = []
   var journal: RunJournal
+  /// One spectrogram extractor per thread, being made (see `run`).
+  var extractorsInFlight: BackgroundTask<Unchecked<[SpectrogramExtractor]>>?
+  /// The last journal write of a run, in flight while the manifest is written (see
+  /// `saveJournal`).
+  var pendingJournalWrite: BackgroundTask<Void>?
   /// Audio seconds featurized by this run; records found already written.
   var processedAudioSeconds = 0.0
   var resumedRecords = 0
@@ -101,6 +106,16 @@ final class Preparer {
     self.journal = RunJournal(recipe: identity)
   }
 
+  /// Saves the journal, after the write still in flight (if any) has finished.
+  /// - Throws: either write's error.
+  func saveJournal() throws {
+    if let pending = pendingJournalWrite {
+      pendingJournalWrite = nil
+      try pending.value()
+    }
+    try journal.save(directory: output)
+  }
+
   func reject(_ error: ItemError) {
     logger.warning("rejected \(error)")
     rejections.append(error)
@@ -110,6 +125,8 @@ final class Preparer {
     let started = DispatchTime.now()
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
+    // A journal write still in flight when the run throws lands before the caller goes on.
+    defer { _ = try? pendingJournalWrite?.value() }
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
     if augmenting { report.verb = "augmented" }
@@ -118,6 +135,11 @@ final class Preparer {
       return report
     }
     let resuming = try openJournal()
+    // FFTW plans take milliseconds to make: made while the corpus is listed.
+    let (features, rate, threads) = (recipe.features, recipe.audio.sampleRateHertz, self.threads)
+    extractorsInFlight = BackgroundTask {
+      Unchecked(try (0..<threads).map { _ in try SpectrogramExtractor(config: features, sampleRateHertz: rate) })
+    }
 
     // 1. List.
     let reader = try makeCorpusReader(recipe.corpus)
@@ -159,13 +181,14 @@ final class Preparer {
     }
     if !resuming {
       try wipeOutput()
+      // On disk before any shard is: an unfinished run says which recipe it belongs to.
       try journal.save(directory: output)
     }
     // The resolved recipe goes beside the output from the start (it says what a run in
     // progress is making), written while the first utterances are featurized.
-    let recipeFile = BackgroundWrite(try recipe.yaml(), to: output + "/recipe.yaml")
+    let recipeFile = backgroundWrite(to: output + "/recipe.yaml") { [recipe] in try recipe.yaml() }
     let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
-    try recipeFile.wait()
+    try recipeFile.value()
     logger.info("wrote all splits at \(elapsed(since: started))")
     for (split, _) in splitUtterances {
       let shards = shardsBySplit[split] ?? []
@@ -200,6 +223,9 @@ final class Preparer {
         file: "rejected.jsonl"),
       recipe: identity)
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
+    // The dataset is complete: the journal's last save is moot, whether it failed or not.
+    _ = try? pendingJournalWrite?.value()
+    pendingJournalWrite = nil
     try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
 
     report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
@@ -250,22 +276,34 @@ func elapsed(since start: DispatchTime) -> String {
   String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
 }
 
-/// An `atomicWrite` on a global queue; `wait` returns when it is done.
-final class BackgroundWrite: @unchecked Sendable {
+/// Work started on a global queue now and collected later: a file written while the
+/// first utterances are featurized, the FFTW plans made while the corpus is listed.
+final class BackgroundTask<Value>: @unchecked Sendable {
   private let group = DispatchGroup()
-  private var failure: Error?
+  private var result: Result<Value, Error>?
 
-  init(_ text: String, to path: String) {
-    DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in
-      do { try atomicWrite(text, to: path) } catch { failure = error }
-    }
+  init(_ body: @escaping @Sendable () throws -> Value) {
+    DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in result = Result { try body() } }
   }
 
-  /// - Throws: the write's error.
-  func wait() throws {
+  /// Waits for the work.
+  /// - Throws: its error.
+  func value() throws -> Value {
     group.wait()
-    if let failure { throw failure }
+    return try result!.get()
   }
+}
+
+/// A value handed from one thread to another once (FFTW-plan owners, used by one thread at
+/// a time).
+struct Unchecked<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
+}
+
+/// `atomicWrite(text(), to: path)` as a `BackgroundTask`.
+func backgroundWrite(to path: String, _ text: @escaping @Sendable () throws -> String) -> BackgroundTask<Void> {
+  BackgroundTask { try atomicWrite(text(), to: path) }
 }
 
 /// Writes `text` to `path` through a temporary file and a rename, so readers see either

@@ -31,9 +31,14 @@ struct RunJournal: Codable, Equatable {
   }
 
   func save(directory: String) throws {
+    try atomicWrite(text(), to: directory + "/" + Self.fileName)
+  }
+
+  /// The journal as written: compact JSON with sorted keys.
+  func text() throws -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    try atomicWrite(String(decoding: try encoder.encode(self), as: UTF8.self), to: directory + "/" + Self.fileName)
+    return String(decoding: try encoder.encode(self), as: UTF8.self)
   }
 }
 
