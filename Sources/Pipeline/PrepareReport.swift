@@ -68,7 +68,7 @@ public struct PrepareReport: Sendable {
       lines.append("  rejected 0")
     }
     let head = String(
-      format: "%@ %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per worker thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
+      format: "%@ %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",
       verb, outputDirectory, records, audioSeconds / 3600, formatBytes(outputBytes), wallSeconds, realTimeFactor,
       realTimeFactor / Double(max(threads, 1)), threads, cpuSeconds > 0 ? processedAudioSeconds / cpuSeconds : 0,
       formatBytes(peakMemoryBytes))
