@@ -10,7 +10,7 @@ struct RunOptions: ParsableArguments {
   @Option(help: "Output directory (overrides the recipe's).")
   var output: String?
 
-  @Option(help: "Worker threads (default: the recipe's, 0 = one per core). Never changes the output.")
+  @Option(help: "Threads, i.e. cores, for everything the run computes (default: the recipe's, 0 = one per core). Never changes the output.")
   var threads: Int?
 
   @Flag(help: "Replace an existing dataset (or unfinished run) in the output directory made from a different recipe.")

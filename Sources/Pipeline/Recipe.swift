@@ -167,7 +167,8 @@ public struct Recipe: Sendable, Codable, Equatable {
   public var filters = FilterConfig()
   /// Seed of every random choice (augmentation); recorded in the manifest.
   public var seed: UInt64 = 20_160_101
-  /// Worker threads; 0 = one per core. Never changes the output.
+  /// Threads for everything the run computes (decoding, features, writing, digests), so
+  /// the cores it uses; 0 = one per core. Never changes the output.
   public var threads = 0
   /// Settings of `ds2-data augment` (ignored by `prepare`).
   public var augment: AugmentConfig?
