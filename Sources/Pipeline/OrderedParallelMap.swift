@@ -115,11 +115,14 @@ func orderedParallelMap<Output>(
     group.wait()
 
     jobs.condition.lock()
-    // A thread leaves only when no job is pending; none is running once all have left.
-    precondition(jobs.pending.isEmpty, "jobs left behind by an ordered map")
+    // A thread leaves only when no job is pending, so this is empty unless a job came from
+    // outside the map's threads after the last one left; the caller runs those.
+    let leftovers = jobs.pending
+    jobs.pending.removeAll()
     jobs.attached = false
     let failure = state.failure
     jobs.condition.unlock()
+    for job in leftovers { job() }
     if let failure { throw failure }
   }
 }

@@ -173,8 +173,9 @@ extension Preparer {
 
   /// Results in flight for the featurization map: enough that the other threads keep
   /// working for a while when the writing one stalls (an LMDB commit, a file created
-  /// while the file system flushes a finished shard), at most about 64 MiB of encoded
-  /// records and never fewer than four per thread.
+  /// while the file system flushes a finished shard): as many of the longest record as fit
+  /// in 64 MiB, at most 32 per thread, and never fewer than 4 per thread + 4 (which may
+  /// exceed 64 MiB for very long utterances).
   func window(for utterances: [PlannedUtterance]) -> Int {
     let bytesPerValue = recipe.shards.dtype == .float16 ? 2 : 4
     let bins = recipe.features.bins(sampleRateHertz: recipe.audio.sampleRateHertz)

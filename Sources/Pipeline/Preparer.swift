@@ -187,6 +187,8 @@ final class Preparer {
     // The resolved recipe goes beside the output from the start (it says what a run in
     // progress is making), written while the first utterances are featurized.
     let recipeFile = backgroundWrite(to: output + "/recipe.yaml") { [recipe] in try recipe.yaml() }
+    // Also when writing throws: no half-written recipe.yaml.tmp races what the caller does next.
+    defer { _ = try? recipeFile.value() }
     let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
     try recipeFile.value()
     logger.info("wrote all splits at \(elapsed(since: started))")

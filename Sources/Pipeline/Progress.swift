@@ -27,7 +27,8 @@ public struct ProgressSnapshot: Sendable {
   }
 }
 
-/// Receives progress; called from the pipeline's consuming thread.
+/// Receives progress: called by whichever of the pipeline's threads is writing, one call
+/// at a time (never concurrently), so a sink needs no lock but must not assume one thread.
 public protocol ProgressSink: AnyObject {
   func update(_ snapshot: ProgressSnapshot)
   /// The phase is over.

@@ -57,7 +57,8 @@ enum BatchNormKernels {
   }
 
   /// Training: `x̂ = (x − mean) · inverse` into `xHat`; always `y = x · factor + offset`,
-  /// clipped to [0, 20] when `clips`. `y` may be `x`.
+  /// clipped to [0, 20] when `clips` (a −0 becomes +0, as `min(max(y, 0), 20)` gives). `y`
+  /// may be `x`.
   static func normalize<S: TensorScalar>(
     _ x: UnsafePointer<S>, rows: Range<Int>, columns c: Int,
     xHat: (UnsafeMutablePointer<S>, mean: UnsafePointer<S>, inverse: UnsafePointer<S>)?,
@@ -79,7 +80,7 @@ enum BatchNormKernels {
           var affine = value * load(factor + j) + load(offset + j)
           if clips {
             // (pointwiseMin/Max are not inlined here; masked replacement is.)
-            affine = affine.replacing(with: zero, where: affine .< zero).replacing(with: top, where: affine .> top)
+            affine = affine.replacing(with: zero, where: affine .<= zero).replacing(with: top, where: affine .> top)
           }
           store(affine, destination + j)
           j &+= 8
@@ -105,7 +106,8 @@ enum BatchNormKernels {
     }
   }
 
-  /// First backward pass: `g = dy` (0 where the clipped output `mask` is at 0 or 20),
+  /// First backward pass: `g = dy` (exactly 0, even for a non-finite dy, where the clipped
+  /// output `mask` is at 0 or 20),
   /// written to `dx` (which may be `dy`); `sumGradient[j] += g`,
   /// `sumGradientNormalized[j] += g · x̂`.
   static func gradientSums<S: TensorScalar>(
@@ -147,7 +149,7 @@ enum BatchNormKernels {
       let base = row * c
       for j in 0..<c {
         var g = dy[base + j]
-        if let mask { g = g * ClippedReLU.derivative(output: mask[base + j]) }
+        if let mask, !(mask[base + j] > 0 && mask[base + j] < ceiling) { g = 0 }
         dx[base + j] = g
         sumGradient[j] += g
         sumGradientNormalized[j] += g * xHat[base + j]
