@@ -46,8 +46,9 @@ struct PlannedUtterance: Sendable {
 ///
 /// Stages: list the corpus (paths and transcripts only) → check and encode transcripts →
 /// probe audio headers in parallel (exact lengths without decoding) → per split, sort by
-/// (frames, id) → decode, resample, featurize on `threads` workers, written in that order
-/// into size-capped shards by one writer → merge per-shard statistics → write
+/// (frames, id) → decode, resample, featurize on `threads` threads, which also take turns
+/// writing the results in that order into size-capped shards and digesting closed shards
+/// → merge per-shard statistics → write
 /// `rejected.jsonl` and, last and atomically, `manifest.json` (`recipe.yaml` is written
 /// when the run starts).
 ///

@@ -81,7 +81,8 @@ public final class ShardFinisher: @unchecked Sendable {
     let partial = directory + "/" + shard.file + ".partial"
     let final = directory + "/" + shard.file
     let digest = PendingDigest()
-    digestOn { digest.fulfil(Result { try SplitWriter.sizeAndDigest(path: partial) }) }
+    // The shard was just written: its pages are in the page cache.
+    digestOn { digest.fulfil(Result { try SplitWriter.sizeAndDigest(path: partial, mapped: true) }) }
     queue.async { [self] in
       lock.lock()
       let failed = failure != nil
@@ -278,12 +279,15 @@ public final class SplitWriter {
     }
   }
 
-  /// Size and SHA-256 (lowercase hex) of a file. The file is mapped 8 MiB at a time
-  /// (`MAP_POPULATE`), so pages already in the page cache — a shard just written — are
-  /// hashed in place instead of being copied out first; where mapping fails it is read in
-  /// 4 MiB blocks.
+  /// Size and SHA-256 (lowercase hex) of a file, read in 4 MiB blocks.
+  ///
+  /// With `mapped`, the file is mapped 8 MiB at a time (`MAP_POPULATE`) instead, so pages
+  /// already in the page cache are hashed in place rather than copied out first: for a
+  /// shard this process has just written. Not for files of unknown health — a read error
+  /// or a truncation while mapped is a SIGBUS, where `read` gives an error naming the file —
+  /// so `verify` reads. Where mapping fails, the rest is read.
   /// - Throws: `ConfigurationError` naming the file when it cannot be opened or read.
-  public static func sizeAndDigest(path: String) throws -> (Int, String) {
+  public static func sizeAndDigest(path: String, mapped useMapping: Bool = false) throws -> (Int, String) {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
       throw ConfigurationError("\(path): cannot open for checksumming: \(String(cString: strerror(errno)))")
@@ -302,7 +306,7 @@ public final class SplitWriter {
     #endif
     let chunk = 8 << 20
     var mapped = 0
-    while mapped < size {
+    while useMapping && mapped < size {
       let length = min(chunk, size - mapped)
       guard let region = mmap(nil, length, PROT_READ, flags, descriptor, off_t(mapped)), region != MAP_FAILED else { break }
       hasher.update(bufferPointer: UnsafeRawBufferPointer(start: region, count: length))
@@ -310,7 +314,7 @@ public final class SplitWriter {
       mapped += length
     }
     if mapped == size { return (size, hex(hasher.finalize())) }
-    // Mapping failed part way: read the rest.
+    // Reading (or mapping failed part way: the rest).
     guard lseek(descriptor, off_t(mapped), SEEK_SET) == off_t(mapped) else {
       throw ConfigurationError("\(path): cannot seek while checksumming: \(String(cString: strerror(errno)))")
     }

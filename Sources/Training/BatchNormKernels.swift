@@ -106,10 +106,9 @@ enum BatchNormKernels {
     }
   }
 
-  /// First backward pass: `g = dy` (exactly 0, even for a non-finite dy, where the clipped
-  /// output `mask` is at 0 or 20),
-  /// written to `dx` (which may be `dy`); `sumGradient[j] += g`,
-  /// `sumGradientNormalized[j] += g · x̂`.
+  /// First backward pass: `g = dy` — exactly 0, even for a non-finite dy, where the clipped
+  /// output `mask` is at 0 or 20 — written to `dx` (which may be `dy`);
+  /// `sumGradient[j] += g`, `sumGradientNormalized[j] += g · x̂`.
   static func gradientSums<S: TensorScalar>(
     _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?, xHat: UnsafePointer<S>, rows: Range<Int>, columns c: Int,
     into dx: UnsafeMutablePointer<S>, sumGradient: UnsafeMutablePointer<S>, sumGradientNormalized: UnsafeMutablePointer<S>

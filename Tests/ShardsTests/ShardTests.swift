@@ -182,8 +182,8 @@ final class SplitWriterTests: XCTestCase {
 }
 
 final class DigestTests: XCTestCase {
-  /// SHA-256 of files around and across the 8 MiB mapping chunk, against coreutils'
-  /// `sha256sum` (an independent implementation) and the FIPS 180-2 "abc" vector.
+  /// SHA-256 of files around and across the 8 MiB mapping chunk, read and mapped, against
+  /// coreutils' `sha256sum` (an independent implementation) and the FIPS 180-2 "abc" vector.
   func testDigestsMatchSha256sum() throws {
     let directory = TemporaryDirectory("digest")
     let abc = directory.path + "/abc"
@@ -206,6 +206,9 @@ final class DigestTests: XCTestCase {
       try Data(bytes[0..<size]).write(to: URL(fileURLWithPath: path))
       let (bytes, digest) = try SplitWriter.sizeAndDigest(path: path)
       XCTAssertEqual(bytes, size)
+      let (mappedBytes, mappedDigest) = try SplitWriter.sizeAndDigest(path: path, mapped: true)
+      XCTAssertEqual(mappedBytes, size)
+      XCTAssertEqual(mappedDigest, digest, "mapped and read digests differ at size \(size)")
       let process = Process()
       process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
       process.arguments = [path]
