@@ -50,7 +50,7 @@ public struct NoiseBank: Sendable {
       }
       if subsets.contains(subset) { candidates.append((relative, subset)) }
     }
-    candidates.sort { $0.relative.utf8.lexicographicallyPrecedes($1.relative.utf8) }
+    candidates.sort { utf8Precedes($0.relative, $1.relative) }
     var results = [Result<NoiseFile, ItemError>?](repeating: nil, count: candidates.count)
     let lock = NSLock()
     DispatchQueue.concurrentPerform(iterations: candidates.count) { i in

@@ -16,17 +16,18 @@ public struct LibriSpeechReader: CorpusReader {
   ]
 
   public let root: String
+  /// Threads that read speaker folders (chapters, transcripts) at once.
+  public let threads: Int
 
-  public init(root: String) { self.root = root }
+  public init(root: String, threads: Int = 1) {
+    self.root = root
+    self.threads = max(1, threads)
+  }
 
   /// The folder holding the split folders.
   var base: String {
     let nested = root + "/LibriSpeech"
-    var isDirectory: ObjCBool = false
-    if FileManager.default.fileExists(atPath: nested, isDirectory: &isDirectory), isDirectory.boolValue {
-      return nested
-    }
-    return root
+    return CorpusFiles.isDirectory(nested) ? nested : root
   }
 
   /// Speaker id → sex (`M`/`F`) from SPEAKERS.TXT, when present.
@@ -41,100 +42,94 @@ public struct LibriSpeechReader: CorpusReader {
   }
 
   public func list(splits: [String]) throws -> CorpusListing {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw ConfigurationError("corpus root \(root) does not exist or is not a directory")
-    }
+    try CorpusFiles.requireDirectory(root)
     let base = self.base
     var listing = CorpusListing()
-    var present: [String] = []
-    for split in splits {
-      if FileManager.default.fileExists(atPath: base + "/" + split, isDirectory: &isDirectory), isDirectory.boolValue {
-        present.append(split)
-      } else {
-        listing.missingSplits.append(split)
-      }
-    }
+    let present = splits.filter { CorpusFiles.isDirectory(base + "/" + $0) }
+    listing.missingSplits = splits.filter { !present.contains($0) }
     guard !present.isEmpty else {
-      let found = ((try? FileManager.default.contentsOfDirectory(atPath: base)) ?? []).sorted()
+      let found = CorpusFiles.sortedEntries(base)
       throw ConfigurationError(
         "corpus root \(root) holds none of the splits \(splits.joined(separator: ", ")) "
           + "(found: \(found.isEmpty ? "nothing" : found.joined(separator: ", ")))")
     }
+    // Each speaker folder is read on its own, on `threads` threads; the results are
+    // merged in folder order, so the listing does not depend on the thread count.
+    let folders = present.flatMap { split in
+      CorpusFiles.sortedEntries(base + "/" + split).map { (split: split, speaker: $0) }
+    }
+    let speakers = try concurrentMap(folders, threads: threads) { folder in
+      try listSpeaker(folder.speaker, split: folder.split, at: base + "/" + folder.split + "/" + folder.speaker)
+    }
     for split in present {
-      try listSplit(split, at: base + "/" + split, into: &listing)
+      var sources: [UtteranceSource] = []
+      for (folder, speaker) in zip(folders, speakers) where folder.split == split {
+        sources += speaker.sources
+        listing.rejections += speaker.rejections
+      }
+      listing.sources += sources.sortedById()
     }
     return listing
   }
 
-  private func sortedEntries(_ path: String) -> [String] {
-    ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).sorted()
-  }
-
-  private func isDirectory(_ path: String) -> Bool {
-    var flag: ObjCBool = false
-    return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
-  }
-
-  private func listSplit(_ split: String, at splitPath: String, into listing: inout CorpusListing) throws {
-    var sources: [UtteranceSource] = []
-    for speaker in sortedEntries(splitPath) where isDirectory(splitPath + "/" + speaker) {
-      let speakerPath = splitPath + "/" + speaker
-      for chapter in sortedEntries(speakerPath) where isDirectory(speakerPath + "/" + chapter) {
-        let chapterPath = speakerPath + "/" + chapter
-        let entries = sortedEntries(chapterPath)
-        var audio = Set(entries.filter { $0.hasSuffix(".flac") }.map { String($0.dropLast(5)) })
-        var matched = Set<String>()
-        for transcript in entries where transcript.hasSuffix(".trans.txt") {
-          let path = chapterPath + "/" + transcript
-          for line in try TranscriptLines.read(path: path) {
-            switch line.text {
-            case .failure(var error):
-              error.split = split
-              // The line's audio is accounted for by this rejection, not again as untranscribed.
-              if let id = error.utteranceId, audio.remove(id) != nil { matched.insert(id) }
-              listing.rejections.append(error)
-            case .success(let text):
-              guard let space = text.firstIndex(where: { $0 == " " || $0 == "\t" }), space != text.startIndex else {
-                if !text.trimmingCharacters(in: .whitespaces).isEmpty {
-                  listing.rejections.append(
-                    ItemError(.malformedTranscript, file: path, line: line.number, split: split,
-                      message: "expected `<utterance-id> <TRANSCRIPT>`"))
-                }
-                continue
-              }
-              let id = String(text[..<space])
-              let audioPath = chapterPath + "/" + id + ".flac"
-              if matched.contains(id) {
+  /// The utterances and rejections of one `<split>/<speaker>` folder (nothing when it is
+  /// not a folder).
+  private func listSpeaker(_ speaker: String, split: String, at speakerPath: String) throws -> CorpusListing {
+    var listing = CorpusListing()
+    guard CorpusFiles.isDirectory(speakerPath) else { return listing }
+    for chapter in CorpusFiles.sortedEntries(speakerPath) where CorpusFiles.isDirectory(speakerPath + "/" + chapter) {
+      let chapterPath = speakerPath + "/" + chapter
+      let entries = CorpusFiles.sortedEntries(chapterPath)
+      var audio = Set(entries.filter { $0.hasSuffix(".flac") }.map { String($0.dropLast(5)) })
+      var matched = Set<String>()
+      for transcript in entries where transcript.hasSuffix(".trans.txt") {
+        let path = chapterPath + "/" + transcript
+        for line in try TranscriptLines.read(path: path) {
+          switch line.text {
+          case .failure(var error):
+            error.split = split
+            // The line's audio is accounted for by this rejection, not again as untranscribed.
+            if let id = error.utteranceId, audio.remove(id) != nil { matched.insert(id) }
+            listing.rejections.append(error)
+          case .success(let text):
+            guard let space = text.firstIndex(where: { $0 == " " || $0 == "\t" }), space != text.startIndex else {
+              if !text.trimmingCharacters(in: .whitespaces).isEmpty {
                 listing.rejections.append(
-                  ItemError(.duplicateId, file: path, line: line.number, utteranceId: id, split: split,
-                    message: "a second transcript line for \(id); the first one is kept"))
-                continue
+                  ItemError(.malformedTranscript, file: path, line: line.number, split: split,
+                    message: "expected `<utterance-id> <TRANSCRIPT>`"))
               }
-              guard audio.remove(id) != nil else {
-                listing.rejections.append(
-                  ItemError(.missingAudio, file: path, line: line.number, utteranceId: id, split: split,
-                    message: "no audio file \(id).flac beside the transcript"))
-                continue
-              }
-              matched.insert(id)
-              sources.append(
-                UtteranceSource(
-                  id: id, split: split, audioPath: audioPath,
-                  transcript: EnglishText.normalize(String(text[space...])), speaker: speaker,
-                  transcriptPath: path, transcriptLine: line.number))
+              continue
             }
+            let id = String(text[..<space])
+            let audioPath = chapterPath + "/" + id + ".flac"
+            if matched.contains(id) {
+              listing.rejections.append(
+                ItemError(.duplicateId, file: path, line: line.number, utteranceId: id, split: split,
+                  message: "a second transcript line for \(id); the first one is kept"))
+              continue
+            }
+            guard audio.remove(id) != nil else {
+              listing.rejections.append(
+                ItemError(.missingAudio, file: path, line: line.number, utteranceId: id, split: split,
+                  message: "no audio file \(id).flac beside the transcript"))
+              continue
+            }
+            matched.insert(id)
+            listing.sources.append(
+              UtteranceSource(
+                id: id, split: split, audioPath: audioPath,
+                transcript: EnglishText.normalize(String(text[space...])), speaker: speaker,
+                transcriptPath: path, transcriptLine: line.number))
           }
         }
-        for id in audio.sorted() {
-          listing.rejections.append(
-            ItemError(.missingTranscript, file: chapterPath + "/" + id + ".flac", utteranceId: id, split: split,
-              message: "no line for \(id) in any *.trans.txt of \(chapterPath)"))
-        }
+      }
+      for id in audio.sorted(by: utf8Precedes) {
+        listing.rejections.append(
+          ItemError(.missingTranscript, file: chapterPath + "/" + id + ".flac", utteranceId: id, split: split,
+            message: "no line for \(id) in any *.trans.txt of \(chapterPath)"))
       }
     }
-    sources.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
-    listing.sources += sources
+    return listing
   }
 }
 

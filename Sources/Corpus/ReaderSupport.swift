@@ -50,8 +50,48 @@ enum CorpusFiles {
   }
 }
 
-/// Byte order of the UTF-8 encodings: the order of ids in listings and in shard keys.
-func utf8Precedes(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+/// `transform` applied to every element on up to `threads` threads (the caller and
+/// others, each taking the next element: `runConcurrently`), with the results in element
+/// order.
+/// - Throws: the error of the first element (in order) whose transform threw.
+func concurrentMap<Element: Sendable, Result: Sendable>(
+  _ elements: [Element], threads: Int, _ transform: @escaping @Sendable (Element) throws -> Result
+) throws -> [Result] {
+  let results = ConcurrentResults<Result>(count: elements.count)
+  runConcurrently(min(threads, elements.count)) { _ in
+    while let index = results.claim() {
+      results.store(Swift.Result { try transform(elements[index]) }, at: index)
+    }
+  }
+  return try results.values()
+}
+
+/// The slots of a `concurrentMap`, guarded by a lock.
+private final class ConcurrentResults<Value: Sendable>: @unchecked Sendable {
+  private let lock = NSLock()
+  private var next = 0
+  private var slots: [Swift.Result<Value, Error>?]
+
+  init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+  /// The next unclaimed index, or nil when all are claimed.
+  func claim() -> Int? {
+    lock.lock()
+    defer { lock.unlock() }
+    guard next < slots.count else { return nil }
+    next += 1
+    return next - 1
+  }
+
+  func store(_ result: Swift.Result<Value, Error>, at index: Int) {
+    lock.lock()
+    slots[index] = result
+    lock.unlock()
+  }
+
+  func values() throws -> [Value] { try slots.map { try $0!.get() } }
+}
+
 
 extension Array where Element == UtteranceSource {
   /// Sorted by id in UTF-8 byte order (stable, so equal ids keep their listing order).

@@ -42,3 +42,15 @@ public struct UtteranceSource: Sendable, Equatable, Codable {
     self.transcriptLine = transcriptLine
   }
 }
+
+/// Whether `a` sorts before `b` in the byte order of their UTF-8 encodings: the order of
+/// ids in listings and shard keys (independent of locale and Unicode normalization).
+public func utf8Precedes(_ a: String, _ b: String) -> Bool {
+  var (a, b) = (a, b)
+  return a.withUTF8 { x in
+    b.withUTF8 { y in
+      for i in 0..<min(x.count, y.count) where x[i] != y[i] { return x[i] < y[i] }
+      return x.count < y.count
+    }
+  }
+}

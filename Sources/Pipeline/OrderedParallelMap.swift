@@ -1,3 +1,4 @@
+import DS2Core
 import Dispatch
 import Foundation
 
@@ -29,7 +30,7 @@ final class CPUJobs: @unchecked Sendable {
 }
 
 /// Runs `produce` for items `0..<count` and `consume` for each result in index order, on
-/// `threads` threads: the calling thread and `threads − 1` Dispatch workers.
+/// `threads` threads: the calling thread and `threads − 1` others (`runConcurrently`).
 ///
 /// Each thread loops over three kinds of work, in this priority: write (call `consume`
 /// for the next result in order, if it is ready and no other thread is writing), run a
@@ -103,16 +104,10 @@ func orderedParallelMap<Output>(
       condition.unlock()
     }
 
-    let group = DispatchGroup()
-    let queue = DispatchQueue(label: "ds2-data.workers", qos: .userInitiated, attributes: .concurrent)
     // The closures are shared by the threads on purpose: `consume` runs under the
     // writing flag, `produce` on per-thread state, everything else under the condition.
     let shared = UncheckedSendable(work)
-    for worker in 1..<max(1, min(threads, count)) {
-      queue.async(group: group) { shared.value(worker) }
-    }
-    work(0)
-    group.wait()
+    runConcurrently(min(threads, count)) { worker in shared.value(worker) }
 
     jobs.condition.lock()
     // A thread leaves only when no job is pending, so this is empty unless a job came from

@@ -46,7 +46,7 @@ extension Preparer {
             + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
       }
       try fileManager.removeItem(atPath: manifestPath)
-      try wipeOutput()
+      try wipeOutput(output)
     }
     return false
   }
@@ -72,18 +72,19 @@ extension Preparer {
     }
     return false
   }
+}
 
-  /// Removes what ds2-data writes in `output` (never other files).
-  func wipeOutput() throws {
-    let fileManager = FileManager.default
-    for name in ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName, "shards"] {
-      let path = output + "/" + name
-      if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
-    }
-    do {
-      try fileManager.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
-    } catch {
-      throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
-    }
+/// Removes what ds2-data writes in `output` (never other files) and creates `output/shards`.
+/// - Throws: `ConfigurationError` when the folder cannot be created, or a file error.
+func wipeOutput(_ output: String) throws {
+  let fileManager = FileManager.default
+  for name in ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName, "shards"] {
+    let path = output + "/" + name
+    if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
+  }
+  do {
+    try fileManager.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+  } catch {
+    throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
   }
 }

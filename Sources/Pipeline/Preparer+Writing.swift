@@ -133,8 +133,12 @@ extension Preparer {
             reject(error)
             rejectionsBySplit[item.split, default: []].append((item.position, error))
           }
-          // The last shard is closed here, so that its digest also runs on the map's threads.
-          if index == items.count - 1 { try closeWriter() }
+          // The last shard is closed here, so that its digest also runs on the map's threads
+          // (and the side files are written meanwhile).
+          if index == items.count - 1 {
+            try closeWriter()
+            startSideFiles()
+          }
           try journalCompletions()
           let seconds = Double(item.utterance.samples) / Double(rate)
           processedAudioSeconds += seconds

@@ -48,9 +48,8 @@ struct PlannedUtterance: Sendable {
 /// probe audio headers in parallel (exact lengths without decoding) → per split, sort by
 /// (frames, id) → decode, resample, featurize on `threads` threads, which also take turns
 /// writing the results in that order into size-capped shards and digesting closed shards
-/// → merge per-shard statistics → write
-/// `rejected.jsonl` and, last and atomically, `manifest.json` (`recipe.yaml` is written
-/// when the run starts).
+/// → merge per-shard statistics → write `rejected.jsonl` and `recipe.yaml` (while the last
+/// shard is digested) and, last and atomically, `manifest.json`.
 ///
 /// - Throws: `ConfigurationError` for a bad recipe, a missing root or an output that holds
 ///   a different dataset; `LMDBError` for write failures (disk full). Bad items never
@@ -86,6 +85,8 @@ final class Preparer {
   /// The last journal write of a run, in flight while the manifest is written (see
   /// `saveJournal`).
   var pendingJournalWrite: BackgroundTask<Void>?
+  /// `rejected.jsonl` and `recipe.yaml`, being written (see `startSideFiles`).
+  var sideFiles: BackgroundTask<Void>?
   /// Audio seconds featurized by this run; records found already written.
   var processedAudioSeconds = 0.0
   var resumedRecords = 0
@@ -143,7 +144,7 @@ final class Preparer {
     }
 
     // 1. List.
-    let reader = try makeCorpusReader(recipe.corpus)
+    let reader = try makeCorpusReader(recipe.corpus, threads: threads)
     let listing = try reader.list(splits: recipe.corpus.splits)
     report.missingSplits = listing.missingSplits
     for split in listing.missingSplits {
@@ -169,6 +170,18 @@ final class Preparer {
       }
       self.augmenter = augmenter
     }
+    // A new run's output is emptied and journaled while the headers are probed: on disk
+    // before any shard is, so an unfinished run says which recipe it belongs to.
+    let outputReady = BackgroundTask { [output, journal] in
+      guard !resuming else { return }
+      try wipeOutput(output)
+      try journal.save(directory: output)
+    }
+    // Also when the run throws: no half-written file races what the caller does next.
+    defer {
+      _ = try? outputReady.value()
+      _ = try? sideFiles?.value()
+    }
     let planned = try plan(listing.sources, vocabulary: vocabulary)
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
@@ -177,21 +190,13 @@ final class Preparer {
     var splitInfos: [SplitInfo] = []
     let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
       (split, planned.filter { $0.source.split == split }.sorted {
-        $0.frames != $1.frames ? $0.frames < $1.frames : $0.id.utf8.lexicographicallyPrecedes($1.id.utf8)
+        $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id)
       })
     }
-    if !resuming {
-      try wipeOutput()
-      // On disk before any shard is: an unfinished run says which recipe it belongs to.
-      try journal.save(directory: output)
-    }
-    // The resolved recipe goes beside the output from the start (it says what a run in
-    // progress is making), written while the first utterances are featurized.
-    let recipeFile = backgroundWrite(to: output + "/recipe.yaml") { [recipe] in try recipe.yaml() }
-    // Also when writing throws: no half-written recipe.yaml.tmp races what the caller does next.
-    defer { _ = try? recipeFile.value() }
+    try outputReady.value()
     let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
-    try recipeFile.value()
+    if sideFiles == nil { startSideFiles() }
+    try sideFiles?.value()
     logger.info("wrote all splits at \(elapsed(since: started))")
     for (split, _) in splitUtterances {
       let shards = shardsBySplit[split] ?? []
@@ -213,7 +218,6 @@ final class Preparer {
       (statistics, statisticsSplits) = try borrowedStatistics(from: source, features: featureParameters)
     }
     for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
-    try writeRejections()
     let manifest = DatasetManifest(
       toolVersion: toolVersion, seed: recipe.seed, features: featureParameters,
       normalization: NormalizationInfo(
@@ -257,14 +261,20 @@ final class Preparer {
       minFrames: shards.map(\.minFrames).min() ?? 0, maxFrames: shards.map(\.maxFrames).max() ?? 0, shards: shards)
   }
 
-  func writeRejections() throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    var text = ""
-    for rejection in rejections {
-      text += String(decoding: try encoder.encode(rejection), as: UTF8.self) + "\n"
+  /// Starts writing `rejected.jsonl` (every rejection is known by now) and the resolved
+  /// `recipe.yaml`, in the background: called when the last shard is closed, so that
+  /// they are written while its digest is computed.
+  func startSideFiles() {
+    sideFiles = BackgroundTask { [output, recipe, rejections] in
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+      var text = ""
+      for rejection in rejections {
+        text += String(decoding: try encoder.encode(rejection), as: UTF8.self) + "\n"
+      }
+      try atomicWrite(text, to: output + "/rejected.jsonl")
+      try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
     }
-    try atomicWrite(text, to: output + "/rejected.jsonl")
   }
 
   func encodeManifest(_ manifest: DatasetManifest) throws -> String {
@@ -279,14 +289,17 @@ func elapsed(since start: DispatchTime) -> String {
   String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
 }
 
-/// Work started on a global queue now and collected later: a file written while the
-/// first utterances are featurized, the FFTW plans made while the corpus is listed.
+/// Work started now on a thread of its own and collected later: the output folder set up
+/// while headers are probed, the FFTW plans made while the corpus is listed. (Not on
+/// Dispatch's shared pool, whose threads a run's own parallel phases need.)
 final class BackgroundTask<Value>: @unchecked Sendable {
   private let group = DispatchGroup()
   private var result: Result<Value, Error>?
 
   init(_ body: @escaping @Sendable () throws -> Value) {
-    DispatchQueue.global(qos: .userInitiated).async(group: group) { [self] in result = Result { try body() } }
+    DispatchQueue(label: "ds2-data.background", qos: .userInitiated).async(group: group) { [self] in
+      result = Result { try body() }
+    }
   }
 
   /// Waits for the work.

@@ -104,6 +104,22 @@ public final class ShardFinisher: @unchecked Sendable {
     }
   }
 
+  /// Starts writing the pages of `directory/file.partial` written so far to disk, without
+  /// waiting (Linux `sync_file_range`; elsewhere nothing), so that its fsync when the shard
+  /// is closed has little left to wait for. Runs after the finishing already queued. A
+  /// hint: a failure is ignored (the fsync reports errors).
+  func startWriteback(directory: String, file: String) {
+    #if os(Linux)
+      let partial = directory + "/" + file + ".partial"
+      queue.async {
+        let descriptor = open(partial, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return }
+        _ = linuxSyncFileRange(descriptor, 0, 0, 2)  // SYNC_FILE_RANGE_WRITE
+        close(descriptor)
+      }
+    #endif
+  }
+
   /// Removes and returns the completions so far.
   /// - Throws: the first error a completion hit (later shards are then not completed).
   public func takeCompletions() throws -> [Completion] {
@@ -119,6 +135,13 @@ public final class ShardFinisher: @unchecked Sendable {
   /// able to run meanwhile (not on a thread that is waiting here).
   public func waitUntilIdle() { queue.sync {} }
 }
+
+#if os(Linux)
+  /// glibc's `sync_file_range` (declared in <fcntl.h> under _GNU_SOURCE, which Swift's Glibc
+  /// module does not export).
+  @_silgen_name("sync_file_range")
+  private func linuxSyncFileRange(_ descriptor: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32
+#endif
 
 /// A digest computed elsewhere, waited for by the finisher's queue.
 private final class PendingDigest: @unchecked Sendable {
@@ -252,6 +275,7 @@ public final class SplitWriter {
     try environment.append(pending)
     pending.removeAll(keepingCapacity: true)
     pendingBytes = 0
+    finisher.startWriteback(directory: directory, file: shardFileName)
   }
 
   private func closeShard() throws {

@@ -105,3 +105,23 @@ extension SeededGenerator {
     return copy.next()
   }
 }
+
+final class UTF8OrderTests: XCTestCase {
+  /// `utf8Precedes` against comparing the UTF-8 byte arrays, on ids with shared prefixes,
+  /// prefixes of each other, non-ASCII characters and Foundation-bridged strings.
+  func testMatchesByteArrayOrder() {
+    var generator = SeededGenerator(seed: 3)
+    let alphabet: [String] = ["a", "b", "0", "9", "-", "é", "中", "文", "😀", "A"]
+    var strings: [String] = ["", "a", "ab", "abc", "b", "1272-128104-0000", "1272-128104-0001", "1272-12810"]
+    for _ in 0..<200 {
+      let length = Int(generator.next() % 6)
+      strings.append((0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }.joined())
+    }
+    strings.append(NSString(string: "1272-128104-0002") as String)
+    for a in strings {
+      for b in strings {
+        XCTAssertEqual(utf8Precedes(a, b), Array(a.utf8).lexicographicallyPrecedes(Array(b.utf8)), "\(a) < \(b)")
+      }
+    }
+  }
+}
