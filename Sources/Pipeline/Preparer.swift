@@ -322,17 +322,11 @@ func backgroundWrite(to path: String, _ text: @escaping @Sendable () throws -> S
   BackgroundTask { try atomicWrite(text(), to: path) }
 }
 
-/// Writes `text` to `path` through a temporary file and a rename, so readers see either
-/// the old file or the whole new one.
+/// Writes `text` to `path` durably (`AtomicFile.write`): readers see the old file or the
+/// whole new one, also after a crash.
+/// - Throws: `ConfigurationError` naming the file and the system error.
 func atomicWrite(_ text: String, to path: String) throws {
-  let temporary = path + ".tmp"
-  do {
-    try Data(text.utf8).write(to: URL(fileURLWithPath: temporary))
-    if FileManager.default.fileExists(atPath: path) { try FileManager.default.removeItem(atPath: path) }
-    try FileManager.default.moveItem(atPath: temporary, toPath: path)
-  } catch {
-    throw ConfigurationError("cannot write \(path): \(error.localizedDescription)")
-  }
+  try AtomicFile.write(Array(text.utf8), to: path)
 }
 
 /// The info JSON object stored with a record (docs/FORMAT.md §3.2).

@@ -47,7 +47,7 @@ public struct EncodedRecord: Sendable {
 }
 
 /// Completes shards in the background, in order: SHA-256, fsync, rename from `.partial`
-/// to the final name. The writer goes on with the next shard meanwhile.
+/// to the final name, directory fsync. The writer goes on with the next shard meanwhile.
 ///
 /// The digest is CPU work and runs where `digestOn` puts it (the pipeline hands it to
 /// its own worker threads, so that finishing never takes a core beyond the run's
@@ -93,6 +93,8 @@ public final class ShardFinisher: @unchecked Sendable {
         (done.bytes, done.sha256) = try digest.wait().get()
         try? FileManager.default.removeItem(atPath: final)
         try FileManager.default.moveItem(atPath: partial, toPath: final)
+        // The new name is on disk before the journal (written after this) lists the shard.
+        AtomicFile.synchronizeDirectory(containing: final)
         lock.lock()
         completions.append(Completion(split: split, position: position, shard: done))
         lock.unlock()

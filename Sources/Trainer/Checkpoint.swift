@@ -171,38 +171,6 @@ public struct Checkpoint {
   }
 }
 
-/// Writes `bytes` to `path.tmp`, flushes them, renames the file over `path` and flushes
-/// the directory.
+/// `AtomicFile.write` (the checkpoint files and side files of a run).
 /// - Throws: `ConfigurationError` naming the path and the system error.
-func writeAtomically(_ bytes: [UInt8], to path: String) throws {
-  let temporary = path + ".tmp"
-  let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-  guard descriptor >= 0 else { throw ConfigurationError("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
-  var written = 0
-  let failure: Int32? = bytes.withUnsafeBytes { raw in
-    while written < raw.count {
-      let n = Foundation.write(descriptor, raw.baseAddress! + written, raw.count - written)
-      if n < 0 {
-        if errno == EINTR { continue }
-        return errno
-      }
-      written += n
-    }
-    return fsync(descriptor) == 0 ? nil : errno
-  }
-  close(descriptor)
-  if let failure {
-    unlink(temporary)
-    throw ConfigurationError("\(temporary): cannot write: \(String(cString: strerror(failure)))")
-  }
-  guard rename(temporary, path) == 0 else {
-    let code = errno
-    unlink(temporary)
-    throw ConfigurationError("\(path): cannot rename the new file into place: \(String(cString: strerror(code)))")
-  }
-  let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
-  if directory >= 0 {
-    fsync(directory)
-    close(directory)
-  }
-}
+func writeAtomically(_ bytes: [UInt8], to path: String) throws { try AtomicFile.write(bytes, to: path) }
