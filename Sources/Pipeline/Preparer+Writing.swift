@@ -47,9 +47,14 @@ extension Preparer {
     // Shard digests run on the map's threads, ahead of new items.
     let jobs = CPUJobs()
     let finisher = ShardFinisher(digestOn: jobs.submit)
+    /// Journals the completed shards (saved unless `save` is false), then throws the
+    /// finisher's error, if any: shards completed before a failure are kept.
     func journalCompletions(save: Bool = true) throws {
-      let completions = try finisher.takeCompletions()
-      guard !completions.isEmpty else { return }
+      let (completions, failure) = finisher.takeCompletions()
+      guard !completions.isEmpty else {
+        if let failure { throw failure }
+        return
+      }
       for completion in completions {
         var progress = journal.splits[completion.split]!
         progress.shards.append(completion.shard)
@@ -59,6 +64,7 @@ extension Preparer {
         journal.splits[completion.split] = progress
       }
       if save { try saveJournal() }
+      if let failure { throw failure }
     }
 
     let rate = recipe.audio.sampleRateHertz

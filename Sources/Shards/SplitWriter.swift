@@ -122,15 +122,14 @@ public final class ShardFinisher: @unchecked Sendable {
     #endif
   }
 
-  /// Removes and returns the completions so far.
-  /// - Throws: the first error a completion hit (later shards are then not completed).
-  public func takeCompletions() throws -> [Completion] {
+  /// Removes and returns the completions so far, and the first error a completion hit
+  /// (shards handed over after that one are not completed; those before it are returned).
+  public func takeCompletions() -> (completions: [Completion], failure: Error?) {
     lock.lock()
     defer { lock.unlock() }
-    if let failure { throw failure }
     let taken = completions
     completions.removeAll()
-    return taken
+    return (taken, failure)
   }
 
   /// Blocks until every handed-over shard is completed (or failed). Its digest must be

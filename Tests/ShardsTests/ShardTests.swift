@@ -139,7 +139,9 @@ final class SplitWriterTests: XCTestCase {
     for record in records { try writer.append(EncodedRecord(record, dtype: .float16)) }
     try writer.finish()
     finisher.waitUntilIdle()
-    let shards = try finisher.takeCompletions().map(\.shard)
+    let (completions, failure) = finisher.takeCompletions()
+    XCTAssertNil(failure)
+    let shards = completions.map(\.shard)
     XCTAssertGreaterThan(shards.count, 2)
     XCTAssertEqual(shards.reduce(0) { $0 + $1.records }, records.count)
     for (a, b) in zip(shards, shards.dropFirst()) { XCTAssertLessThanOrEqual(a.maxFrames, b.minFrames) }
@@ -175,9 +177,36 @@ final class SplitWriterTests: XCTestCase {
       for i in 0..<40 { try writer.append(EncodedRecord(makeRecord(id: String(format: "%03d", i), frames: 50 + i, bins: 161, seed: UInt64(i)), dtype: .float16)) }
       try writer.finish()
       finisher.waitUntilIdle()
-      digests.append(try finisher.takeCompletions().map(\.shard.sha256))
+      digests.append(finisher.takeCompletions().completions.map(\.shard.sha256))
     }
     XCTAssertEqual(digests[0], digests[1])
+  }
+
+  /// A shard whose file vanished before it was finished fails the finisher; the shards
+  /// completed before it are still reported (so a journal keeps them), later ones are not
+  /// completed.
+  func testAFailedShardKeepsTheCompletionsBeforeIt() throws {
+    let directory = TemporaryDirectory("shards-failure")
+    try FileManager.default.createDirectory(atPath: directory.path + "/shards", withIntermediateDirectories: true)
+    for name in ["a", "c"] {
+      try Data("shard \(name)".utf8).write(to: URL(fileURLWithPath: directory.path + "/shards/\(name).mdb.partial"))
+    }
+    let finisher = ShardFinisher()
+    func info(_ name: String) -> ShardInfo {
+      ShardInfo(
+        file: "shards/\(name).mdb", records: 1, minFrames: 1, maxFrames: 1, frames: 1, samples: 160, bytes: 0, sha256: "",
+        statistics: FeatureStatistics(bins: 1))
+    }
+    finisher.finish(split: "s", position: 1, directory: directory.path, shard: info("a"))
+    finisher.finish(split: "s", position: 2, directory: directory.path, shard: info("b"))  // no such file
+    finisher.finish(split: "s", position: 3, directory: directory.path, shard: info("c"))
+    finisher.waitUntilIdle()
+    let (completions, failure) = finisher.takeCompletions()
+    XCTAssertEqual(completions.map(\.shard.file), ["shards/a.mdb"])
+    XCTAssertEqual(completions.first?.shard.bytes, 7)
+    XCTAssertTrue("\(failure.map { "\($0)" } ?? "")".contains("b.mdb.partial"), "the error names the file: \(String(describing: failure))")
+    XCTAssertTrue(FileManager.default.fileExists(atPath: directory.path + "/shards/a.mdb"))
+    XCTAssertTrue(FileManager.default.fileExists(atPath: directory.path + "/shards/c.mdb.partial"), "not completed after the failure")
   }
 }
 
