@@ -52,10 +52,17 @@ extension Preparer {
   }
 
   /// Returns true to resume the journaled run of this recipe, false to start a new one
-  /// (the caller wipes the output just before writing); refuses to mix with an
-  /// unfinished run of another recipe unless forced.
+  /// (the caller then wipes the output while the headers are probed); refuses to mix with
+  /// an unfinished run of another recipe unless forced. A run begun by a writer with other
+  /// shard rules (`SplitWriter.layoutVersion`) starts over: resuming it would not give the
+  /// bytes of an uninterrupted run.
   func openJournal() throws -> Bool {
     if let existing = RunJournal.load(directory: output) {
+      if existing.recipe == journal.recipe && existing.layout != journal.layout && !options.force {
+        let layouts = "shard layout \(existing.layout.map(String.init) ?? "1"), now \(SplitWriter.layoutVersion)"
+        logger.warning("\(output) holds an unfinished run of this recipe begun by another ds2-data version (\(layouts)); starting it over")
+        return false
+      }
       if existing.recipe == journal.recipe && !options.force {
         journal = existing
         let shards = existing.splits.values.reduce(0) { $0 + $1.shards.count }

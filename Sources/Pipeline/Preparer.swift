@@ -48,8 +48,8 @@ struct PlannedUtterance: Sendable {
 /// probe audio headers in parallel (exact lengths without decoding) → per split, sort by
 /// (frames, id) → decode, resample, featurize on `threads` threads, which also take turns
 /// writing the results in that order into size-capped shards and digesting closed shards
-/// → merge per-shard statistics → write `rejected.jsonl` and `recipe.yaml` (while the last
-/// shard is digested) and, last and atomically, `manifest.json`.
+/// (`rejected.jsonl` and `recipe.yaml` are written while the last shard is digested) →
+/// merge per-shard statistics → write, last and atomically, `manifest.json`.
 ///
 /// - Throws: `ConfigurationError` for a bad recipe, a missing root or an output that holds
 ///   a different dataset; `LMDBError` for write failures (disk full). Bad items never
@@ -263,7 +263,8 @@ final class Preparer {
 
   /// Starts writing `rejected.jsonl` (every rejection is known by now) and the resolved
   /// `recipe.yaml`, in the background: called when the last shard is closed, so that
-  /// they are written while its digest is computed.
+  /// they are written while its digest is computed (or after `write` when a resumed run
+  /// had nothing left to write).
   func startSideFiles() {
     sideFiles = BackgroundTask { [output, recipe, rejections] in
       let encoder = JSONEncoder()

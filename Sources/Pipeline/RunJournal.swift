@@ -13,6 +13,9 @@ struct RunJournal: Codable, Equatable {
 
   /// The recipe's content identity; a different recipe never resumes this run.
   var recipe: JSONValue
+  /// `SplitWriter.layoutVersion` of the writer that began the run (absent: before there
+  /// was one); another one never resumes it.
+  var layout: Int? = SplitWriter.layoutVersion
   var splits: [String: SplitProgress] = [:]
 
   struct SplitProgress: Codable, Equatable {

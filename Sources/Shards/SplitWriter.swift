@@ -178,6 +178,12 @@ public final class SplitWriter {
   /// The caller's position (e.g. the index of the item being written), reported with
   /// each completed shard so that a journal knows what the shard covers.
   public var position = 0
+  /// The version of the rules that turn records into shard files (commit sizes, size
+  /// estimates, page layout). A resume journal records it: a run is resumed only by the
+  /// rules that began it, or its shards would follow two rules at once. Bump it with any
+  /// change that moves shard boundaries or bytes for the same records.
+  /// 1: 8 MiB commits; 2: 2 MiB commits.
+  public static let layoutVersion = 2
   /// Values per transaction: small enough that a run's last commit, on its critical path,
   /// is short; large enough that the per-commit page writes stay a small part.
   private let commitBytes = 2 << 20

@@ -128,6 +128,34 @@ final class CrashSafetyTests: XCTestCase {
     for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
   }
 
+  /// An unfinished run begun by a writer with other shard rules (here: a journal without
+  /// the layout field, as versions before it wrote) is started over, not resumed: its
+  /// shards would not be those of an uninterrupted run.
+  func testAnUnfinishedRunOfAnotherShardLayoutStartsOver() throws {
+    let directory = TemporaryDirectory("layout")
+    let recipe = try makeCorpus(directory)
+    let output = directory.path + "/out"
+    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
+    XCTAssertTrue(waitForWriting(output, of: process), "the run ended before it started writing")
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    let journalURL = URL(fileURLWithPath: output + "/progress.json")
+    var journal = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: journalURL)) as? [String: Any])
+    XCTAssertEqual(journal["layout"] as? Int, SplitWriter.layoutVersion)
+    journal.removeValue(forKey: "layout")
+    try JSONSerialization.data(withJSONObject: journal).write(to: journalURL)
+    let rerun = try runBinary(["prepare", recipe, "--output", output])
+    XCTAssertEqual(rerun.status, 0, rerun.stderr)
+    XCTAssertTrue(rerun.stderr.contains("begun by another ds2-data version (shard layout 1, now \(SplitWriter.layoutVersion)); starting it over"), rerun.stderr)
+    XCTAssertFalse(rerun.stdout.contains("resumed:"), rerun.stdout)
+    let reference = directory.path + "/reference"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
+    let expected = contents(of: reference)
+    let actual = contents(of: output)
+    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
+    for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
+  }
+
   func testChangedRecipeRefusesToMixWithAnUnfinishedRun() throws {
     let directory = TemporaryDirectory("mix")
     let recipe = try makeCorpus(directory)

@@ -108,11 +108,15 @@ extension SeededGenerator {
 
 final class UTF8OrderTests: XCTestCase {
   /// `utf8Precedes` against comparing the UTF-8 byte arrays, on ids with shared prefixes,
-  /// prefixes of each other, non-ASCII characters and Foundation-bridged strings.
+  /// prefixes of each other, non-ASCII characters — where UTF-16 order differs (U+FF71
+  /// against U+1F600) and where `String`'s `<` does (canonically equal "é" and "e"+U+0301) —
+  /// and Foundation-bridged strings.
   func testMatchesByteArrayOrder() {
     var generator = SeededGenerator(seed: 3)
-    let alphabet: [String] = ["a", "b", "0", "9", "-", "é", "中", "文", "😀", "A"]
-    var strings: [String] = ["", "a", "ab", "abc", "b", "1272-128104-0000", "1272-128104-0001", "1272-12810"]
+    let alphabet: [String] = ["a", "b", "0", "9", "-", "é", "e\u{301}", "中", "ｱ", "\u{E000}", "😀", "A"]
+    var strings: [String] = ["", "a", "ab", "abc", "b", "1272-128104-0000", "1272-128104-0001", "1272-12810", "é", "e\u{301}"]
+    XCTAssertTrue(utf8Precedes("e\u{301}", "é"), "bytes 65 CC 81 before C3 A9, though the strings are ==")
+    XCTAssertTrue(utf8Precedes("ｱ", "😀"), "EF BD B1 before F0 9F 98 80, though UTF-16 orders them the other way")
     for _ in 0..<200 {
       let length = Int(generator.next() % 6)
       strings.append((0..<length).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }.joined())
