@@ -49,9 +49,11 @@ let package = Package(
     .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
     .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    // glibc extensions Swift's Glibc module leaves out (mallopt, sync_file_range).
+    .systemLibrary(name: "CGlibc"),
 
     // MARK: Library modules
-    .target(name: "DS2Core", swiftSettings: kernelSettings),
+    .target(name: "DS2Core", dependencies: ["CGlibc"], swiftSettings: kernelSettings),
     .target(name: "Audio", dependencies: ["DS2Core", "CSndFile", "CSampleRate"]),
     .target(name: "Features", dependencies: ["DS2Core", "CFFTW"], swiftSettings: kernelSettings),
     .target(name: "Corpus", dependencies: ["DS2Core", "Audio"]),

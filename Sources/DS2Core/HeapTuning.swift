@@ -1,3 +1,5 @@
+import CGlibc
+
 /// glibc allocator settings for processes that allocate many large, short-lived buffers
 /// (per-utterance audio and features, per-step activations).
 ///
@@ -9,8 +11,8 @@ public enum HeapTuning {
   /// `trimThresholdBytes` of freed memory instead of returning it to the kernel.
   public static func keepBuffersOnHeap(mmapThresholdBytes: Int32 = 64 << 20, trimThresholdBytes: Int32 = 256 << 20) {
     #if os(Linux)
-      _ = glibcMallopt(-3, mmapThresholdBytes)  // M_MMAP_THRESHOLD
-      _ = glibcMallopt(-1, trimThresholdBytes)  // M_TRIM_THRESHOLD
+      _ = ds2_mallopt(ds2_m_mmap_threshold(), mmapThresholdBytes)
+      _ = ds2_mallopt(ds2_m_trim_threshold(), trimThresholdBytes)
     #endif
   }
 
@@ -18,14 +20,8 @@ public enum HeapTuning {
   /// are reused every step).
   public static func neverReturnMemory() {
     #if os(Linux)
-      _ = glibcMallopt(-4, 0)  // M_MMAP_MAX: never map blocks
-      _ = glibcMallopt(-1, Int32.max)  // M_TRIM_THRESHOLD
+      _ = ds2_mallopt(ds2_m_mmap_max(), 0)  // never map blocks
+      _ = ds2_mallopt(ds2_m_trim_threshold(), Int32.max)
     #endif
   }
 }
-
-#if os(Linux)
-  /// glibc's `mallopt` (declared in <malloc.h>, which Swift's Glibc module does not export).
-  @_silgen_name("mallopt")
-  private func glibcMallopt(_ parameter: Int32, _ value: Int32) -> Int32
-#endif

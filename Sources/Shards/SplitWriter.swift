@@ -116,7 +116,7 @@ public final class ShardFinisher: @unchecked Sendable {
       queue.async {
         let descriptor = open(partial, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { return }
-        _ = linuxSyncFileRange(descriptor, 0, 0, 2)  // SYNC_FILE_RANGE_WRITE
+        Writeback.start(descriptor: descriptor)
         close(descriptor)
       }
     #endif
@@ -136,13 +136,6 @@ public final class ShardFinisher: @unchecked Sendable {
   /// able to run meanwhile (not on a thread that is waiting here).
   public func waitUntilIdle() { queue.sync {} }
 }
-
-#if os(Linux)
-  /// glibc's `sync_file_range` (declared in <fcntl.h> under _GNU_SOURCE, which Swift's Glibc
-  /// module does not export).
-  @_silgen_name("sync_file_range")
-  private func linuxSyncFileRange(_ descriptor: Int32, _ offset: Int64, _ count: Int64, _ flags: UInt32) -> Int32
-#endif
 
 /// A digest computed elsewhere, waited for by the finisher's queue.
 private final class PendingDigest: @unchecked Sendable {
