@@ -39,8 +39,13 @@ public struct FisherReader: CorpusReader {
   static let audioExtensions = ["flac", "wav", "sph"]
 
   public let root: String
+  /// Threads that read conversations (transcripts, audio headers) at once.
+  public let threads: Int
 
-  public init(root: String) { self.root = root }
+  public init(root: String, threads: Int = 1) {
+    self.root = root
+    self.threads = max(1, threads)
+  }
 
   /// The split of conversation `fe_03_<number>`.
   public static func split(ofConversation number: Int) -> String {
@@ -74,12 +79,17 @@ public struct FisherReader: CorpusReader {
         root: root, splits: splits, searched: "fe_03_NNNNN.sph/.txt files; splits are train, dev, test",
         found: conversations.isEmpty ? [] : ["\(conversations.count) conversations, none in those splits"])
     }
+    // Conversations are read on `threads` threads and merged in conversation order, so the
+    // listing does not depend on the thread count.
     for split in present {
-      var sources: [UtteranceSource] = []
-      for conversation in conversations where Self.split(ofConversation: conversation.number) == split {
-        try listConversation(conversation, split: split, into: &sources, rejections: &listing.rejections)
+      let ofSplit = conversations.filter { Self.split(ofConversation: $0.number) == split }
+      let parts = try concurrentMap(ofSplit, threads: threads) { conversation in
+        var part = CorpusListing()
+        try listConversation(conversation, split: split, into: &part.sources, rejections: &part.rejections)
+        return part
       }
-      listing.sources += sources.sortedById()
+      listing.sources += parts.flatMap(\.sources).sortedById()
+      listing.rejections += parts.flatMap(\.rejections)
     }
     return listing
   }

@@ -13,7 +13,7 @@ func makeCorpusReader(_ corpus: CorpusConfig, threads: Int = 1) throws -> Corpus
   }
   switch corpus.kind {
   case .librispeech: return LibriSpeechReader(root: corpus.root, threads: threads)
-  case .fisher: return FisherReader(root: corpus.root)
+  case .fisher: return FisherReader(root: corpus.root, threads: threads)
   case .aishell:
     return AISHELLReader(root: corpus.root) { archives, wavDirectory in
       Logger(label: "ds2-data.prepare").warning(

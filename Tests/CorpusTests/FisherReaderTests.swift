@@ -87,6 +87,7 @@ final class FisherReaderTests: XCTestCase {
     let fixture = FisherFixture(root: directory.path)
     try writeDevConversation(fixture)
     let listing = try FisherReader(root: directory.path).list(splits: ["dev"])
+    XCTAssertEqual(try FisherReader(root: directory.path, threads: 4).list(splits: ["dev"]).rejections, listing.rejections)
     let summary = listing.rejections.map { "\($0.reason.rawValue)@\($0.line ?? 0):\($0.utteranceId ?? "-")" }
     XCTAssertEqual(
       summary,
@@ -140,6 +141,8 @@ final class FisherReaderTests: XCTestCase {
     ])
     XCTAssertEqual(listing.sources.map(\.split), ["train", "train", "dev", "test"])
     XCTAssertEqual(listing.rejections, [])
+    let onThreads = try FisherReader(root: directory.path, threads: 3).list(splits: ["train", "dev", "test"])
+    XCTAssertEqual(onThreads.sources, listing.sources, "the listing does not depend on the thread count")
 
     let onlyDev = TemporaryDirectory("fisher-dev-only")
     try FisherFixture(root: onlyDev.path).write(number: 7, seconds: 2, turns: [.init(0.1, 1.0, "A", "hello", frequencyHertz: 400)])
