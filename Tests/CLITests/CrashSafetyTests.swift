@@ -49,6 +49,27 @@ final class CrashSafetyTests: XCTestCase {
     return false
   }
 
+  /// Starts a 1-thread run into `output` and stops it with SIGINT once it is writing;
+  /// returns its exit status.
+  func interruptedRun(_ recipe: String, output: String) throws -> Int32 {
+    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
+    XCTAssertTrue(waitForWriting(output, of: process), "the run ended before it started writing")
+    kill(process.processIdentifier, SIGINT)
+    process.waitUntilExit()
+    return process.terminationStatus
+  }
+
+  /// Asserts that `output` holds the same files, byte for byte, as an uninterrupted run of
+  /// `recipe` into `directory/reference`.
+  func assertMatchesUninterruptedRun(_ output: String, recipe: String, in directory: TemporaryDirectory) throws {
+    let reference = directory.path + "/reference"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
+    let expected = contents(of: reference)
+    let actual = contents(of: output)
+    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
+    for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
+  }
+
   func start(_ arguments: [String]) throws -> Process {
     let process = Process()
     process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
@@ -103,11 +124,7 @@ final class CrashSafetyTests: XCTestCase {
     let directory = TemporaryDirectory("sigint")
     let recipe = try makeCorpus(directory)
     let output = directory.path + "/out"
-    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
-    XCTAssertTrue(waitForWriting(output, of: process), "the run ended before it started writing")
-    kill(process.processIdentifier, SIGINT)
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationStatus, 130)
+    XCTAssertEqual(try interruptedRun(recipe, output: output), 130)
     XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/manifest.json"))
     XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/progress.json"))
     let partials = try FileManager.default.contentsOfDirectory(atPath: output + "/shards").filter { $0.hasSuffix(".partial") }
@@ -120,12 +137,7 @@ final class CrashSafetyTests: XCTestCase {
     XCTAssertEqual(resumed.status, 0, resumed.stderr)
     if completed > 0 { XCTAssertTrue(resumed.stdout.contains("resumed:"), resumed.stdout) }
     XCTAssertTrue(verifyDataset(directory: output).isIntact)
-    let reference = directory.path + "/reference"
-    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
-    let expected = contents(of: reference)
-    let actual = contents(of: output)
-    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
-    for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
+    try assertMatchesUninterruptedRun(output, recipe: recipe, in: directory)
   }
 
   /// An unfinished run begun by a writer with other shard rules (here: a journal without
@@ -135,10 +147,7 @@ final class CrashSafetyTests: XCTestCase {
     let directory = TemporaryDirectory("layout")
     let recipe = try makeCorpus(directory)
     let output = directory.path + "/out"
-    let process = try start(["prepare", recipe, "--output", output, "--threads", "1"])
-    XCTAssertTrue(waitForWriting(output, of: process), "the run ended before it started writing")
-    kill(process.processIdentifier, SIGINT)
-    process.waitUntilExit()
+    XCTAssertEqual(try interruptedRun(recipe, output: output), 130)
     let journalURL = URL(fileURLWithPath: output + "/progress.json")
     var journal = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: journalURL)) as? [String: Any])
     XCTAssertEqual(journal["layout"] as? Int, SplitWriter.layoutVersion)
@@ -148,12 +157,7 @@ final class CrashSafetyTests: XCTestCase {
     XCTAssertEqual(rerun.status, 0, rerun.stderr)
     XCTAssertTrue(rerun.stderr.contains("begun by another ds2-data version (shard layout 1, now \(SplitWriter.layoutVersion)); starting it over"), rerun.stderr)
     XCTAssertFalse(rerun.stdout.contains("resumed:"), rerun.stdout)
-    let reference = directory.path + "/reference"
-    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
-    let expected = contents(of: reference)
-    let actual = contents(of: output)
-    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
-    for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
+    try assertMatchesUninterruptedRun(output, recipe: recipe, in: directory)
   }
 
   func testChangedRecipeRefusesToMixWithAnUnfinishedRun() throws {
