@@ -10,7 +10,6 @@ extern int sync_file_range(int fd, long long offset, long long nbytes, unsigned 
 static inline int ds2_mallopt(int parameter, int value) { return mallopt(parameter, value); }
 static inline int ds2_m_mmap_threshold(void) { return M_MMAP_THRESHOLD; }
 static inline int ds2_m_trim_threshold(void) { return M_TRIM_THRESHOLD; }
-static inline int ds2_m_mmap_max(void) { return M_MMAP_MAX; }
 
 /// Starts write-back of a file's dirty pages without waiting:
 /// sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE). Returns 0 or -1 (errno set).
@@ -19,6 +18,5 @@ static inline int ds2_start_writeback(int fd) { return sync_file_range(fd, 0, 0,
 static inline int ds2_mallopt(int parameter, int value) { (void)parameter; (void)value; return 0; }
 static inline int ds2_m_mmap_threshold(void) { return 0; }
 static inline int ds2_m_trim_threshold(void) { return 0; }
-static inline int ds2_m_mmap_max(void) { return 0; }
 static inline int ds2_start_writeback(int fd) { (void)fd; return 0; }
 #endif

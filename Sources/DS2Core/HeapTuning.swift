@@ -16,11 +16,14 @@ public enum HeapTuning {
     #endif
   }
 
-  /// Never `mmap` blocks and never trim the heap (long training runs whose step buffers
-  /// are reused every step).
-  public static func neverReturnMemory() {
+  /// Keeps freed step buffers in the heap for the next step (never trimmed), except blocks
+  /// of at least `mapAboveBytes`, which are mapped and unmapped each time: a long batch's
+  /// largest activations then leave no hole in the heap that the following shorter
+  /// batches cannot fill (measured on the DS2-small GRU: an 8-step run peaked at 954 MiB
+  /// with every block in the heap and at 858 MiB this way, at the same speed).
+  public static func keepStepBuffers(mapAboveBytes: Int32 = 16 << 20) {
     #if os(Linux)
-      _ = ds2_mallopt(ds2_m_mmap_max(), 0)  // never map blocks
+      _ = ds2_mallopt(ds2_m_mmap_threshold(), mapAboveBytes)
       _ = ds2_mallopt(ds2_m_trim_threshold(), Int32.max)
     #endif
   }

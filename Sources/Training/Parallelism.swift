@@ -14,14 +14,15 @@ public enum ComputeThreads {
   nonisolated(unsafe) static var inParallelSection = false
 
   /// Uses `threads` threads for all training computation, OpenBLAS itself single-threaded,
-  /// and keeps freed memory in the process heap: a training step frees and reallocates
-  /// buffers of tens of megabytes, which glibc would otherwise map and unmap every time, so
-  /// that every step page-faulted them back in (7 % of a step). Peak memory is unchanged:
-  /// the heap reuses the freed blocks.
+  /// and keeps freed step buffers in the process heap (`HeapTuning.keepStepBuffers`): a
+  /// training step frees and reallocates buffers of up to tens of megabytes, which glibc
+  /// would otherwise map and unmap every time, so that every step page-faulted them back
+  /// in (7 % of a step). Only the largest blocks (16 MiB and up) are still mapped, so that
+  /// the longest batch does not grow the heap for good.
   public static func configure(threads: Int) {
     count = threads
     BLASThreads.count = 1
-    HeapTuning.neverReturnMemory()
+    HeapTuning.keepStepBuffers()
   }
 
   /// Blocks to split a product of `multiplyAdds` into: `count` for large products outside a
