@@ -53,7 +53,8 @@ enum CorpusFiles {
 /// `transform` applied to every element on up to `threads` threads (the caller and
 /// others, each taking the next element: `runConcurrently`), with the results in element
 /// order.
-/// - Throws: the error of the first element (in order) whose transform threw.
+/// - Throws: the error of the first element (in order) whose transform threw; elements
+///   after one that threw are not started.
 func concurrentMap<Element: Sendable, Result: Sendable>(
   _ elements: [Element], threads: Int, _ transform: @escaping @Sendable (Element) throws -> Result
 ) throws -> [Result] {
@@ -70,15 +71,20 @@ func concurrentMap<Element: Sendable, Result: Sendable>(
 private final class ConcurrentResults<Value: Sendable>: @unchecked Sendable {
   private let lock = NSLock()
   private var next = 0
+  /// Indices from here on are not started: an element before them threw.
+  private var end: Int
   private var slots: [Swift.Result<Value, Error>?]
 
-  init(count: Int) { slots = Array(repeating: nil, count: count) }
+  init(count: Int) {
+    slots = Array(repeating: nil, count: count)
+    end = count
+  }
 
-  /// The next unclaimed index, or nil when all are claimed.
+  /// The next unclaimed index, or nil when there is none left to start.
   func claim() -> Int? {
     lock.lock()
     defer { lock.unlock() }
-    guard next < slots.count else { return nil }
+    guard next < end else { return nil }
     next += 1
     return next - 1
   }
@@ -86,10 +92,17 @@ private final class ConcurrentResults<Value: Sendable>: @unchecked Sendable {
   func store(_ result: Swift.Result<Value, Error>, at index: Int) {
     lock.lock()
     slots[index] = result
+    if case .failure = result { end = min(end, index + 1) }
     lock.unlock()
   }
 
-  func values() throws -> [Value] { try slots.map { try $0!.get() } }
+  /// The results in order, or the first error in order.
+  func values() throws -> [Value] {
+    var values: [Value] = []
+    values.reserveCapacity(slots.count)
+    for slot in slots { values.append(try slot!.get()) }
+    return values
+  }
 }
 
 

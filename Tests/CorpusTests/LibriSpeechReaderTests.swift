@@ -76,3 +76,40 @@ final class LibriSpeechReaderTests: XCTestCase {
     }
   }
 }
+
+final class ConcurrentMapTests: XCTestCase {
+  struct Failure: Error, Equatable { var index: Int }
+
+  /// Results come back in element order on any thread count; the error thrown is the
+  /// first in element order, and elements after it are not started.
+  func testOrderFirstErrorAndEarlyStop() throws {
+    for threads in [1, 2, 5] {
+      XCTAssertEqual(try concurrentMap(Array(0..<200), threads: threads) { $0 * 3 }, (0..<200).map { $0 * 3 })
+      let started = Counter()
+      XCTAssertThrowsError(
+        try concurrentMap(Array(0..<200), threads: threads) { index -> Int in
+          started.increment()
+          if index == 40 || index == 7 || index == 150 { throw Failure(index: index) }
+          usleep(200)
+          return index
+        }
+      ) { error in XCTAssertEqual(error as? Failure, Failure(index: 7), "\(threads) threads") }
+      XCTAssertLessThanOrEqual(started.value, 8 + threads, "\(threads) threads: elements after the failure were started")
+    }
+  }
+
+  final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() {
+      lock.lock()
+      count += 1
+      lock.unlock()
+    }
+    var value: Int {
+      lock.lock()
+      defer { lock.unlock() }
+      return count
+    }
+  }
+}
