@@ -105,7 +105,6 @@ private final class ConcurrentResults<Value: Sendable>: @unchecked Sendable {
   }
 }
 
-
 extension Array where Element == UtteranceSource {
   /// Sorted by id in UTF-8 byte order (stable, so equal ids keep their listing order).
   func sortedById() -> [UtteranceSource] {
