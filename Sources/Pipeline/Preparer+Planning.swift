@@ -102,13 +102,8 @@ extension Preparer {
         PlannedUtterance(
           source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
           id: source.id))
-    } catch var error as ItemError {
-      error.utteranceId = source.id
-      error.split = source.split
-      return .failure(error)
     } catch {
-      return .failure(ItemError(.unreadableAudio, file: source.audioPath, utteranceId: source.id, split: source.split,
-        message: "\(error)"))
+      return .failure(audioFailure(error, source: source, utteranceId: source.id))
     }
   }
 
@@ -140,4 +135,16 @@ extension Preparer {
     }
     return expanded
   }
+}
+
+/// The rejection for an audio failure of one utterance: an `ItemError` from the audio
+/// layer with the utterance and split filled in, or any other error as unreadable audio
+/// naming the file.
+func audioFailure(_ error: Error, source: UtteranceSource, utteranceId: String) -> ItemError {
+  if var itemError = error as? ItemError {
+    itemError.utteranceId = utteranceId
+    itemError.split = source.split
+    return itemError
+  }
+  return ItemError(.unreadableAudio, file: source.audioPath, utteranceId: utteranceId, split: source.split, message: "\(error)")
 }

@@ -113,14 +113,8 @@ extension Preparer {
                 id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
                 frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
                 infoJSON: info.json))
-          } catch var error as ItemError {
-            error.utteranceId = utterance.id
-            error.split = source.split
-            return .failure(error)
           } catch {
-            return .failure(
-              ItemError(.unreadableAudio, file: source.audioPath, utteranceId: utterance.id, split: source.split,
-                message: "\(error)"))
+            return .failure(audioFailure(error, source: source, utteranceId: utterance.id))
           }
         },
         consume: { index, result in
