@@ -10,15 +10,19 @@ public struct Vocabulary: Sendable, Equatable, Codable {
   /// All symbols, blank first.
   public private(set) var symbols: [String]
   private var idOf: [Unicode.Scalar: Int32]
+  /// `idOf` for the ASCII scalars, 0 where absent (the blank is never a symbol's id).
+  private var asciiIds: [Int32]
 
   /// Creates a vocabulary from its non-blank symbols, in id order starting at 1.
   /// - Precondition: each symbol is one Unicode scalar and appears once.
   public init(nonBlankSymbols: [Unicode.Scalar]) {
     symbols = [Self.blankSymbol] + nonBlankSymbols.map { String($0) }
     idOf = [:]
+    asciiIds = [Int32](repeating: 0, count: 128)
     for (index, scalar) in nonBlankSymbols.enumerated() {
       precondition(idOf[scalar] == nil, "duplicate vocabulary symbol \(scalar)")
       idOf[scalar] = Int32(index + 1)
+      if scalar.isASCII { asciiIds[Int(scalar.value)] = Int32(index + 1) }
     }
   }
 
@@ -41,10 +45,12 @@ public struct Vocabulary: Sendable, Equatable, Codable {
   /// - Throws: `OutOfVocabulary` naming every distinct character not in the vocabulary.
   public func encode(_ text: String) throws -> [Int32] {
     var labels: [Int32] = []
-    labels.reserveCapacity(text.unicodeScalars.count)
+    labels.reserveCapacity(text.utf8.count)
     var unknown: [Unicode.Scalar] = []
     for scalar in text.unicodeScalars {
-      if let id = idOf[scalar] {
+      if scalar.isASCII, case let id = asciiIds[Int(scalar.value)], id > 0 {
+        labels.append(id)
+      } else if let id = idOf[scalar] {
         labels.append(id)
       } else if !unknown.contains(scalar) {
         unknown.append(scalar)

@@ -76,6 +76,19 @@ final class VocabularyTests: XCTestCase {
     }
   }
 
+  /// A vocabulary of ASCII and non-ASCII symbols encodes each scalar as its position, on
+  /// the ASCII table and the dictionary alike, also after a Codable round trip.
+  func testMixedVocabularyEncodesEveryScalarByPosition() throws {
+    let symbols: [Unicode.Scalar] = ["中", "a", "文", " ", "é", "z", "😀"]
+    let decoded = try JSONDecoder().decode(Vocabulary.self, from: JSONEncoder().encode(Vocabulary(nonBlankSymbols: symbols)))
+    for vocabulary in [Vocabulary(nonBlankSymbols: symbols), decoded] {
+      let text = "a中 z文é😀a"
+      let expected = text.unicodeScalars.map { scalar in Int32(symbols.firstIndex(of: scalar)! + 1) }
+      XCTAssertEqual(try vocabulary.encode(text), expected)
+      XCTAssertThrowsError(try vocabulary.encode("ab")) { XCTAssertTrue("\($0)".contains("'b'"), "\($0)") }
+    }
+  }
+
   func testCodableRoundTrip() throws {
     let data = try JSONEncoder().encode(Vocabulary.english)
     XCTAssertEqual(try JSONDecoder().decode(Vocabulary.self, from: data), .english)
