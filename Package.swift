@@ -9,8 +9,8 @@
 //   Pipeline   Trainer             orchestration / training runs (batches, checkpoints, decoding)
 //              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
-//   DS2Core                        value types, errors, RNG, statistics — no C
-//   C*                             system-library shims (pkg-config)
+//   DS2Core                        value types, errors, RNG, statistics — no C library (glibc shims only)
+//   C*                             system-library shims (pkg-config; CGlibc: glibc extensions)
 
 import Foundation
 import PackageDescription
