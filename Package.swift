@@ -20,7 +20,8 @@ import PackageDescription
 // AVX2/FMA (every x86-64 CPU since 2015). Set DS2_PORTABLE=1 to build for baseline x86-64.
 #if arch(x86_64)
   let vectorSettings: [SwiftSetting] =
-    ProcessInfo.processInfo.environment["DS2_PORTABLE"] == nil ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
+    ProcessInfo.processInfo.environment["DS2_PORTABLE"] == nil
+    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("DS2_SSE42")] : []
 #else
   let vectorSettings: [SwiftSetting] = []
 #endif

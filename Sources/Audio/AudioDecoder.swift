@@ -6,6 +6,26 @@ import DS2Core
 /// OGG/Vorbis, MP3 with libsndfile ≥ 1.1). Multi-channel files follow a `ChannelRule`
 /// unless a channel index is given; interleaved samples are never read as mono.
 public enum AudioDecoder {
+  /// The longest item decoded, in seconds: longer audio is rejected as `too_long` before
+  /// any sample is decoded, whatever the recipe's filters say, so memory stays bounded.
+  public static let maximumSeconds = 3_600.0
+  /// The most frames (samples per channel) decoded for one item, 2^27 (≈ 512 MiB of
+  /// Float32; 46 min at 48 kHz): a bound for high rates, where `maximumSeconds` alone would
+  /// allow more.
+  public static let maximumFrames = 1 << 27
+
+  /// Throws `too_long` when `frames` at `rate` exceed `maximumSeconds` or `maximumFrames`.
+  public static func checkLength(frames: Int, sampleRateHertz rate: Int, path: String) throws {
+    let seconds = Double(frames) / Double(rate)
+    guard seconds <= maximumSeconds, frames <= maximumFrames else {
+      throw ItemError(
+        .tooLong, file: path,
+        message: String(
+          format: "%.3f s (%d samples per channel) is above the per-item limit of %.0f s and %d samples",
+          seconds, frames, maximumSeconds, maximumFrames))
+    }
+  }
+
   /// Reads a file's header without decoding its samples.
   /// - Throws: `ItemError` when the file cannot be opened.
   public static func probe(path: String) throws -> AudioInfo {
@@ -65,6 +85,7 @@ public enum AudioDecoder {
     guard frames > 0 else {
       throw ItemError(.emptyAudio, file: path, message: "no samples (\(info.formatName))")
     }
+    try checkLength(frames: frames, sampleRateHertz: info.sampleRateHertz, path: path)
 
     var read = 0
     let samples: [Float]

@@ -32,23 +32,72 @@ final class SoundFile {
   let info: AudioInfo
   private let handle: OpaquePointer
 
-  /// Opens `path` for reading. The corresponding C function is `sf_open`.
+  /// Opens `path` for reading: only a regular file (opened without blocking, so a FIFO or
+  /// device named like audio is refused, never waited on). A header that declares no
+  /// length (a streamed FLAC) is completed by decoding the file once, up to
+  /// `AudioDecoder.maximumFrames`. The corresponding C function is `sf_open_fd`.
   /// - Throws: `ItemError` (`unreadable_audio`, or `unsupported_encoding` for shorten SPHERE).
   init(path: String) throws {
+    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard descriptor >= 0 else {
+      let reason = errno == ENOENT ? "no such file" : String(cString: strerror(errno))
+      throw ItemError(.unreadableAudio, file: path, message: "cannot open: \(reason)")
+    }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
+      let kind = Self.fileTypeName(status.st_mode)
+      close(descriptor)
+      throw ItemError(.unreadableAudio, file: path, message: "not a regular file (\(kind)); not opened")
+    }
+    _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) & ~O_NONBLOCK)
     var sfInfo = SF_INFO()
-    guard let handle = sf_open(path, Int32(SFM_READ), &sfInfo) else {
+    guard let handle = sf_open_fd(descriptor, Int32(SFM_READ), &sfInfo, 1) else {
       let message = String(cString: sf_strerror(nil))
       throw Self.openError(path: path, libraryMessage: message)
     }
     self.handle = handle
     self.path = path
-    self.info = AudioInfo(
-      frames: Int(sfInfo.frames), sampleRateHertz: Int(sfInfo.samplerate),
-      channels: Int(sfInfo.channels), formatName: Self.formatName(sfInfo.format))
-    guard sfInfo.samplerate > 0, sfInfo.channels > 0 else {
+    var frames = Int(sfInfo.frames)
+    guard sfInfo.samplerate > 0, sfInfo.channels > 0, sfInfo.channels <= 1024 else {
+      info = AudioInfo(frames: 0, sampleRateHertz: 1, channels: 1, formatName: "")
       throw ItemError(
         .unreadableAudio, file: path,
         message: "header declares \(sfInfo.channels) channels at \(sfInfo.samplerate) Hz")
+    }
+    if sfInfo.frames == sf_count_t.max || sfInfo.frames < 0 {
+      frames = try Self.countFrames(handle, channels: Int(sfInfo.channels), path: path)
+    }
+    self.info = AudioInfo(
+      frames: frames, sampleRateHertz: Int(sfInfo.samplerate),
+      channels: Int(sfInfo.channels), formatName: Self.formatName(sfInfo.format))
+  }
+
+  /// Decodes the whole file to count its frames (for headers without a length), stopping
+  /// one past `AudioDecoder.maximumFrames`, then rewinds.
+  private static func countFrames(_ handle: OpaquePointer, channels: Int, path: String) throws -> Int {
+    let blockFrames = 16_384
+    var block = [Float](repeating: 0, count: blockFrames * channels)
+    var total = 0
+    while total <= AudioDecoder.maximumFrames {
+      let got = block.withUnsafeMutableBufferPointer { Int(sf_readf_float(handle, $0.baseAddress, sf_count_t(blockFrames))) }
+      if got <= 0 { break }
+      total += got
+    }
+    guard sf_error(handle) == 0, sf_seek(handle, 0, SEEK_SET) == 0 else {
+      throw ItemError(
+        .unreadableAudio, file: path,
+        message: "the header declares no length and decoding to find it failed: \(String(cString: sf_strerror(handle)))")
+    }
+    return total
+  }
+
+  static func fileTypeName(_ mode: mode_t) -> String {
+    switch mode & S_IFMT {
+    case S_IFIFO: return "a FIFO"
+    case S_IFDIR: return "a folder"
+    case S_IFCHR, S_IFBLK: return "a device"
+    case S_IFSOCK: return "a socket"
+    default: return "not a regular file"
     }
   }
 

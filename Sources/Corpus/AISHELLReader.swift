@@ -109,7 +109,7 @@ public struct AISHELLReader: CorpusReader {
 
     var sources: [UtteranceSource] = []
     var transcribed = Set<String>()
-    for line in try TranscriptLines.read(path: transcriptPath) {
+    for line in TranscriptLines.read(path: transcriptPath) {
       switch line.text {
       case .failure(var error):
         // Reported when the line may belong to a requested split.

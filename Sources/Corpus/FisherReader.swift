@@ -186,7 +186,7 @@ public struct FisherReader: CorpusReader {
     var turns: [UtteranceSource] = []
     var problems: [ItemError] = []
     var seen = Set<String>()
-    for line in try TranscriptLines.read(path: transcriptPath) {
+    for line in TranscriptLines.read(path: transcriptPath) {
       let text: String
       switch line.text {
       case .failure(var error):

@@ -54,7 +54,7 @@ public struct JSONLinesManifestReader: CorpusReader {
     for (split, path) in present {
       var sources: [UtteranceSource] = []
       var lineOfId: [String: Int] = [:]
-      for line in try TranscriptLines.read(path: path) {
+      for line in TranscriptLines.read(path: path) {
         switch line.text {
         case .failure(var error):
           error.split = split

@@ -182,7 +182,7 @@ public struct KaldiDataDirectoryReader: CorpusReader {
   {
     var table: [String: TableEntry] = [:]
     var undecodedKeys = Set<String>()
-    for line in try TranscriptLines.read(path: path) {
+    for line in TranscriptLines.read(path: path) {
       switch line.text {
       case .failure(var error):
         error.split = split

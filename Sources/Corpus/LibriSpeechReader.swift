@@ -55,8 +55,13 @@ public struct LibriSpeechReader: CorpusReader {
     }
     // Each speaker folder is read on its own, on `threads` threads; the results are
     // merged in folder order, so the listing does not depend on the thread count.
-    let folders = present.flatMap { split in
-      CorpusFiles.sortedEntries(base + "/" + split).map { (split: split, speaker: $0) }
+    var folders: [(split: String, speaker: String)] = []
+    for split in present {
+      do {
+        folders += try CorpusFiles.listFolder(base + "/" + split, split: split).map { (split: split, speaker: $0) }
+      } catch let error as ItemError {
+        listing.rejections.append(error)
+      }
     }
     let speakers = try concurrentMap(folders, threads: threads) { folder in
       try listSpeaker(folder.speaker, split: folder.split, at: base + "/" + folder.split + "/" + folder.speaker)
@@ -77,14 +82,23 @@ public struct LibriSpeechReader: CorpusReader {
   private func listSpeaker(_ speaker: String, split: String, at speakerPath: String) throws -> CorpusListing {
     var listing = CorpusListing()
     guard CorpusFiles.isDirectory(speakerPath) else { return listing }
-    for chapter in CorpusFiles.sortedEntries(speakerPath) where CorpusFiles.isDirectory(speakerPath + "/" + chapter) {
+    let chapters: [String]
+    do { chapters = try CorpusFiles.listFolder(speakerPath, split: split) } catch let error as ItemError {
+      listing.rejections.append(error)
+      return listing
+    }
+    for chapter in chapters where CorpusFiles.isDirectory(speakerPath + "/" + chapter) {
       let chapterPath = speakerPath + "/" + chapter
-      let entries = CorpusFiles.sortedEntries(chapterPath)
+      let entries: [String]
+      do { entries = try CorpusFiles.listFolder(chapterPath, split: split) } catch let error as ItemError {
+        listing.rejections.append(error)
+        continue
+      }
       var audio = Set(entries.filter { $0.hasSuffix(".flac") }.map { String($0.dropLast(5)) })
       var matched = Set<String>()
       for transcript in entries where transcript.hasSuffix(".trans.txt") {
         let path = chapterPath + "/" + transcript
-        for line in try TranscriptLines.read(path: path) {
+        for line in TranscriptLines.read(path: path) {
           switch line.text {
           case .failure(var error):
             error.split = split
@@ -143,11 +157,17 @@ public enum TranscriptLines {
     public var text: Result<String, ItemError>
   }
 
-  /// Reads `path`.
-  /// - Throws: `ConfigurationError` only when the file cannot be read at all.
-  public static func read(path: String) throws -> [Line] {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw ConfigurationError("\(path): cannot read transcript file")
+  /// Reads `path`. A file that cannot be read (permissions, not a regular file, too large)
+  /// gives one failed line (number 0) carrying `ItemError(.unreadableFile)`, so that every
+  /// reader rejects it as an item and goes on.
+  public static func read(path: String) -> [Line] {
+    let data: [UInt8]
+    do {
+      data = try CorpusFiles.readRegularFile(path)
+    } catch let error as ItemError {
+      return [Line(number: 0, text: .failure(error))]
+    } catch {
+      return [Line(number: 0, text: .failure(ItemError(.unreadableFile, file: path, message: "\(error)")))]
     }
     var lines: [Line] = []
     var number = 0

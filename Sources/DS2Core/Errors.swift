@@ -35,6 +35,12 @@ public enum RejectionReason: String, Sendable, Codable, CaseIterable, Comparable
   case missingTranscript = "missing_transcript"
   /// The same utterance id appears twice in a split.
   case duplicateId = "duplicate_id"
+  /// A transcript or list file cannot be read (permissions, not a regular file, I/O error,
+  /// too large); the items it would have named are not listed.
+  case unreadableFile = "unreadable_file"
+  /// A corpus folder cannot be listed (permissions, I/O error); the items under it are not
+  /// listed.
+  case unreadableFolder = "unreadable_folder"
 
   public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }

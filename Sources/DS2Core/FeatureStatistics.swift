@@ -27,6 +27,21 @@ public struct FeatureStatistics: Sendable, Equatable, Codable {
 
   public var bins: Int { mean.count }
 
+  enum CodingKeys: String, CodingKey { case count, mean, m2 }
+
+  /// Decodes and checks the shape: one mean and one M2 per bin, a count ≥ 0.
+  /// - Throws: `DecodingError.dataCorrupted` otherwise.
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    count = try c.decode(Int.self, forKey: .count)
+    mean = try c.decode([Double].self, forKey: .mean)
+    m2 = try c.decode([Double].self, forKey: .m2)
+    guard count >= 0, mean.count == m2.count else {
+      throw DecodingError.dataCorrupted(
+        .init(codingPath: decoder.codingPath, debugDescription: "statistics need count ≥ 0 and one mean and one m2 per bin"))
+    }
+  }
+
   /// Per-bin population variance (M2 / count); 0 when empty.
   public var variance: [Double] {
     count == 0 ? m2.map { _ in 0 } : m2.map { $0 / Double(count) }

@@ -27,12 +27,27 @@ extension Preparer {
 
   // MARK: Output directory
 
+  /// Claims the output folder: refuses unsafe paths and folders holding anything but a
+  /// ds2-data dataset, and locks it for this run (`OutputFolder`).
+  /// - Throws: `ConfigurationError` with the reason (and the holder of the lock).
+  func claimOutput() throws -> OutputFolder {
+    var inputs = [recipe.corpus.root]
+    if augmenting, let config = recipe.augment {
+      inputs += [config.noise.bank, config.reverb.impulseResponses, config.statisticsFrom].compactMap { $0 }
+    }
+    do {
+      return try OutputFolder(
+        path: output, kind: .dataset, protectedPaths: inputs, legacyEvidence: ["manifest.json", RunJournal.fileName])
+    } catch let error as OutputFolderError {
+      throw ConfigurationError(error.message)
+    }
+  }
+
   /// True when `output` already holds the dataset of this recipe. Throws when it holds
   /// another one (unless forced, in which case the old dataset is removed).
   func existingDatasetMatches() throws -> Bool {
     let manifestPath = output + "/manifest.json"
-    let fileManager = FileManager.default
-    if let data = fileManager.contents(atPath: manifestPath) {
+    if let data = FileManager.default.contents(atPath: manifestPath) {
       if let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data),
         existing.recipe == identity, !options.force
       {
@@ -45,12 +60,12 @@ extension Preparer {
           "\(output) already holds a dataset made from a different recipe (differs in: "
             + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
       }
-      try fileManager.removeItem(atPath: manifestPath)
-      try wipeOutput(output)
+      // The manifest goes first: from here on no reader opens the old dataset.
+      try ownedFolder.removeOwnedFiles(["manifest.json"])
+      try wipeOutput(ownedFolder)
     }
     return false
   }
-
   /// Returns true to resume the journaled run of this recipe, false to start a new one
   /// (the caller then wipes the output while the headers are probed); refuses to mix with
   /// an unfinished run of another recipe unless forced. A run begun by a writer with other
@@ -81,17 +96,28 @@ extension Preparer {
   }
 }
 
-/// Removes what ds2-data writes in `output` (never other files) and creates `output/shards`.
-/// - Throws: `ConfigurationError` when the folder cannot be created, or a file error.
-func wipeOutput(_ output: String) throws {
-  let fileManager = FileManager.default
-  for name in ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName, "shards"] {
-    let path = output + "/" + name
-    if fileManager.fileExists(atPath: path) { try fileManager.removeItem(atPath: path) }
+/// The top-level files a dataset folder holds (besides the marker and the lock).
+let datasetFileNames = ["manifest.json", "recipe.yaml", "rejected.jsonl", RunJournal.fileName]
+
+/// True for the names of shard files ds2-data writes (`<split>-NNNNN.mdb`, its
+/// `.partial`, and the temporary files of atomic writes).
+func isShardFileName(_ name: String) -> Bool {
+  name.hasSuffix(".mdb") || name.hasSuffix(".mdb.partial") || name.hasSuffix(".mdb.tmp")
+}
+
+/// Removes what ds2-data writes in the dataset folder (never other files: a foreign file in
+/// `shards/` stays, and so does the folder) and creates `shards/`.
+/// - Throws: `ConfigurationError` naming the file that cannot be removed or created.
+func wipeOutput(_ folder: OutputFolder) throws {
+  do {
+    try folder.removeOwnedFiles(datasetFileNames + datasetFileNames.map { $0 + ".tmp" })
+    try folder.removeOwnedFiles(inFolder: "shards", where: isShardFileName)
+  } catch let error as OutputFolderError {
+    throw ConfigurationError(error.message)
   }
   do {
-    try fileManager.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+    try FileManager.default.createDirectory(atPath: folder.path + "/shards", withIntermediateDirectories: true)
   } catch {
-    throw ConfigurationError("cannot create output directory \(output): \(error.localizedDescription)")
+    throw ConfigurationError("cannot create output directory \(folder.path)/shards: \(error.localizedDescription)")
   }
 }

@@ -91,6 +91,7 @@ extension Preparer {
       if let maximum = filters.maxDurationSeconds, seconds > maximum {
         return fail(.tooLong, String(format: "%.3f s is above filters.maxDurationSeconds %.3f", seconds, maximum))
       }
+      try AudioDecoder.checkLength(frames: segment.frames, sampleRateHertz: info.sampleRateHertz, path: source.audioPath)
       let samples = Resampler.outputCount(inputCount: segment.frames, sourceHertz: info.sampleRateHertz, targetHertz: rate)
       let frames = features.frameCount(sampleCount: samples, sampleRateHertz: rate)
       if frames == 0 {

@@ -97,6 +97,9 @@ final class Preparer {
   let augmenting: Bool
   /// Set when augmenting: indexes noise and impulse responses, draws and applies plans.
   var augmenter: Augmenter?
+  /// The claimed and locked output folder (set at the start of `run`).
+  private var claimedOutput: OutputFolder?
+  var ownedFolder: OutputFolder { claimedOutput! }
 
   init(recipe: Recipe, options: PrepareOptions, augmenting: Bool) {
     self.recipe = recipe
@@ -127,6 +130,7 @@ final class Preparer {
     let started = DispatchTime.now()
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
+    claimedOutput = try claimOutput()
     // A journal write still in flight when the run throws lands before the caller goes on.
     defer { _ = try? pendingJournalWrite?.value() }
     var report = PrepareReport(outputDirectory: output)
@@ -172,9 +176,9 @@ final class Preparer {
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
-    let outputReady = BackgroundTask { [output, journal] in
+    let outputReady = BackgroundTask { [output, journal, ownedFolder] in
       guard !resuming else { return }
-      try wipeOutput(output)
+      try wipeOutput(ownedFolder)
       try journal.save(directory: output)
     }
     // Also when the run throws: no half-written file races what the caller does next.

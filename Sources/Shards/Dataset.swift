@@ -23,13 +23,16 @@ public struct FeatureNormalizer: Sendable {
   }
 
   /// Normalizes `features` in place according to `mode`.
-  public func apply(_ features: inout FeatureMatrix) {
+  /// - Throws: `DatasetError` when the features' bins differ from the statistics'.
+  public func apply(_ features: inout FeatureMatrix) throws {
     let bins = features.bins
     switch mode {
     case .none:
       return
     case .global:
-      precondition(bins == mean.count, "features do not match the statistics' bins")
+      guard bins == mean.count, bins == inverseStd.count else {
+        throw DatasetError("features have \(bins) bins, the normalization statistics \(mean.count)")
+      }
       features.values.withUnsafeMutableBufferPointer { values in
         mean.withUnsafeBufferPointer { mean in
           inverseStd.withUnsafeBufferPointer { inverseStd in
@@ -83,10 +86,12 @@ public final class Dataset {
     guard manifest.format == DatasetManifest.formatName else {
       throw DatasetError("\(path): format is \(manifest.format), expected \(DatasetManifest.formatName)")
     }
-    guard manifest.formatVersion == DatasetManifest.currentFormatVersion else {
+    guard DatasetManifest.readableFormatVersions.contains(manifest.formatVersion) else {
       throw DatasetError(
-        "\(path): format version \(manifest.formatVersion); this build reads version \(DatasetManifest.currentFormatVersion)")
+        "\(path): format version \(manifest.formatVersion); this build reads versions "
+          + "\(DatasetManifest.readableFormatVersions.map(String.init).joined(separator: " and "))")
     }
+    try manifest.validate(path: path)
     self.manifest = manifest
     self.normalizer = FeatureNormalizer(manifest.normalization)
   }
@@ -104,12 +109,51 @@ public final class Dataset {
   func environment(for shard: ShardInfo) throws -> LMDBEnvironment {
     if let environment = environments[shard.file] { return environment }
     let path = directory + "/" + shard.file
-    guard FileManager.default.fileExists(atPath: path) else {
+    var status = stat()
+    guard lstat(path, &status) == 0 else {
       throw DatasetError("\(path): shard listed in the manifest is missing")
+    }
+    guard (status.st_mode & S_IFMT) == S_IFREG else {
+      throw DatasetError("\(path): shard listed in the manifest is not a regular file")
+    }
+    guard Int(status.st_size) == shard.bytes else {
+      throw DatasetError(
+        "\(path): \(status.st_size) bytes, the manifest says \(shard.bytes) (truncated, or replaced since the manifest was read)")
     }
     let environment = try LMDBEnvironment(path: path, readOnly: true)
     environments[shard.file] = environment
     return environment
+  }
+
+  /// Decodes the record stored under `key` in `shard` and checks it against the manifest
+  /// (key, bins, dtype, label ids, checksum), so that no reader computes on a damaged or
+  /// foreign record.
+  /// - Throws: `DatasetError` naming the shard and the record.
+  func checkedRecord(_ value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, shard: ShardInfo, normalized: Bool)
+    throws -> ShardRecord
+  {
+    let file = directory + "/" + shard.file
+    var record: ShardRecord
+    do {
+      record = try ShardRecord.decode(value, expecting: manifest.features.dtype)
+    } catch let error as RecordDecodingError {
+      throw DatasetError("\(file): record \(RecordLayout.describe(key: key)): \(error)")
+    }
+    let features = manifest.features
+    func bad(_ message: String) -> DatasetError { DatasetError("\(file): record \(record.id): \(message)") }
+    guard record.bins == features.bins else { throw bad("\(record.bins) bins, the manifest says \(features.bins)") }
+    guard record.frames >= 1 else { throw bad("no frames") }
+    guard key.elementsEqual(RecordLayout.key(frames: record.frames, id: record.id)) else {
+      throw bad("its key does not match its frames and id")
+    }
+    let vocabularySize = manifest.vocabulary.count
+    guard !record.labels.contains(where: { $0 <= 0 || Int($0) >= vocabularySize }) else {
+      throw bad("label id outside 1..<\(vocabularySize)")
+    }
+    if normalized {
+      do { try normalizer.apply(&record.features) } catch let error as DatasetError { throw bad(error.message) }
+    }
+    return record
   }
 
   /// Visits the raw bytes of every record of `split` in stored (ascending length) order.
@@ -129,31 +173,23 @@ public final class Dataset {
     }
   }
 
-  /// Visits every record of `split` in stored order, decoded and (unless `normalized`
-  /// is false) normalized. Return false to stop.
-  /// - Throws: `RecordDecodingError` (with the shard named), `DatasetError`, `LMDBError`.
+  /// Visits every record of `split` in stored order, decoded, checked against the manifest
+  /// and (unless `normalized` is false) normalized. Return false to stop.
+  /// - Throws: `DatasetError` naming the shard and record, `LMDBError`.
   public func forEachRecord(
     split name: String, normalized: Bool = true, _ body: (ShardRecord) throws -> Bool
   ) throws {
-    try forEachRawRecord(split: name) { shard, _, value in
-      var record: ShardRecord
-      do {
-        record = try ShardRecord.decode(value)
-      } catch let error as RecordDecodingError {
-        throw DatasetError("\(directory)/\(shard.file): \(error)")
-      }
-      if normalized { normalizer.apply(&record.features) }
-      return try body(record)
+    try forEachRawRecord(split: name) { shard, key, value in
+      try body(try checkedRecord(value, key: key, shard: shard, normalized: normalized))
     }
   }
 
   /// Reads one record by its key (`RecordLayout.key(frames:id:)`) from `shard`.
+  /// - Throws: `DatasetError` naming the shard and record, `LMDBError`.
   public func record(shard: ShardInfo, key: [UInt8], normalized: Bool = true) throws -> ShardRecord? {
     try environment(for: shard).withValue(forKey: key) { value in
       guard let value else { return nil }
-      var record = try ShardRecord.decode(value)
-      if normalized { normalizer.apply(&record.features) }
-      return record
+      return try key.withUnsafeBytes { try checkedRecord(value, key: $0, shard: shard, normalized: normalized) }
     }
   }
 }

@@ -136,7 +136,9 @@ public struct RejectionSummary: Sendable, Codable, Equatable {
 /// `manifest.json`: the dataset-level description. Its presence means the dataset is complete.
 public struct DatasetManifest: Sendable, Codable, Equatable {
   public static let formatName = "ds2-data.shards"
-  public static let currentFormatVersion = 1
+  /// 2: records carry a CRC-32C (record version 2). Version 1 datasets are still read.
+  public static let currentFormatVersion = 2
+  public static let readableFormatVersions: ClosedRange<Int> = 1...2
 
   public var format: String
   public var formatVersion: Int
@@ -167,4 +169,69 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
   }
 
   public func split(named name: String) -> SplitInfo? { splits.first { $0.name == name } }
+}
+
+extension DatasetManifest {
+  /// Largest bin count a reader accepts (an FFT of 65,536 samples has 32,769).
+  public static let maxBins = 32_769
+
+  /// Checks what readers rely on before they touch a shard: shapes that agree (bins, the
+  /// statistics, mean and std), finite normalization values, counts that are not negative
+  /// and do not overflow, unique split names, and shard paths confined to the dataset
+  /// folder (relative, no `..`, no empty or `.` component).
+  /// - Throws: `DatasetError` naming `path` (the manifest) and the field.
+  public func validate(path: String) throws {
+    func bad(_ message: String) -> DatasetError { DatasetError("\(path): \(message)") }
+    let bins = features.bins
+    guard (1...Self.maxBins).contains(bins) else { throw bad("features.bins \(bins) is outside 1…\(Self.maxBins)") }
+    guard features.sampleRateHertz > 0, features.windowSamples > 0, features.hopSamples > 0, features.fftSize > 0,
+      features.windowSeconds.isFinite, features.hopSeconds.isFinite, features.epsilon.isFinite,
+      features.loudnessTargetDecibels?.isFinite ?? true
+    else { throw bad("features: rates, sizes and durations must be positive and finite") }
+    let n = normalization
+    guard n.statistics.bins == bins, n.mean.count == bins, n.std.count == bins else {
+      throw bad(
+        "normalization has \(n.statistics.bins) statistics bins, \(n.mean.count) means and \(n.std.count) stds; "
+          + "features.bins is \(bins)")
+    }
+    guard n.mean.allSatisfy(\.isFinite), n.std.allSatisfy({ $0.isFinite && $0 >= 0 }), n.stdFloor.isFinite, n.stdFloor >= 0,
+      n.statistics.mean.allSatisfy(\.isFinite), n.statistics.m2.allSatisfy({ $0.isFinite && $0 >= 0 })
+    else { throw bad("normalization values must be finite (std, m2 and stdFloor ≥ 0)") }
+    guard n.mean == n.statistics.mean, n.std == n.statistics.standardDeviation else {
+      throw bad("normalization.mean or .std differs from what normalization.statistics gives (altered?)")
+    }
+    guard vocabulary.count >= 2 else { throw bad("the vocabulary has \(vocabulary.count) symbols") }
+    var splitNames = Set<String>()
+    var files = Set<String>()
+    var statisticsFrames = 0
+    for split in splits {
+      guard splitNames.insert(split.name).inserted else { throw bad("split \(split.name) is listed twice") }
+      guard split.records >= 0, split.frames >= 0, split.minFrames >= 0, split.maxFrames >= 0, split.audioSeconds.isFinite
+      else { throw bad("split \(split.name): negative or non-finite totals") }
+      for shard in split.shards {
+        try Self.checkShardPath(shard.file, manifest: path)
+        guard files.insert(shard.file).inserted else { throw bad("shard \(shard.file) is listed twice") }
+        guard shard.records >= 0, shard.frames >= 0, shard.samples >= 0, shard.bytes >= 0, shard.minFrames >= 0,
+          shard.maxFrames >= 0
+        else { throw bad("shard \(shard.file): negative counts") }
+        guard shard.statistics.bins == bins else {
+          throw bad("shard \(shard.file): statistics have \(shard.statistics.bins) bins, features.bins is \(bins)")
+        }
+        let (sum, overflow) = statisticsFrames.addingReportingOverflow(shard.statistics.count)
+        guard !overflow, sum < 1 << 53 else { throw bad("shard \(shard.file): statistics count out of range") }
+        statisticsFrames = sum
+      }
+    }
+  }
+
+  /// Throws unless `file` is a path inside the dataset folder: relative, with no empty,
+  /// `.` or `..` component and no NUL.
+  public static func checkShardPath(_ file: String, manifest: String) throws {
+    let components = file.split(separator: "/", omittingEmptySubsequences: false)
+    guard !file.hasPrefix("/"), !file.contains("\0"),
+      !components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." })
+    else {
+      throw DatasetError("\(manifest): shard path \(file.debugDescription) is not a plain relative path inside the dataset folder")
+    }
+  }
 }

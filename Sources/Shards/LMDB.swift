@@ -13,6 +13,15 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
   /// Free bytes on the shard's file system when the error happened.
   public var freeBytes: Int?
 
+  /// A damaged file (LMDB's `MDB_CORRUPTED`), with what is wrong.
+  init(damaged reason: String, path: String) {
+    self.init(code: MDB_CORRUPTED, call: reason, path: path)
+    damage = reason
+  }
+
+  /// What is wrong with a damaged file, when ds2-data found it before LMDB did.
+  public var damage: String?
+
   init(code: Int32, call: String, path: String) {
     self.code = code
     self.call = call
@@ -36,6 +45,7 @@ public struct LMDBError: Error, Sendable, CustomStringConvertible {
   public var isSpaceExhausted: Bool { code == MDB_MAP_FULL || isDiskFull }
 
   public var description: String {
+    if let damage { return "\(path): damaged shard: \(damage)" }
     let text = String(cString: mdb_strerror(code))
     var message = "\(path): \(call): \(text)"
     if code == MDB_MAP_FULL {
@@ -62,32 +72,102 @@ final class LMDBEnvironment {
   let path: String
   let readOnly: Bool
   fileprivate let env: OpaquePointer
-  fileprivate var dbi: MDB_dbi = 0
+  fileprivate let dbi: MDB_dbi
 
-  /// Opens (or, when writing, creates) the environment at `path`.
+  /// The mapped file's bytes (readers): every key and value LMDB hands out must lie inside,
+  /// or the file is damaged (a value pointing past the end would be a SIGBUS or SIGSEGV).
+  private var mappedRange: Range<UInt> = 0..<UInt.max
+
+  /// Opens (or, when writing, creates) the environment at `path`. A reader opens only a
+  /// regular file, and checks that the file holds every page LMDB's meta page claims
+  /// before anything is read through the map.
   /// - Parameter mapSizeBytes: the map size, i.e. the largest the file may grow (writers).
   /// - Throws: `LMDBError`.
   init(path: String, readOnly: Bool, mapSizeBytes: Int = 0) throws {
     self.path = path
     self.readOnly = readOnly
-    var env: OpaquePointer?
-    try check(mdb_env_create(&env), "mdb_env_create", path: path)
-    self.env = env!
+    if readOnly {
+      var status = stat()
+      guard lstat(path, &status) == 0 else { throw LMDBError(code: errno, call: "lstat", path: path) }
+      guard (status.st_mode & S_IFMT) == S_IFREG else {
+        throw LMDBError(damaged: "not a regular file", path: path)
+      }
+      guard status.st_size >= 2 * Self.pageSize else {
+        throw LMDBError(damaged: "\(status.st_size) bytes, too short for an LMDB file", path: path)
+      }
+    }
+    var created: OpaquePointer?
+    try check(mdb_env_create(&created), "mdb_env_create", path: path)
+    guard let env = created else { throw LMDBError(code: ENOMEM, call: "mdb_env_create", path: path) }
+    var dbi: MDB_dbi = 0
     do {
       if mapSizeBytes > 0 {
-        try check(mdb_env_set_mapsize(self.env, mapSizeBytes), "mdb_env_set_mapsize", path: path)
+        try check(mdb_env_set_mapsize(env, mapSizeBytes), "mdb_env_set_mapsize", path: path)
       }
       var flags = UInt32(MDB_NOSUBDIR | MDB_NOLOCK | MDB_NOTLS)
       flags |= readOnly ? UInt32(MDB_RDONLY) : UInt32(MDB_NOSYNC)
-      try check(mdb_env_open(self.env, path, flags, 0o644), "mdb_env_open", path: path)
-      try withTransaction(write: false) { txn in
-        var dbi: MDB_dbi = 0
-        try check(mdb_dbi_open(txn, nil, 0, &dbi), "mdb_dbi_open", path: path)
-        self.dbi = dbi
-      }
+      try check(mdb_env_open(env, path, flags, 0o644), "mdb_env_open", path: path)
+      if readOnly { mappedRange = try Self.checkedMap(env, path: path) }
+      var txn: OpaquePointer?
+      try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin", path: path)
+      let code = mdb_dbi_open(txn, nil, 0, &dbi)
+      mdb_txn_abort(txn)
+      try check(code, "mdb_dbi_open", path: path)
     } catch {
-      mdb_env_close(self.env)
+      mdb_env_close(env)
       throw error
+    }
+    self.env = env
+    self.dbi = dbi
+  }
+
+  /// The address range of the file's bytes in the map, after checking that the file is as
+  /// long as the last page the meta page names.
+  private static func checkedMap(_ env: OpaquePointer, path: String) throws -> Range<UInt> {
+    var info = MDB_envinfo()
+    try check(mdb_env_info(env, &info), "mdb_env_info", path: path)
+    var stat = MDB_stat()
+    try check(mdb_env_stat(env, &stat), "mdb_env_stat", path: path)
+    var descriptor: Int32 = -1
+    try check(mdb_env_get_fd(env, &descriptor), "mdb_env_get_fd", path: path)
+    var status = Glibc.stat()
+    guard fstat(descriptor, &status) == 0 else { throw LMDBError(code: errno, call: "fstat", path: path) }
+    let pageSize = Int(stat.ms_psize)
+    let (pages, overflow1) = Int(info.me_last_pgno).addingReportingOverflow(1)
+    let (needed, overflow2) = pages.multipliedReportingOverflow(by: pageSize)
+    guard pageSize > 0, !overflow1, !overflow2, needed <= Int(status.st_size) else {
+      throw LMDBError(
+        damaged: "truncated: \(status.st_size) bytes, but its pages run to \(needed) bytes", path: path)
+    }
+    // The map's address: the mapping of this file that holds the first key's page.
+    var txn: OpaquePointer?
+    try check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &txn), "mdb_txn_begin", path: path)
+    defer { mdb_txn_abort(txn) }
+    var dbi: MDB_dbi = 0
+    try check(mdb_dbi_open(txn, nil, 0, &dbi), "mdb_dbi_open", path: path)
+    var cursor: OpaquePointer?
+    try check(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open", path: path)
+    defer { mdb_cursor_close(cursor) }
+    var key = MDB_val()
+    var value = MDB_val()
+    let code = mdb_cursor_get(cursor, &key, &value, MDB_FIRST)
+    if code == MDB_NOTFOUND { return 0..<UInt.max }  // no records: nothing will be read
+    try check(code, "mdb_cursor_get", path: path)
+    let probe = UInt(bitPattern: key.mv_data)
+    let mappings = fileMappings(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    guard let start = mappings.first(where: { $0.contains(probe) })?.lowerBound else {
+      throw LMDBError(damaged: "a key points outside the file (damaged pages)", path: path)
+    }
+    return start..<(start + UInt(status.st_size))
+  }
+
+  /// Throws unless `buffer` lies inside the mapped file.
+  @inline(__always)
+  private func checkMapped(_ pointer: UnsafeMutableRawPointer?, _ count: Int, _ what: StaticString) throws {
+    guard readOnly else { return }
+    let start = UInt(bitPattern: pointer)
+    guard count == 0 || (mappedRange.contains(start) && UInt(count) <= mappedRange.upperBound - start) else {
+      throw LMDBError(damaged: "a \(what) points outside the file (damaged pages)", path: path)
     }
   }
 
@@ -156,6 +236,8 @@ final class LMDBEnvironment {
         return mdb_cursor_get(cursor, &key, &value, op)
       }
       while code == 0 {
+        try checkMapped(key.mv_data, key.mv_size, "key")
+        try checkMapped(value.mv_data, value.mv_size, "value")
         let keyBuffer = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
         let valueBuffer = UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)
         if try !body(keyBuffer, valueBuffer) { return }
@@ -175,6 +257,7 @@ final class LMDBEnvironment {
         let code = mdb_get(txn, dbi, &key, &value)
         if code == MDB_NOTFOUND { return try body(nil) }
         try check(code, "mdb_get", path: path)
+        try checkMapped(value.mv_data, value.mv_size, "value")
         return try body(UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size))
       }
     }
@@ -191,4 +274,28 @@ final class LMDBEnvironment {
 
   /// LMDB's page size on this machine.
   static var pageSize: Int { Int(sysconf(Int32(_SC_PAGESIZE))) }
+}
+
+/// This process's mappings of the file `(device, inode)` that start at file offset 0, from
+/// `/proc/self/maps` (LMDB maps an environment file as one mapping and does not say where:
+/// `mdb_env_info` reports only a fixed-map address).
+private func fileMappings(device: UInt64, inode: UInt64) -> [Range<UInt>] {
+  guard let text = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+  // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
+  let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
+  let minor = (device & 0xff) | ((device >> 12) & ~0xff)
+  var ranges: [Range<UInt>] = []
+  for line in text.split(separator: "\n") {
+    let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+    guard fields.count >= 5, UInt64(fields[4]) == inode, UInt64(fields[2], radix: 16) == 0 else { continue }
+    let deviceParts = fields[3].split(separator: ":")
+    guard deviceParts.count == 2, UInt64(deviceParts[0], radix: 16) == major,
+      UInt64(deviceParts[1], radix: 16) == minor
+    else { continue }
+    let bounds = fields[0].split(separator: "-")
+    guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16), start < end
+    else { continue }
+    ranges.append(start..<end)
+  }
+  return ranges
 }

@@ -53,8 +53,28 @@ public struct ShardRecord: Sendable, Equatable {
 public enum RecordLayout {
   /// `"DS2R"`.
   public static let magic: [UInt8] = [0x44, 0x53, 0x32, 0x52]
-  /// Version of the record layout written by this build.
-  public static let version: UInt16 = 1
+  /// Version of the record layout written by this build: 2 stores a CRC-32C of the record
+  /// in the header's last field (version 1 left it zero).
+  public static let version: UInt16 = 2
+  /// Record versions this build reads.
+  public static let readableVersions: ClosedRange<UInt16> = 1...2
+  /// Byte offset of the CRC-32C in the header (version 2).
+  public static let checksumOffset = 36
+
+  /// The CRC-32C of a version-2 record: over every byte except the checksum field itself.
+  public static func checksum(of record: UnsafeRawBufferPointer) -> UInt32 {
+    let head = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[0..<checksumOffset]))
+    return CRC32C.checksum(UnsafeRawBufferPointer(rebasing: record[(checksumOffset + 4)...]), continuing: head)
+  }
+
+  /// A key as text for messages: `frames/id` when it is well formed, else its bytes in hex.
+  public static func describe(key: UnsafeRawBufferPointer) -> String {
+    if key.count >= 4, let id = String(validating: UnsafeRawBufferPointer(rebasing: key[4...]), as: UTF8.self) {
+      let frames = key[0..<4].reduce(0) { $0 << 8 | Int($1) }
+      return "\(id) (\(frames) frames)"
+    }
+    return "with key " + key.prefix(64).map { String(format: "%02x", $0) }.joined()
+  }
   /// Bytes in the fixed header.
   public static let headerSize = 40
   /// Longest id that fits an LMDB key (511 bytes) after the 4-byte frame prefix.
@@ -111,6 +131,8 @@ extension ShardRecord {
       writer.offset = labelsOffset
       for label in labels { writer.u32(UInt32(bitPattern: label)) }
       writeFeatures(UnsafeMutableRawBufferPointer(rebasing: raw[featuresOffset..<total]))
+      let crc = RecordLayout.checksum(of: UnsafeRawBufferPointer(raw))
+      raw.storeBytes(of: crc.littleEndian, toByteOffset: RecordLayout.checksumOffset, as: UInt32.self)
       count = total
     }
   }
@@ -127,6 +149,10 @@ extension ShardRecord {
 
   /// The parsed header of a stored record: what a reader needs before touching features.
   public struct Header: Sendable, Equatable {
+    /// Record layout version (1 or 2).
+    public var version: UInt16
+    /// The stored CRC-32C (version 2; 0 in version 1).
+    public var checksum: UInt32
     public var dtype: FeatureDType
     public var frames: Int
     public var bins: Int
@@ -148,8 +174,8 @@ extension ShardRecord {
     var reader = ByteReader(bytes)
     guard reader.bytes(4) == RecordLayout.magic else { throw RecordDecodingError("wrong magic (not a DS2R record)") }
     let version = reader.u16()
-    guard version == RecordLayout.version else {
-      throw RecordDecodingError("record version \(version); this build reads version \(RecordLayout.version)")
+    guard RecordLayout.readableVersions.contains(version) else {
+      throw RecordDecodingError("record version \(version); this build reads versions 1 and 2")
     }
     let dtypeCode = reader.u8()
     guard let dtype = FeatureDType(code: dtypeCode) else { throw RecordDecodingError("unknown dtype code \(dtypeCode)") }
@@ -161,7 +187,7 @@ extension ShardRecord {
     let textLength = Int(reader.u32())
     let infoLength = Int(reader.u32())
     let sampleCount = Int(reader.u32())
-    _ = reader.u32()
+    let checksum = reader.u32()
     let stringsEnd = RecordLayout.headerSize + idLength + textLength + infoLength
     let labelsOffset = (stringsEnd + 3) & ~3
     let featuresOffset = labelsOffset + 4 * labelCount
@@ -180,17 +206,29 @@ extension ShardRecord {
     }
     let idStart = RecordLayout.headerSize
     return Header(
-      dtype: dtype, frames: frames, bins: bins, labelCount: labelCount, sampleCount: sampleCount,
+      version: version, checksum: checksum, dtype: dtype, frames: frames, bins: bins, labelCount: labelCount, sampleCount: sampleCount,
       id: try string(idStart, idLength, "id"),
       transcript: try string(idStart + idLength, textLength, "transcript"),
       infoJSON: try string(idStart + idLength + textLength, infoLength, "info"),
       labelsOffset: labelsOffset, featuresOffset: featuresOffset)
   }
 
-  /// Decodes a whole record, converting features to Float.
+  /// Decodes a whole record, converting features to Float, after checking its CRC-32C
+  /// (version 2) and, when given, that its features are stored as `dtype`.
   /// - Throws: `RecordDecodingError`.
-  public static func decode(_ bytes: UnsafeRawBufferPointer) throws -> ShardRecord {
+  public static func decode(_ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil) throws -> ShardRecord {
     let header = try decodeHeader(bytes)
+    if header.version >= 2 {
+      let computed = RecordLayout.checksum(of: bytes)
+      guard computed == header.checksum else {
+        throw RecordDecodingError(
+          "checksum mismatch (stored CRC-32C \(String(format: "%08x", header.checksum)), computed "
+            + "\(String(format: "%08x", computed))): the record's bytes are damaged")
+      }
+    }
+    if let dtype, header.dtype != dtype {
+      throw RecordDecodingError("features stored as \(header.dtype.rawValue), the manifest says \(dtype.rawValue)")
+    }
     var labels = [Int32](repeating: 0, count: header.labelCount)
     for i in 0..<header.labelCount {
       labels[i] = Int32(bitPattern: bytes.loadUnaligned(fromByteOffset: header.labelsOffset + 4 * i, as: UInt32.self).littleEndian)

@@ -35,13 +35,17 @@ public func verifyDataset(directory: String) -> VerificationReport {
   do {
     dataset = try Dataset(directory: directory)
   } catch {
-    problem("manifest.json", "\(error)")
+    let prefix = directory + "/manifest.json: "
+    let message = "\(error)"
+    problem("manifest.json", message.hasPrefix(prefix) ? String(message.dropFirst(prefix.count)) : message)
     return report
   }
   let manifest = dataset.manifest
   let bins = manifest.features.bins
   let vocabularySize = manifest.vocabulary.count
   var trainingStatistics = FeatureStatistics(bins: bins)
+  for message in checkAppliedParameters(manifest) { problem("manifest.json", message) }
+  for message in checkShardFolder(directory: directory, manifest: manifest) { problem("shards", message) }
 
   for split in manifest.splits {
     var previousLastKey: [UInt8]?
@@ -49,8 +53,20 @@ public func verifyDataset(directory: String) -> VerificationReport {
     for shard in split.shards {
       let path = directory + "/" + shard.file
       report.shardsChecked += 1
-      guard FileManager.default.fileExists(atPath: path) else {
+      totals.records += shard.records
+      totals.frames += shard.frames
+      totals.samples += shard.samples
+      var status = stat()
+      guard lstat(path, &status) == 0 else {
         problem(shard.file, "missing")
+        continue
+      }
+      guard (status.st_mode & S_IFMT) == S_IFREG else {
+        problem(shard.file, "not a regular file")
+        continue
+      }
+      guard Int(status.st_size) == shard.bytes else {
+        problem(shard.file, "size \(status.st_size) bytes, manifest says \(shard.bytes) (truncated or replaced)")
         continue
       }
       do {
@@ -91,6 +107,9 @@ public func verifyDataset(directory: String) -> VerificationReport {
           let record: ShardRecord
           do {
             record = try ShardRecord.decode(value)
+          } catch let error as RecordDecodingError {
+            recordProblem("record \(RecordLayout.describe(key: keyBuffer)): \(error)")
+            return true
           } catch {
             recordProblem("record \(count - 1): \(error)")
             return true
@@ -136,9 +155,6 @@ public func verifyDataset(directory: String) -> VerificationReport {
         problem(shard.file, "first record is not longer than the previous shard's last (length order broken)")
       }
       previousLastKey = lastKey ?? previousLastKey
-      totals.records += shard.records
-      totals.frames += shard.frames
-      totals.samples += shard.samples
       if manifest.normalization.statisticsSplits.contains(split.name) { trainingStatistics.merge(shard.statistics) }
     }
     if totals.records != split.records || totals.frames != split.frames {
@@ -159,6 +175,67 @@ public func verifyDataset(directory: String) -> VerificationReport {
     problem(manifest.rejected.file, "missing")
   }
   return report
+}
+
+/// What readers apply but records do not show: the normalization vectors against the
+/// statistics they are derived from, and the feature parameters against each other and
+/// against the recipe recorded in the manifest.
+func checkAppliedParameters(_ manifest: DatasetManifest) -> [String] {
+  var problems: [String] = []
+  let n = manifest.normalization
+  if n.mean != n.statistics.mean { problems.append("normalization.mean differs from the mean of normalization.statistics") }
+  if n.std != n.statistics.standardDeviation {
+    problems.append("normalization.std differs from the standard deviation of normalization.statistics")
+  }
+  let f = manifest.features
+  if f.bins != f.fftSize / 2 + 1 { problems.append("features.bins \(f.bins) is not fftSize/2 + 1 (fftSize \(f.fftSize))") }
+  if f.windowSamples != Int((f.windowSeconds * Double(f.sampleRateHertz)).rounded())
+    || f.hopSamples != Int((f.hopSeconds * Double(f.sampleRateHertz)).rounded()) || f.fftSize < f.windowSamples
+  {
+    problems.append("features: window and hop samples do not follow from their seconds and the rate, or fftSize < window")
+  }
+  if !["hann", "hannSymmetric", "hamming"].contains(f.window) { problems.append("features.window \(f.window) is unknown") }
+  // The recipe the dataset was made from, as recorded: what readers apply must agree with it.
+  func recipeValue(_ path: String...) -> JSONValue? {
+    var value = manifest.recipe
+    for key in path {
+      guard case .object(let object) = value, let next = object[key] else { return nil }
+      value = next
+    }
+    return value
+  }
+  func agrees(_ value: JSONValue?, _ expected: Double) -> Bool {
+    guard let value else { return true }
+    if case .number(let number) = value { return number == expected }
+    return false
+  }
+  func agrees(_ value: JSONValue?, _ expected: String) -> Bool {
+    guard let value else { return true }
+    if case .string(let string) = value { return string == expected }
+    return false
+  }
+  let recorded: [(String, Bool)] = [
+    ("audio.sampleRateHertz", agrees(recipeValue("audio", "sampleRateHertz"), Double(f.sampleRateHertz))),
+    ("features.windowSeconds", agrees(recipeValue("features", "windowSeconds"), f.windowSeconds)),
+    ("features.hopSeconds", agrees(recipeValue("features", "hopSeconds"), f.hopSeconds)),
+    ("features.window", agrees(recipeValue("features", "window"), f.window)),
+    ("features.epsilon", agrees(recipeValue("features", "epsilon"), f.epsilon)),
+    ("shards.dtype", agrees(recipeValue("shards", "dtype"), f.dtype.rawValue)),
+    ("normalization.mode", agrees(recipeValue("normalization", "mode"), n.mode.rawValue)),
+    ("normalization.stdFloor", agrees(recipeValue("normalization", "stdFloor"), n.stdFloor)),
+  ]
+  for (field, ok) in recorded where !ok { problems.append("\(field) differs from the recipe recorded in the manifest") }
+  return problems
+}
+
+/// Shard files present in `shards/` but listed by no split (a split removed from the
+/// manifest, or a shard from another dataset).
+func checkShardFolder(directory: String, manifest: DatasetManifest) -> [String] {
+  let listed = Set(manifest.splits.flatMap { $0.shards.map(\.file) })
+  guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory + "/shards") else { return [] }
+  return entries.sorted().filter { $0.hasSuffix(".mdb") && !listed.contains("shards/" + $0) }.map {
+    "shards/\($0) is not listed in the manifest (a split or shard removed from manifest.json?)"
+  }
 }
 
 /// Equal counts, and means and M2 equal to within floating-point noise.

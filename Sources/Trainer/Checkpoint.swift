@@ -130,6 +130,11 @@ public struct Checkpoint {
   /// Reads a checkpoint file.
   /// - Throws: `ConfigurationError` naming the file and what is wrong with it.
   public static func read(path: String) throws -> Checkpoint {
+    var status = stat()
+    guard stat(path, &status) == 0 else {
+      throw ConfigurationError("\(path): cannot read the checkpoint: \(String(cString: strerror(errno)))")
+    }
+    guard (status.st_mode & S_IFMT) == S_IFREG else { throw ConfigurationError("\(path): the checkpoint is not a regular file") }
     guard let data = FileManager.default.contents(atPath: path) else {
       throw ConfigurationError("\(path): cannot read the checkpoint")
     }
@@ -154,9 +159,21 @@ public struct Checkpoint {
     let dataStart = (headerEnd + 3) & ~3
     var tensors: [String: Tensor<Float>] = [:]
     for entry in header.tensors {
-      let count = entry.shape.reduce(1, *)
+      // Sizes from the file are checked before any arithmetic can overflow.
+      let limit = bytes.count / 4
+      guard entry.shape.allSatisfy({ (0...limit).contains($0) }), (0...limit).contains(entry.offset) else {
+        throw ConfigurationError("\(path): tensor \(entry.name) has an impossible shape or offset (damaged checkpoint)")
+      }
+      var count = 1
+      for dimension in entry.shape {
+        let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
+        guard !overflow, product <= limit else {
+          throw ConfigurationError("\(path): tensor \(entry.name) lies past the end of the file (truncated checkpoint)")
+        }
+        count = product
+      }
       let start = dataStart + 4 * entry.offset
-      guard entry.offset >= 0, count >= 0, start + 4 * count <= bytes.count else {
+      guard start + 4 * count <= bytes.count else {
         throw ConfigurationError("\(path): tensor \(entry.name) lies past the end of the file (truncated checkpoint)")
       }
       let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in

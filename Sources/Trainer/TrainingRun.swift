@@ -148,10 +148,18 @@ final class TrainingSession {
   let trainSplits: [String]
   let evaluationSplit: String?
   let metrics: MetricsLog
+  /// The run folder, owned and locked while the session lives.
+  let folder: OutputFolder
 
   init(_ options: TrainOptions) throws {
     self.options = options
     layout = RunLayout(options.output)
+    do {
+      folder = try OutputFolder(
+        path: options.output, kind: .trainingRun, protectedPaths: options.datasets, legacyEvidence: ["checkpoints"])
+    } catch let error as OutputFolderError {
+      throw ConfigurationError(error.message)
+    }
     let resumed: Checkpoint?
     if options.resume {
       guard FileManager.default.fileExists(atPath: layout.latest) else {

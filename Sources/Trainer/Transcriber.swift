@@ -74,7 +74,7 @@ public final class Transcriber {
     guard matrix.frames > 0 else {
       throw ItemError(.tooShort, file: path, message: "shorter than one \(parameters.windowSamples)-sample window")
     }
-    normalizer.apply(&matrix)
+    try normalizer.apply(&matrix)
     return matrix
   }
 

@@ -26,14 +26,15 @@ final class CrashSafetyTests: XCTestCase {
     return recipe
   }
 
-  /// Every file of a dataset except recipe.yaml (which records the output path).
+  /// Every file of a dataset except recipe.yaml (which records the output path) and the
+  /// lock file (which names the process that holds it).
   func contents(of directory: String) -> [String: Data] {
     var files: [String: Data] = [:]
     let enumerator = FileManager.default.enumerator(atPath: directory)!
     while let name = enumerator.nextObject() as? String {
       var isDirectory: ObjCBool = false
       FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
-      if !isDirectory.boolValue && name != "recipe.yaml" { files[name] = FileManager.default.contents(atPath: directory + "/" + name) }
+      if !isDirectory.boolValue && name != "recipe.yaml" && name != OutputFolder.lockName { files[name] = FileManager.default.contents(atPath: directory + "/" + name) }
     }
     return files
   }

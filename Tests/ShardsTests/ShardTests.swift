@@ -63,9 +63,13 @@ final class RecordCodecTests: XCTestCase {
     // header 40 + id 2 + text 1 = 43 → labels at 44, features at 48, 2 × 4 bytes.
     XCTAssertEqual(bytes.count, 56)
     XCTAssertEqual(Array(bytes[0..<4]), Array("DS2R".utf8))
-    XCTAssertEqual(Array(bytes[4..<8]), [1, 0, 2, 0])  // version 1 LE, dtype float32, reserved
+    XCTAssertEqual(Array(bytes[4..<8]), [2, 0, 2, 0])  // version 2 LE, dtype float32, reserved
     XCTAssertEqual(Array(bytes[8..<12]), [1, 0, 0, 0])  // frames
     XCTAssertEqual(Array(bytes[32..<36]), [0xE0, 0x01, 0, 0])  // sampleCount 480
+    // CRC-32C of bytes 0..<36 then 40..<56 (the checksum field left out), little-endian.
+    let crc = CRC32C.software(bytes.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[40...]) },
+      continuing: CRC32C.software(bytes.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[..<36]) }))
+    XCTAssertEqual(Array(bytes[36..<40]), [UInt8(crc & 0xff), UInt8(crc >> 8 & 0xff), UInt8(crc >> 16 & 0xff), UInt8(crc >> 24)])
     XCTAssertEqual(Array(bytes[40..<43]), Array("abc".utf8))
     XCTAssertEqual(bytes[43], 0)  // padding
     XCTAssertEqual(Array(bytes[44..<48]), [5, 0, 0, 0])
@@ -75,7 +79,9 @@ final class RecordCodecTests: XCTestCase {
 
   /// Fuzzing the record decoder (short run here; `DS2_FUZZ_ITERATIONS=2000000 swift test
   /// --filter RecordCodecTests/testFuzzedRecords` for the long run): any input decodes
-  /// or throws `RecordDecodingError` — never a crash, never another error.
+  /// or throws `RecordDecodingError` — never a crash, never another error. Half of the
+  /// mutants get their checksum recomputed, so the length and layout checks behind the
+  /// checksum are fuzzed too.
   func testFuzzedRecordsGiveValuesOrTypedErrors() {
     let seeds = [
       makeRecord(id: "a", frames: 3).encoded(as: .float16), makeRecord(id: "bb", frames: 1, info: "{}").encoded(as: .float32),
@@ -84,8 +90,12 @@ final class RecordCodecTests: XCTestCase {
     var mutator = Mutator(seeds: seeds, seed: 2024)
     var decoded = 0
     var rejected = 0
-    for _ in 0..<Mutator.iterations(short: 20_000) {
-      let input = mutator.next()
+    for iteration in 0..<Mutator.iterations(short: 20_000) {
+      var input = mutator.next()
+      if iteration % 2 == 0 && input.count >= RecordLayout.headerSize {
+        let crc = input.withUnsafeBytes { RecordLayout.checksum(of: $0) }
+        input.withUnsafeMutableBytes { $0.storeBytes(of: crc.littleEndian, toByteOffset: RecordLayout.checksumOffset, as: UInt32.self) }
+      }
       do {
         let record = try ShardRecord.decode(input)
         XCTAssertEqual(record.features.values.count, record.frames * record.bins)

@@ -1,0 +1,267 @@
+import DS2Core
+import Foundation
+
+/// What kind of output a folder holds; recorded in its ownership marker.
+public enum OutputKind: String, Sendable, Codable {
+  /// A dataset written by `prepare`, `augment` (and `merge`).
+  case dataset
+  /// A training run folder written by `train`.
+  case trainingRun
+}
+
+/// Why an output folder cannot be claimed: unsafe path, foreign contents, another writer.
+public struct OutputFolderError: Error, Sendable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// A folder ds2-data writes, owned and locked for the life of this value.
+///
+/// Ownership: the folder carries `.ds2-data` (a marker ds2-data wrote, naming the kind of
+/// output). ds2-data writes only into a folder that is new, empty or marked, and deletes or
+/// replaces only files of its own names there (`removeOwnedFiles`); a folder holding
+/// anything else is refused with its contents named. A folder made by a ds2-data version
+/// before the marker (a dataset `manifest.json` or a resume journal of this format) is
+/// adopted.
+///
+/// Locking: `flock` on `.ds2-data.lock` (which also records the holder: pid, host, command,
+/// time). `exclusive` is for whole-output work (a run from scratch, `--force`, resume of a
+/// single-machine run, merge); a partitioned task will hold `shared` on the whole and
+/// `exclusive` on its own part (`lockPart`), so N tasks write one output at once while no
+/// whole-output operation can start. The lock is released when the value is deinitialized
+/// (or the process ends, however it ends).
+public final class OutputFolder: @unchecked Sendable {
+  /// The ownership marker's file name.
+  public static let markerName = ".ds2-data"
+  /// The lock file's name.
+  public static let lockName = ".ds2-data.lock"
+
+  public let path: String
+  public let kind: OutputKind
+  private let lockDescriptor: Int32
+
+  /// Locks of the whole output.
+  public enum LockMode: Sendable { case exclusive, shared }
+
+  /// Claims `path` for writing output of `kind`: refuses unsafe paths (empty, `/`, one of
+  /// `protectedPaths` such as the corpus root, or a folder containing one of them), creates
+  /// the folder if needed, refuses a folder holding anything but ds2-data output of this
+  /// kind, takes the lock without waiting and writes the marker.
+  /// - Parameters:
+  ///   - ownNames: top-level names ds2-data writes in this kind of folder (for adoption of
+  ///     an unmarked folder made by an older version, and for the refusal message).
+  /// - Throws: `OutputFolderError` naming the path and the reason (including which process
+  ///   holds the lock).
+  public init(
+    path: String, kind: OutputKind, protectedPaths: [String] = [], lock mode: LockMode = .exclusive,
+    legacyEvidence: [String] = []
+  ) throws {
+    guard !path.isEmpty else { throw OutputFolderError("the output path is empty; name a folder") }
+    self.path = path
+    self.kind = kind
+    let resolved = Self.resolve(path)
+    if resolved == "/" { throw OutputFolderError("\(path): refusing to write a \(kind.description) into /") }
+    for protected in protectedPaths where !protected.isEmpty {
+      let other = Self.resolve(protected)
+      if other == resolved {
+        throw OutputFolderError("\(path): the output is the input folder \(protected); choose another --output")
+      }
+      if other.hasPrefix(resolved.hasSuffix("/") ? resolved : resolved + "/") {
+        throw OutputFolderError("\(path): the output folder contains the input \(protected); choose another --output")
+      }
+    }
+    var status = stat()
+    if lstat(path, &status) == 0 {
+      if (status.st_mode & S_IFMT) == S_IFLNK {
+        var target = stat()
+        guard stat(path, &target) == 0, (target.st_mode & S_IFMT) == S_IFDIR else {
+          throw OutputFolderError("\(path): exists and is not a folder")
+        }
+      } else if (status.st_mode & S_IFMT) != S_IFDIR {
+        throw OutputFolderError("\(path): exists and is not a folder")
+      }
+    } else {
+      do {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      } catch {
+        throw OutputFolderError("\(path): cannot create the output folder: \(Self.reason(error))")
+      }
+    }
+    let marker = path + "/" + Self.markerName
+    let markedKind = Self.readMarker(marker)
+    if let markedKind, markedKind != kind {
+      throw OutputFolderError("\(path): holds a ds2-data \(markedKind.description), not a \(kind.description); choose another --output")
+    }
+    if markedKind == nil {
+      let entries: [String]
+      do {
+        entries = try FileManager.default.contentsOfDirectory(atPath: path).sorted()
+      } catch {
+        throw OutputFolderError("\(path): cannot list the output folder: \(Self.reason(error))")
+      }
+      let foreign = entries.filter { $0 != Self.lockName && $0 != Self.markerName }
+      let adopted = !foreign.isEmpty && legacyEvidence.contains { entries.contains($0) && Self.isLegacyOutput(path + "/" + $0) }
+      if !foreign.isEmpty && !adopted {
+        let shown = foreign.prefix(5).joined(separator: ", ") + (foreign.count > 5 ? ", … (\(foreign.count) entries)" : "")
+        throw OutputFolderError(
+          "\(path): the folder is not empty and was not written by ds2-data (it holds \(shown)); "
+            + "ds2-data writes only into a new or empty folder or one of its own outputs: choose another --output")
+      }
+    }
+    let descriptor = open(path + "/" + Self.lockName, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else {
+      throw OutputFolderError("\(path)/\(Self.lockName): cannot open the lock file: \(String(cString: strerror(errno)))")
+    }
+    if flock(descriptor, (mode == .exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+      let code = errno
+      let holder = Self.readHolder(descriptor)
+      close(descriptor)
+      if code == EWOULDBLOCK {
+        throw OutputFolderError(
+          "\(path): another ds2-data process is writing this output (\(holder.isEmpty ? "holder unknown" : holder)); "
+            + "wait for it to finish or stop it")
+      }
+      throw OutputFolderError("\(path)/\(Self.lockName): cannot lock: \(String(cString: strerror(code)))")
+    }
+    lockDescriptor = descriptor
+    if mode == .exclusive { Self.recordHolder(descriptor) }
+    if markedKind == nil {
+      do {
+        try AtomicFile.write(Array("{\"kind\":\"\(kind.rawValue)\",\"tool\":\"ds2-data\"}\n".utf8), to: marker)
+      } catch {
+        throw OutputFolderError("\(marker): cannot write the ownership marker: \(error)")
+      }
+    }
+  }
+
+  deinit { close(lockDescriptor) }
+
+  /// Removes `names` (files or, for `shards`-like folders, see `removeOwnedFolder`) from the
+  /// folder if present. Only for names ds2-data writes.
+  /// - Throws: `OutputFolderError` naming the file.
+  public func removeOwnedFiles(_ names: [String]) throws {
+    for name in names {
+      let file = path + "/" + name
+      var status = stat()
+      guard lstat(file, &status) == 0 else { continue }
+      guard (status.st_mode & S_IFMT) != S_IFDIR else {
+        throw OutputFolderError("\(file): expected a file ds2-data writes, found a folder; move it away and rerun")
+      }
+      guard unlink(file) == 0 else {
+        throw OutputFolderError("\(file): cannot remove: \(String(cString: strerror(errno)))")
+      }
+    }
+  }
+
+  /// Removes from the subfolder `name` the files whose names `isOwned` accepts, then the
+  /// subfolder itself if that left it empty. Anything else in it is left in place.
+  /// - Returns: the names left in the subfolder (not ds2-data's).
+  /// - Throws: `OutputFolderError` naming the file.
+  @discardableResult
+  public func removeOwnedFiles(inFolder name: String, where isOwned: (String) -> Bool) throws -> [String] {
+    let folder = path + "/" + name
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    var left: [String] = []
+    for entry in entries.sorted() {
+      let file = folder + "/" + entry
+      var status = stat()
+      guard lstat(file, &status) == 0 else { continue }
+      guard isOwned(entry), (status.st_mode & S_IFMT) == S_IFREG else {
+        left.append(entry)
+        continue
+      }
+      guard unlink(file) == 0 else {
+        throw OutputFolderError("\(file): cannot remove: \(String(cString: strerror(errno)))")
+      }
+    }
+    if left.isEmpty { rmdir(folder) }
+    return left
+  }
+
+  // MARK: Helpers
+
+  /// The absolute, symlink-resolved form of `path`; for a path that does not exist yet, its
+  /// nearest existing ancestor resolved and the rest appended.
+  static func resolve(_ path: String) -> String {
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+    var head = absolute
+    var tail: [String] = []
+    while true {
+      if let real = realpath(head, nil) {
+        defer { free(real) }
+        var result = String(cString: real)
+        for component in tail.reversed() where component != "." && !component.isEmpty {
+          if component == ".." {
+            result = (result as NSString).deletingLastPathComponent
+          } else {
+            result += (result.hasSuffix("/") ? "" : "/") + component
+          }
+        }
+        return result.isEmpty ? "/" : result
+      }
+      let parent = (head as NSString).deletingLastPathComponent
+      if parent == head || parent.isEmpty { return absolute }
+      tail.append((head as NSString).lastPathComponent)
+      head = parent
+    }
+  }
+
+  static func readMarker(_ path: String) -> OutputKind? {
+    guard let data = FileManager.default.contents(atPath: path), data.count < 4096,
+      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+      object["tool"] as? String == "ds2-data", let kind = object["kind"] as? String
+    else { return nil }
+    return OutputKind(rawValue: kind)
+  }
+
+  /// A top-level file an older ds2-data wrote: a dataset manifest or resume journal of
+  /// this tool's format, or a training run's checkpoint folder.
+  static func isLegacyOutput(_ path: String) -> Bool {
+    var status = stat()
+    guard lstat(path, &status) == 0 else { return false }
+    if (status.st_mode & S_IFMT) == S_IFDIR { return FileManager.default.fileExists(atPath: path + "/latest.ckpt") }
+    guard (status.st_mode & S_IFMT) == S_IFREG, status.st_size < 64 << 20,
+      let data = FileManager.default.contents(atPath: path)
+    else { return false }
+    if path.hasSuffix("manifest.json") {
+      return (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String == DatasetManifest.formatName
+    }
+    if path.hasSuffix("progress.json") {
+      guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return false }
+      return object["recipe"] != nil && object["splits"] != nil
+    }
+    return false
+  }
+
+  /// Writes who holds the lock into the lock file (read by a refused second writer).
+  static func recordHolder(_ descriptor: Int32) {
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, host.count - 1)
+    let command = String(CommandLine.arguments.joined(separator: " ").prefix(300))
+    let formatter = ISO8601DateFormatter()
+    let text = "pid \(getpid()) on \(String(cString: host)), since \(formatter.string(from: Date())): \(command)\n"
+    ftruncate(descriptor, 0)
+    _ = text.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+  }
+
+  static func readHolder(_ descriptor: Int32) -> String {
+    var buffer = [UInt8](repeating: 0, count: 1024)
+    let count = pread(descriptor, &buffer, buffer.count, 0)
+    guard count > 0 else { return "" }
+    return String(decoding: buffer[0..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+  }
+
+  static func reason(_ error: Error) -> String {
+    if let error = error as? CocoaError, let underlying = error.userInfo[NSUnderlyingErrorKey] as? NSError,
+      let code = POSIXErrorCode(rawValue: Int32(underlying.code))
+    {
+      return String(cString: strerror(code.rawValue))
+    }
+    return (error as NSError).localizedDescription
+  }
+}
+
+extension OutputKind: CustomStringConvertible {
+  public var description: String { self == .dataset ? "dataset" : "training run" }
+}

@@ -1,0 +1,175 @@
+import DS2Core
+import Foundation
+import TestSupport
+import XCTest
+
+@testable import Shards
+
+final class ChecksumTests: XCTestCase {
+  /// RFC 3720 (iSCSI) appendix B.4 check values, and the classic "123456789".
+  func testCRC32CCheckValues() {
+    func crc(_ bytes: [UInt8]) -> (UInt32, UInt32) {
+      bytes.withUnsafeBytes { (CRC32C.checksum($0), CRC32C.software($0)) }
+    }
+    let cases: [([UInt8], UInt32)] = [
+      (Array("123456789".utf8), 0xE306_9283),
+      ([UInt8](repeating: 0, count: 32), 0x8A91_36AA),
+      ([UInt8](repeating: 0xFF, count: 32), 0x62A8_AB43),
+      ((0..<32).map(UInt8.init), 0x46DD_794E),
+      ((0..<32).map { UInt8(31 - $0) }, 0x113F_DB5C),
+      ([], 0),
+    ]
+    for (bytes, expected) in cases {
+      let (fast, table) = crc(bytes)
+      XCTAssertEqual(fast, expected, "\(bytes.prefix(4))")
+      XCTAssertEqual(table, expected, "\(bytes.prefix(4))")
+    }
+  }
+
+  /// The computation used by this build equals the table-driven one at every length and
+  /// alignment, and a CRC continued over pieces equals the CRC of the whole.
+  func testCRC32CAgreesAcrossPathsAndPieces() {
+    var generator = SeededGenerator(seed: 7)
+    let bytes = (0..<4099).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+    bytes.withUnsafeBytes { raw in
+      for start in 0..<9 {
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4090 - start] {
+          let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
+          XCTAssertEqual(CRC32C.checksum(piece), CRC32C.software(piece), "start \(start) length \(length)")
+        }
+      }
+      let whole = CRC32C.checksum(raw)
+      let split = CRC32C.checksum(
+        UnsafeRawBufferPointer(rebasing: raw[1000...]), continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[..<1000])))
+      XCTAssertEqual(whole, split)
+    }
+  }
+
+  /// Every single-byte change anywhere in a record is caught by `decode`, and the header
+  /// names the checksum; a version-1 record (no checksum) still decodes.
+  func testRecordChecksumCatchesEveryFlippedByte() throws {
+    let record = makeRecord(id: "84-121123-0001", frames: 6, info: #"{"speaker":"84"}"#)
+    let bytes = record.encoded(as: .float16)
+    XCTAssertEqual(try ShardRecord.decode(bytes), try ShardRecord.decode(record.encoded(as: .float16)))
+    let header = try bytes.withUnsafeBytes { try ShardRecord.decodeHeader($0) }
+    XCTAssertEqual(header.version, 2)
+    XCTAssertEqual(header.checksum, bytes.withUnsafeBytes { RecordLayout.checksum(of: $0) })
+    var caught = 0
+    for index in 0..<bytes.count {
+      var damaged = bytes
+      damaged[index] ^= 0x20
+      do {
+        _ = try ShardRecord.decode(damaged)
+        XCTFail("a flipped bit at byte \(index) of \(bytes.count) went unnoticed")
+      } catch is RecordDecodingError {
+        caught += 1
+      }
+    }
+    XCTAssertEqual(caught, bytes.count)
+
+    // Version 1 (as older builds wrote it): version field 1, checksum field 0.
+    var version1 = bytes
+    version1[4] = 1
+    version1[5] = 0
+    for i in 36..<40 { version1[i] = 0 }
+    let old = try ShardRecord.decode(version1)
+    XCTAssertEqual(old.id, record.id)
+    XCTAssertEqual(old.labels, record.labels)
+  }
+
+  func testDecodeRefusesAnotherDType() throws {
+    let bytes = makeRecord(id: "x", frames: 2).encoded(as: .float32)
+    XCTAssertThrowsError(try bytes.withUnsafeBytes { try ShardRecord.decode($0, expecting: .float16) }) { error in
+      XCTAssertTrue("\(error)".contains("float32"), "\(error)")
+    }
+  }
+}
+
+final class OutputFolderTests: XCTestCase {
+  func testRefusesUnsafePaths() throws {
+    let directory = TemporaryDirectory("owned")
+    let corpus = directory.file("corpus/LibriSpeech/x")
+    try Data("a".utf8).write(to: URL(fileURLWithPath: corpus))
+    func refusal(_ path: String, protecting: [String] = []) -> String {
+      do {
+        _ = try OutputFolder(path: path, kind: .dataset, protectedPaths: protecting)
+        return "accepted"
+      } catch {
+        return "\(error)"
+      }
+    }
+    XCTAssertTrue(refusal("").contains("empty"))
+    XCTAssertTrue(refusal("/").contains("into /"))
+    XCTAssertTrue(refusal("/tmp/../").contains("into /"))
+    XCTAssertTrue(refusal(directory.path + "/corpus", protecting: [directory.path + "/corpus"]).contains("is the input"))
+    XCTAssertTrue(refusal(directory.path, protecting: [directory.path + "/corpus"]).contains("contains the input"))
+    XCTAssertTrue(refusal(directory.path + "/corpus/../corpus/", protecting: [directory.path + "/corpus"]).contains("is the input"))
+    // A folder beside or inside the input is fine.
+    XCTAssertEqual(refusal(directory.path + "/out", protecting: [directory.path + "/corpus"]), "accepted")
+  }
+
+  func testRefusesFoldersItDidNotWriteAndNamesWhatIsThere() throws {
+    let directory = TemporaryDirectory("owned")
+    let output = directory.path + "/mine"
+    try FileManager.default.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+    try Data("notes".utf8).write(to: URL(fileURLWithPath: output + "/recipe.yaml"))
+    XCTAssertThrowsError(try OutputFolder(path: output, kind: .dataset)) { error in
+      XCTAssertTrue("\(error)".contains("recipe.yaml, shards"), "\(error)")
+      XCTAssertTrue("\(error)".contains("not written by ds2-data"), "\(error)")
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/" + OutputFolder.markerName))
+    // A file where the folder should be.
+    XCTAssertThrowsError(try OutputFolder(path: output + "/recipe.yaml", kind: .dataset)) { error in
+      XCTAssertTrue("\(error)".contains("not a folder"), "\(error)")
+    }
+  }
+
+  func testMarksLocksAndRefusesASecondWriter() throws {
+    let directory = TemporaryDirectory("owned")
+    let output = directory.path + "/new/dataset"
+    var first: OutputFolder? = try OutputFolder(path: output, kind: .dataset)
+    XCTAssertEqual(OutputFolder.readMarker(output + "/" + OutputFolder.markerName), .dataset)
+    XCTAssertThrowsError(try OutputFolder(path: output, kind: .dataset)) { error in
+      XCTAssertTrue("\(error)".contains("another ds2-data process"), "\(error)")
+      XCTAssertTrue("\(error)".contains("pid \(getpid())"), "\(error)")
+    }
+    // Another kind of output is refused by its marker, whoever holds the lock.
+    XCTAssertThrowsError(try OutputFolder(path: output, kind: .trainingRun)) { error in
+      XCTAssertTrue("\(error)".contains("not a training run"), "\(error)")
+    }
+    withExtendedLifetime(first) {}
+    first = nil
+    XCTAssertNoThrow(try OutputFolder(path: output, kind: .dataset))
+    // Shared holders (partitioned tasks) coexist; an exclusive one waits for none of them.
+    let shared1 = try OutputFolder(path: output, kind: .dataset, lock: .shared)
+    let shared2 = try OutputFolder(path: output, kind: .dataset, lock: .shared)
+    XCTAssertThrowsError(try OutputFolder(path: output, kind: .dataset))
+    withExtendedLifetime((shared1, shared2)) {}
+  }
+
+  func testRemovesOnlyItsOwnFiles() throws {
+    let directory = TemporaryDirectory("owned")
+    let folder = try OutputFolder(path: directory.path + "/d", kind: .dataset)
+    let root = folder.path
+    for name in ["manifest.json", "notes.txt", "shards/train-00000.mdb", "shards/train-00001.mdb.partial", "shards/README"] {
+      let path = root + "/" + name
+      try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try Data("x".utf8).write(to: URL(fileURLWithPath: path))
+    }
+    try folder.removeOwnedFiles(["manifest.json", "recipe.yaml"])
+    let left = try folder.removeOwnedFiles(inFolder: "shards") { $0.hasSuffix(".mdb") || $0.hasSuffix(".mdb.partial") }
+    XCTAssertEqual(left, ["README"])
+    let remaining = try FileManager.default.subpathsOfDirectory(atPath: root).sorted()
+    XCTAssertEqual(remaining, [OutputFolder.markerName, OutputFolder.lockName, "notes.txt", "shards", "shards/README"])
+  }
+
+  /// A dataset folder written before the marker existed is adopted, not refused.
+  func testAdoptsAnOlderDatasetFolder() throws {
+    let directory = TemporaryDirectory("owned")
+    let output = directory.path + "/old"
+    try FileManager.default.createDirectory(atPath: output + "/shards", withIntermediateDirectories: true)
+    try Data(#"{"format":"ds2-data.shards","formatVersion":1}"#.utf8).write(to: URL(fileURLWithPath: output + "/manifest.json"))
+    XCTAssertNoThrow(try OutputFolder(path: output, kind: .dataset, legacyEvidence: ["manifest.json"]))
+    XCTAssertEqual(OutputFolder.readMarker(output + "/" + OutputFolder.markerName), .dataset)
+  }
+}
