@@ -83,7 +83,7 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    .executableTarget(name: "DS2Bench", dependencies: ["Augmentation", "Audio", "DS2Core"]),
+    .executableTarget(name: "DS2Bench", dependencies: ["Augmentation", "Audio", "DS2Core", "Shards"]),
 
     // MARK: Tests
     .target(name: "TestSupport", dependencies: ["DS2Core", "Audio"], path: "Tests/TestSupport"),

@@ -43,6 +43,8 @@ public final class Augmenter: @unchecked Sendable {
   public let bank: NoiseBank?
   public let impulseResponseRoot: String?
   public let impulseResponses: [String]
+  /// Impulse-response files rejected when the folder was indexed (unreadable, empty, …).
+  public let impulseResponseRejections: [ItemError]
   private let noiseIndices: [Int]
   private let speechIndices: [Int]
   private let perturbers: [String: SpeedPerturber]
@@ -77,10 +79,12 @@ public final class Augmenter: @unchecked Sendable {
       let rirBank = try NoiseBank.index(root: folder, subsets: ["noise"])
       impulseResponseRoot = folder
       impulseResponses = rirBank.files.map(\.path)
+      impulseResponseRejections = rirBank.rejections
       if impulseResponses.isEmpty { throw ConfigurationError("impulse-response folder \(folder) has no usable audio files") }
     } else {
       impulseResponseRoot = nil
       impulseResponses = []
+      impulseResponseRejections = []
     }
     var perturbers: [String: SpeedPerturber] = [:]
     for factor in config.speedFactors where AugmentConfig.label(factor) != "1.0" {

@@ -1,5 +1,7 @@
-// ds2-bench: micro-benchmarks of the augmentation kernels, in × real time per core.
+// ds2-bench: micro-benchmarks of the augmentation kernels, in × real time per core, and of
+// reading a dataset (what the per-record checksum costs).
 //   swift run -c release ds2-bench [seconds-of-audio]
+//   swift run -c release ds2-bench read DATASET
 import Augmentation
 import Audio
 import DS2Core
@@ -8,6 +10,16 @@ import Foundation
 // The same allocator settings as the ds2-data command (DS2Data.swift): utterance buffers
 // stay on the heap instead of being mapped and zero-filled for every call.
 HeapTuning.keepBuffersOnHeap()
+
+if CommandLine.arguments.count == 3 && CommandLine.arguments[1] == "read" {
+  do {
+    try benchmarkReading(datasetPath: CommandLine.arguments[2])
+    exit(0)
+  } catch {
+    FileHandle.standardError.write(Data("ds2-bench: \(error)\n".utf8))
+    exit(1)
+  }
+}
 
 let seconds = CommandLine.arguments.count > 1 ? Double(CommandLine.arguments[1]) ?? 600 : 600
 let rate = 16_000

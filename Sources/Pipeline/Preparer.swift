@@ -172,6 +172,7 @@ final class Preparer {
         report.noiseFiles = bank.files.count
         bank.rejections.forEach(reject)
       }
+      augmenter.impulseResponseRejections.forEach(reject)
       self.augmenter = augmenter
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
@@ -232,7 +233,7 @@ final class Preparer {
         count: rejections.count,
         byReason: Dictionary(uniqueKeysWithValues: report.rejectionsByReason.map { ($0.key.rawValue, $0.value) }),
         file: "rejected.jsonl"),
-      recipe: identity)
+      recipe: identity, inputs: inputRoots())
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     // The dataset is complete: the journal's last save is moot, whether it failed or not.
     _ = try? pendingJournalWrite?.value()
@@ -245,6 +246,16 @@ final class Preparer {
     report.processedAudioSeconds = processedAudioSeconds
     report.resumedRecords = resumedRecords
     return report
+  }
+
+  /// The run's input folders as absolute paths (`DatasetManifest.inputs`).
+  func inputRoots() -> InputRoots {
+    let augment = augmenting ? recipe.augment : nil
+    return InputRoots(
+      corpusRoot: OutputFolder.resolve(recipe.corpus.root),
+      noiseBank: augment?.noise.bank.map(OutputFolder.resolve),
+      impulseResponses: augment.flatMap { $0.reverb.probability > 0 ? $0.reverb.impulseResponses : nil }.map(OutputFolder.resolve),
+      statisticsFrom: augment?.statisticsFrom.map(OutputFolder.resolve))
   }
 
   func makeFeatureParameters() throws -> FeatureParameters {

@@ -133,6 +133,24 @@ public struct RejectionSummary: Sendable, Codable, Equatable {
   }
 }
 
+/// Where a dataset's inputs were, as absolute paths with symbolic links resolved, at the
+/// time it was made: the bases of the relative paths in `rejected.jsonl` and in the
+/// provenance of augmented records (noise and babble files are relative to `noiseBank`,
+/// impulse responses to `impulseResponses`), so that they resolve from the dataset alone.
+public struct InputRoots: Sendable, Codable, Equatable {
+  public var corpusRoot: String
+  public var noiseBank: String?
+  public var impulseResponses: String?
+  /// The dataset whose statistics normalize this one (`augment.statisticsFrom`).
+  public var statisticsFrom: String?
+  public init(corpusRoot: String, noiseBank: String? = nil, impulseResponses: String? = nil, statisticsFrom: String? = nil) {
+    self.corpusRoot = corpusRoot
+    self.noiseBank = noiseBank
+    self.impulseResponses = impulseResponses
+    self.statisticsFrom = statisticsFrom
+  }
+}
+
 /// `manifest.json`: the dataset-level description. Its presence means the dataset is complete.
 public struct DatasetManifest: Sendable, Codable, Equatable {
   public static let formatName = "ds2-data.shards"
@@ -151,11 +169,14 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
   public var rejected: RejectionSummary
   /// The fully resolved recipe the dataset was made from.
   public var recipe: JSONValue
+  /// Absolute input locations (absent in datasets of format version 1).
+  public var inputs: InputRoots?
 
   public init(
     toolVersion: String, seed: UInt64, features: FeatureParameters, normalization: NormalizationInfo,
-    vocabulary: Vocabulary, splits: [SplitInfo], rejected: RejectionSummary, recipe: JSONValue
+    vocabulary: Vocabulary, splits: [SplitInfo], rejected: RejectionSummary, recipe: JSONValue, inputs: InputRoots? = nil
   ) {
+    self.inputs = inputs
     format = Self.formatName
     formatVersion = Self.currentFormatVersion
     self.toolVersion = toolVersion

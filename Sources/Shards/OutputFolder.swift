@@ -183,7 +183,7 @@ public final class OutputFolder: @unchecked Sendable {
 
   /// The absolute, symlink-resolved form of `path`; for a path that does not exist yet, its
   /// nearest existing ancestor resolved and the rest appended.
-  static func resolve(_ path: String) -> String {
+  public static func resolve(_ path: String) -> String {
     let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     var head = absolute
     var tail: [String] = []

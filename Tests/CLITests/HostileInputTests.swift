@@ -112,6 +112,47 @@ final class HostileInputTests: XCTestCase {
     XCTAssertEqual(try runBinary(["verify", output], limitSeconds: 60).status, 0)
   }
 
+  /// Readers running while `--force` replaces the dataset under them finish on the old
+  /// files or stop with an error; none dies by a signal.
+  func testReadersSurviveAForcedReplacement() throws {
+    let directory = TemporaryDirectory("hostile")
+    let output = try prepared(directory)
+    let recipes = try [4_194_304, 2_097_152].map { bytes -> String in
+      let recipe = directory.file("r\(bytes).yaml")
+      let text = try String(contentsOfFile: repositoryRoot + "/recipes/mini-librispeech.yaml", encoding: .utf8)
+      try (text + "\nshards: {maxShardBytes: \(bytes)}\n").write(toFile: recipe, atomically: true, encoding: .utf8)
+      return recipe
+    }
+    final class Outcomes: @unchecked Sendable {  // appended under `lock` by the reader threads
+      let lock = NSLock()
+      var runs: [BoundedRun] = []
+      var stop = false
+    }
+    let outcomes = Outcomes()
+    let readers = DispatchGroup()
+    for command in [["inspect", output, "--records", "100000", "--features"], ["verify", output]] {
+      DispatchQueue.global().async(group: readers) {
+        while !outcomes.lock.withLock({ outcomes.stop }) {
+          guard let run = try? runBinary(command, limitSeconds: 60) else { continue }
+          outcomes.lock.withLock { outcomes.runs.append(run) }
+        }
+      }
+    }
+    for round in 0..<2 {
+      let result = try runBinary(["prepare", recipes[round % 2], "--output", output, "--force", "-q"], limitSeconds: 120)
+      XCTAssertEqual(result.status, 0, result.stderr)
+    }
+    outcomes.lock.withLock { outcomes.stop = true }
+    readers.wait()
+    XCTAssertGreaterThan(outcomes.runs.count, 2)
+    for run in outcomes.runs {
+      XCTAssertNil(run.signal, run.stderr)
+      XCTAssertFalse(run.hung)
+      XCTAssertTrue([0, 1].contains(run.status), "\(run.status): \(run.stderr)")
+      if run.status == 1 { XCTAssertFalse(run.stderr.isEmpty && run.stdout.isEmpty) }
+    }
+  }
+
   /// A second writer is refused at once and told which process holds the output.
   func testASecondWriterIsRefusedAndToldWhoHoldsTheOutput() throws {
     let directory = TemporaryDirectory("hostile")

@@ -1,0 +1,63 @@
+import DS2Core
+import Foundation
+import Shards
+
+/// What the per-record CRC-32C costs a reader: the whole read path (LMDB cursor, record
+/// checks, CRC, float16 → Float, normalization) against the CRC alone over the same
+/// records, warm page cache, best of `repeats`.
+func benchmarkReading(datasetPath: String, repeats: Int = 7) throws {
+  let dataset = try Dataset(directory: datasetPath)
+  let splits = dataset.manifest.splits.map(\.name)
+  let bytes = dataset.manifest.splits.flatMap(\.shards).reduce(0) { $0 + $1.bytes }
+  let audioSeconds = dataset.manifest.splits.reduce(0) { $0 + $1.audioSeconds }
+  func best(_ body: () throws -> Double) rethrows -> Double {
+    var best = Double.infinity
+    var sink = 0.0
+    for _ in 0..<repeats {
+      let start = DispatchTime.now()
+      sink += try body()
+      best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
+    }
+    if sink.isNaN { print("") }
+    return best
+  }
+  let read = try best {
+    var sum = 0.0
+    for split in splits {
+      try dataset.forEachRecord(split: split) { record in
+        sum += Double(record.features.values[0])
+        return true
+      }
+    }
+    return sum
+  }
+  let raw = try best {
+    var sum = 0.0
+    for split in splits {
+      try dataset.forEachRawRecord(split: split) { _, _, value in
+        sum += Double(value.count)
+        return true
+      }
+    }
+    return sum
+  }
+  let checksum = try best {
+    var sum = 0.0
+    for split in splits {
+      try dataset.forEachRawRecord(split: split) { _, _, value in
+        sum += Double(RecordLayout.checksum(of: value))
+        return true
+      }
+    }
+    return sum
+  }
+  let crcOnly = max(0, checksum - raw)
+  print(String(format: "dataset %@: %.2f h audio, %.1f MiB of shards (%@)", datasetPath, audioSeconds / 3600,
+    Double(bytes) / 1048576, dataset.manifest.features.dtype.rawValue))
+  print(String(format: "read path (cursor, checks, CRC, decode, normalize)  %8.1f ms  %7.0f MiB/s  %9.0f× real time",
+    read * 1e3, Double(bytes) / 1048576 / read, audioSeconds / read))
+  print(String(format: "cursor walk alone                                  %8.1f ms", raw * 1e3))
+  print(String(format: "CRC-32C alone                                      %8.1f ms  %7.0f MiB/s", crcOnly * 1e3,
+    Double(bytes) / 1048576 / max(crcOnly, 1e-9)))
+  print(String(format: "CRC-32C share of the read path                     %8.1f %%", 100 * crcOnly / read))
+}
