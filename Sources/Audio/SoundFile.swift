@@ -45,7 +45,7 @@ final class SoundFile {
     }
     var status = stat()
     guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else {
-      let kind = Self.fileTypeName(status.st_mode)
+      let kind = RegularFile.typeName(status.st_mode)
       close(descriptor)
       throw ItemError(.unreadableAudio, file: path, message: "not a regular file (\(kind)); not opened")
     }
@@ -91,15 +91,7 @@ final class SoundFile {
     return total
   }
 
-  static func fileTypeName(_ mode: mode_t) -> String {
-    switch mode & S_IFMT {
-    case S_IFIFO: return "a FIFO"
-    case S_IFDIR: return "a folder"
-    case S_IFCHR, S_IFBLK: return "a device"
-    case S_IFSOCK: return "a socket"
-    default: return "not a regular file"
-    }
-  }
+
 
   deinit { sf_close(handle) }
 

@@ -32,7 +32,8 @@ public struct LibriSpeechReader: CorpusReader {
 
   /// Speaker id → sex (`M`/`F`) from SPEAKERS.TXT, when present.
   public func speakerSexes() -> [String: String] {
-    guard let data = FileManager.default.contents(atPath: base + "/SPEAKERS.TXT") else { return [:] }
+    guard let bytes = try? RegularFile.read(base + "/SPEAKERS.TXT", maxBytes: 64 << 20) else { return [:] }
+    let data = Data(bytes)
     var sexes: [String: String] = [:]
     for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where !line.hasPrefix(";") {
       let fields = line.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }

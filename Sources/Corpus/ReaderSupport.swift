@@ -56,45 +56,16 @@ enum CorpusFiles {
     return names.sorted(by: utf8Precedes)
   }
 
-  /// The bytes of the regular file `path`, at most `maxBytes`. Opened without blocking, so
-  /// a FIFO or device named like a transcript is refused, never waited on.
+  /// The bytes of the regular file `path`, at most `maxBytes` (`RegularFile.read`).
   /// - Throws: `ItemError(.unreadableFile)` naming the file and the reason.
   static func readRegularFile(_ path: String, maxBytes: Int = 1 << 30) throws -> [UInt8] {
-    func failure(_ message: String) -> ItemError { ItemError(.unreadableFile, file: path, message: message) }
-    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard descriptor >= 0 else { throw failure("cannot open: \(String(cString: strerror(errno)))") }
-    defer { close(descriptor) }
-    var status = stat()
-    guard fstat(descriptor, &status) == 0 else { throw failure("cannot stat: \(String(cString: strerror(errno)))") }
-    guard (status.st_mode & S_IFMT) == S_IFREG else { throw failure("not a regular file (\(fileTypeName(status.st_mode)))") }
-    guard status.st_size <= maxBytes else { throw failure("\(status.st_size) bytes, above the \(maxBytes)-byte limit") }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(Int(status.st_size))
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw failure("cannot read: \(String(cString: strerror(errno)))")
-      }
-      if count == 0 { break }
-      guard bytes.count + count <= maxBytes else { throw failure("above the \(maxBytes)-byte limit") }
-      bytes += chunk[0..<count]
+    do {
+      return try RegularFile.read(path, maxBytes: maxBytes)
+    } catch let error as RegularFileError {
+      throw ItemError(.unreadableFile, file: path, message: error.reason)
     }
-    return bytes
   }
 
-  /// `FIFO`, `folder`, `device`, … for messages.
-  static func fileTypeName(_ mode: mode_t) -> String {
-    switch mode & S_IFMT {
-    case S_IFIFO: return "a FIFO"
-    case S_IFDIR: return "a folder"
-    case S_IFCHR, S_IFBLK: return "a device"
-    case S_IFSOCK: return "a socket"
-    case S_IFLNK: return "a symbolic link"
-    default: return "not a regular file"
-    }
-  }
 
   /// - Throws: `ConfigurationError` when `root` is missing or not a directory.
   static func requireDirectory(_ root: String) throws {

@@ -47,7 +47,8 @@ extension Preparer {
   /// another one (unless forced, in which case the old dataset is removed).
   func existingDatasetMatches() throws -> Bool {
     let manifestPath = output + "/manifest.json"
-    if let data = FileManager.default.contents(atPath: manifestPath) {
+    if RegularFile.exists(manifestPath) {
+      let data = (try? RegularFile.read(manifestPath, maxBytes: DatasetManifest.maxBytes)).map { Data($0) } ?? Data()
       if let existing = try? JSONDecoder().decode(DatasetManifest.self, from: data),
         existing.recipe == identity, !options.force
       {

@@ -29,7 +29,8 @@ struct RunJournal: Codable, Equatable {
   }
 
   static func load(directory: String) -> RunJournal? {
-    guard let data = FileManager.default.contents(atPath: directory + "/" + fileName) else { return nil }
+    guard let bytes = try? RegularFile.read(directory + "/" + fileName, maxBytes: DatasetManifest.maxBytes) else { return nil }
+    let data = Data(bytes)
     return try? JSONDecoder().decode(RunJournal.self, from: data)
   }
 

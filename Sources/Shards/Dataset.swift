@@ -70,12 +70,18 @@ public final class Dataset {
   public init(directory: String) throws {
     self.directory = directory
     let path = directory + "/manifest.json"
-    guard let data = FileManager.default.contents(atPath: path) else {
-      var isDirectory: ObjCBool = false
-      if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue {
-        throw DatasetError("\(directory): no manifest.json — not a ds2-data dataset, or still being written")
-      }
+    var status = stat()
+    guard stat(directory, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
       throw DatasetError("\(directory): no such directory")
+    }
+    guard RegularFile.exists(path) else {
+      throw DatasetError("\(directory): no manifest.json — not a ds2-data dataset, or still being written")
+    }
+    let data: Data
+    do {
+      data = Data(try RegularFile.read(path, maxBytes: DatasetManifest.maxBytes))
+    } catch let error as RegularFileError {
+      throw DatasetError(error.description)
     }
     let manifest: DatasetManifest
     do {

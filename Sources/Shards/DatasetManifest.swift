@@ -193,6 +193,9 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
 }
 
 extension DatasetManifest {
+  /// Largest manifest a reader reads (a 10,000-hour dataset's is a few MB).
+  public static let maxBytes = 256 << 20
+
   /// Largest bin count a reader accepts (an FFT of 65,536 samples has 32,769).
   public static let maxBins = 32_769
 

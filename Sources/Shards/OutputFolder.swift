@@ -208,8 +208,8 @@ public final class OutputFolder: @unchecked Sendable {
   }
 
   static func readMarker(_ path: String) -> OutputKind? {
-    guard let data = FileManager.default.contents(atPath: path), data.count < 4096,
-      let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+    guard let bytes = try? RegularFile.read(path, maxBytes: 4096),
+      let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
       object["tool"] as? String == "ds2-data", let kind = object["kind"] as? String
     else { return nil }
     return OutputKind(rawValue: kind)
@@ -221,9 +221,9 @@ public final class OutputFolder: @unchecked Sendable {
     var status = stat()
     guard lstat(path, &status) == 0 else { return false }
     if (status.st_mode & S_IFMT) == S_IFDIR { return FileManager.default.fileExists(atPath: path + "/latest.ckpt") }
-    guard (status.st_mode & S_IFMT) == S_IFREG, status.st_size < 64 << 20,
-      let data = FileManager.default.contents(atPath: path)
+    guard (status.st_mode & S_IFMT) == S_IFREG, let bytes = try? RegularFile.read(path, maxBytes: 64 << 20)
     else { return false }
+    let data = Data(bytes)
     if path.hasSuffix("manifest.json") {
       return (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["format"] as? String == DatasetManifest.formatName
     }

@@ -166,7 +166,7 @@ public func verifyDataset(directory: String) -> VerificationReport {
     problem("manifest.json", "normalization statistics differ from the merge of the training shards' statistics")
   }
   let rejectedPath = directory + "/" + manifest.rejected.file
-  if let data = FileManager.default.contents(atPath: rejectedPath) {
+  if let data = try? RegularFile.read(rejectedPath, maxBytes: 1 << 30) {
     let lines = data.split(separator: UInt8(ascii: "\n")).count
     if lines != manifest.rejected.count {
       problem(manifest.rejected.file, "\(lines) lines, manifest says \(manifest.rejected.count) rejected items")

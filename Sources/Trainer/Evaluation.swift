@@ -171,7 +171,8 @@ final class MetricsLog {
   /// after that one (written after the checkpoint a resumed run continues from).
   /// - Throws: `ConfigurationError` when the file cannot be opened.
   init(path: String, keepingThroughStep step: Int?) throws {
-    if let step, let data = FileManager.default.contents(atPath: path) {
+    if let step, let bytes = try? RegularFile.read(path, maxBytes: 4 << 30) {
+      let data = Data(bytes)
       let kept = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { line in
         guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
           let lineStep = object["step"] as? Int
