@@ -5,8 +5,8 @@
 /// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78; the checksum of iSCSI, ext4,
 /// LevelDB and TFRecord), as stored in every record of format version 2.
 ///
-/// x86-64 builds for SSE 4.2 (the default build) use the `crc32` instruction, 8 bytes at a
-/// time; other builds use slicing-by-8 tables. Both give the same value (tested, with the
+/// x86-64 builds for SSE 4.2 (the default build) use the `crc32` instruction on three
+/// lanes at once; other builds use slicing-by-8 tables. Both give the same value (tested, with the
 /// RFC 3720 check values).
 public enum CRC32C {
   /// The CRC of `bytes`, continuing from `crc` (0 to start).
@@ -41,11 +41,32 @@ public enum CRC32C {
   }
 
   #if DS2_SSE42
-    /// The SSE 4.2 `crc32` instruction, 8 bytes at a time.
+    /// The SSE 4.2 `crc32` instruction. The instruction's latency is three times its
+    /// throughput, so long inputs are cut into rounds of three equal lanes computed
+    /// together and joined with `shift` (CRC(A‖B) from CRC(A), CRC(B) and |B|).
     public static func hardware(_ bytes: UnsafeRawBufferPointer, continuing crc: UInt32 = 0) -> UInt32 {
       var c = UInt64(~crc)
       var index = 0
       let count = bytes.count
+      for lane in laneSizes {
+        while count - index >= 3 * lane.bytes {
+          var b: UInt64 = 0
+          var d: UInt64 = 0
+          let a0 = index
+          let b0 = index + lane.bytes
+          let c0 = index + 2 * lane.bytes
+          var offset = 0
+          while offset < lane.bytes {
+            c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: a0 + offset, as: UInt64.self))
+            b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: b0 + offset, as: UInt64.self))
+            d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: c0 + offset, as: UInt64.self))
+            offset += 8
+          }
+          let joined = multiply(lane.twice, UInt32(truncatingIfNeeded: c)) ^ multiply(lane.once, UInt32(truncatingIfNeeded: b))
+          c = UInt64(joined ^ UInt32(truncatingIfNeeded: d))
+          index += 3 * lane.bytes
+        }
+      }
       while count - index >= 8 {
         c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self))
         index += 8
@@ -57,7 +78,38 @@ public enum CRC32C {
       }
       return ~c32
     }
+
+    /// Lane sizes in bytes, with x^(8·bytes) and x^(16·bytes) mod P (reflected).
+    static let laneSizes: [(bytes: Int, once: UInt32, twice: UInt32)] = [4096, 256].map { bytes in
+      (bytes, powerOfX(8 * bytes), powerOfX(16 * bytes))
+    }
   #endif
+
+  /// a·b mod P, both reflected (bit 31 is x⁰).
+  static func multiply(_ a: UInt32, _ b: UInt32) -> UInt32 {
+    var product: UInt32 = 0
+    var mask: UInt32 = 1 << 31
+    var b = b
+    while mask != 0 {
+      if a & mask != 0 { product ^= b }
+      mask >>= 1
+      b = b & 1 != 0 ? (b >> 1) ^ 0x82F6_3B78 : b >> 1
+    }
+    return product
+  }
+
+  /// x^n mod P, reflected.
+  static func powerOfX(_ n: Int) -> UInt32 {
+    var result: UInt32 = 1 << 31  // x⁰
+    var square: UInt32 = 1 << 30  // x¹
+    var n = n
+    while n > 0 {
+      if n & 1 != 0 { result = multiply(result, square) }
+      square = multiply(square, square)
+      n >>= 1
+    }
+    return result
+  }
 
   /// Slicing-by-8 tables: `table[k·256 + b]` is the CRC of byte `b` followed by `k` zero bytes.
   static let table: [UInt32] = {

@@ -64,6 +64,10 @@ public final class Dataset {
   public let manifest: DatasetManifest
   public let normalizer: FeatureNormalizer
   private var environments: [String: LMDBEnvironment] = [:]
+  /// Map addresses of the records whose CRC-32C this reader has checked: shards are
+  /// immutable and stay mapped while the dataset is open, so a record is checked on its
+  /// first read only (a trainer's later epochs read it without the checksum's cost).
+  private var checkedRecords = Set<UInt>()
 
   /// - Throws: `DatasetError` when the directory holds no complete dataset or its
   ///   manifest cannot be decoded or has an unsupported version.
@@ -141,7 +145,10 @@ public final class Dataset {
     let file = directory + "/" + shard.file
     var record: ShardRecord
     do {
-      record = try ShardRecord.decode(value, expecting: manifest.features.dtype)
+      let address = UInt(bitPattern: value.baseAddress)
+      let firstRead = !checkedRecords.contains(address)
+      record = try ShardRecord.decode(value, expecting: manifest.features.dtype, verifyingChecksum: firstRead)
+      if firstRead { checkedRecords.insert(address) }
     } catch let error as RecordDecodingError {
       throw DatasetError("\(file): record \(RecordLayout.describe(key: key)): \(error)")
     }

@@ -214,11 +214,14 @@ extension ShardRecord {
   }
 
   /// Decodes a whole record, converting features to Float, after checking its CRC-32C
-  /// (version 2) and, when given, that its features are stored as `dtype`.
+  /// (version 2; unless the caller checked these very bytes before) and, when given, that
+  /// its features are stored as `dtype`.
   /// - Throws: `RecordDecodingError`.
-  public static func decode(_ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil) throws -> ShardRecord {
+  public static func decode(
+    _ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil, verifyingChecksum: Bool = true
+  ) throws -> ShardRecord {
     let header = try decodeHeader(bytes)
-    if header.version >= 2 {
+    if header.version >= 2 && verifyingChecksum {
       let computed = RecordLayout.checksum(of: bytes)
       guard computed == header.checksum else {
         throw RecordDecodingError(

@@ -30,10 +30,11 @@ final class ChecksumTests: XCTestCase {
   /// alignment, and a CRC continued over pieces equals the CRC of the whole.
   func testCRC32CAgreesAcrossPathsAndPieces() {
     var generator = SeededGenerator(seed: 7)
-    let bytes = (0..<4099).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+    let bytes = (0..<40_009).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
     bytes.withUnsafeBytes { raw in
       for start in 0..<9 {
-        for length in [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4090 - start] {
+        // Around the three-lane rounds of 3 × 256 and 3 × 4096 bytes.
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 767, 768, 769, 1000, 1536, 4090, 12_287, 12_288, 12_296, 25_000, 40_000] {
           let piece = UnsafeRawBufferPointer(rebasing: raw[start..<(start + length)])
           XCTAssertEqual(CRC32C.checksum(piece), CRC32C.software(piece), "start \(start) length \(length)")
         }
