@@ -19,6 +19,14 @@ struct DS2Data: ParsableCommand {
       """,
     version: toolVersion,
     subcommands: [Prepare.self, Augment.self, Inspect.self, Verify.self, Train.self, Evaluate.self, Transcribe.self])
+
+  /// Before anything else: the commands that multiply matrices run with the best OpenBLAS
+  /// kernels for this CPU (`BLASKernels.ensureBestKernels` may re-execute the process).
+  static func main() {
+    let command = CommandLine.arguments.dropFirst().first
+    if ["train", "evaluate", "transcribe"].contains(command) { BLASKernels.ensureBestKernels() }
+    main(nil)
+  }
 }
 
 /// Exit status of a run that completed with rejected items.
@@ -42,6 +50,7 @@ struct LoggingOptions: ParsableArguments {
       handler.logLevel = level
       return handler
     }
+    if verbose { Logger(label: "ds2-data").info("\(BLASKernels.summary)") }
   }
 
   /// Whether a live progress line should be drawn.

@@ -47,12 +47,16 @@ public struct BenchmarkResult: Sendable, Codable {
   public var lossFirst: Double
   public var lossLast: Double
   public var loadAverage: String
+  /// The OpenBLAS kernels that ran (`openblas_get_corename`) and how they were chosen.
+  public var blasCore: String
+  /// The CPU's model name (`/proc/cpuinfo`).
+  public var cpuModel: String
 
   public var summary: String {
     String(
       format: "%@-%d×%d batch %d, %d thread(s): %.1f audio-s/s (%.1f per thread-CPU-s), %.0f ms/step (median), %.2f GFLOP/audio-s, %.1f GFLOP/s, peak %.0f MiB, CPU/wall %.2f, load %@",
       cell, layers, hidden, batch, threads, audioSecondsPerSecond, audioSecondsPerThreadCPUSecond, msStepMedian,
-      gflopPerAudioSecond, gflops, peakMemoryMiB, cpuPerWall, loadAverage)
+      gflopPerAudioSecond, gflops, peakMemoryMiB, cpuPerWall, loadAverage) + "\n  \(cpuModel); \(blasCore)"
   }
 }
 
@@ -102,7 +106,8 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     meanBatchAudioSeconds: audio / Double(stepSeconds.count), paddingOverhead: padded / audio - 1,
     peakMemoryMiB: Double(peakResidentBytes()) / 1_048_576, cpuPerWall: cpu / total,
     audioSecondsPerThreadCPUSecond: audio / cpu * Double(options.threads), lossFirst: losses.first ?? .nan,
-    lossLast: losses.last ?? .nan, loadAverage: loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "))
+    lossLast: losses.last ?? .nan, loadAverage: loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "),
+    blasCore: BLASKernels.summary, cpuModel: cpuModelName())
 }
 
 /// Matrix-product FLOPs of one training step, counted as `ds2_small.py` counts them.
@@ -196,4 +201,13 @@ func processCPUSeconds() -> Double {
   var usage = rusage()
   getrusage(RUSAGE_SELF.rawValue, &usage)
   return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// The CPU's model name from `/proc/cpuinfo` ("unknown CPU" when absent).
+func cpuModelName() -> String {
+  guard let bytes = try? RegularFile.read("/proc/cpuinfo", maxBytes: 64 << 20) else { return "unknown CPU" }
+  for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("model name") {
+    if let colon = line.firstIndex(of: ":") { return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
+  }
+  return "unknown CPU"
 }

@@ -154,12 +154,6 @@ final class TrainingSession {
   init(_ options: TrainOptions) throws {
     self.options = options
     layout = RunLayout(options.output)
-    do {
-      folder = try OutputFolder(
-        path: options.output, kind: .trainingRun, protectedPaths: options.datasets, legacyEvidence: ["checkpoints"])
-    } catch let error as OutputFolderError {
-      throw ConfigurationError(error.message)
-    }
     let resumed: Checkpoint?
     if options.resume {
       guard FileManager.default.fileExists(atPath: layout.latest) else {
@@ -183,6 +177,12 @@ final class TrainingSession {
     epochs = recipe.training.epochs
     datasets = try datasetPaths.map { path in
       do { return try Dataset(directory: path) } catch let error as DatasetError { throw ConfigurationError(error.message) }
+    }
+    do {
+      folder = try OutputFolder(
+        path: options.output, kind: .trainingRun, protectedPaths: datasetPaths, legacyEvidence: ["checkpoints"])
+    } catch let error as OutputFolderError {
+      throw ConfigurationError(error.message)
     }
     let first = datasets[0].manifest
     for (path, dataset) in zip(datasetPaths, datasets).dropFirst() {

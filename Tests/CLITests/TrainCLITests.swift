@@ -91,3 +91,38 @@ final class TrainCLITests: XCTestCase {
     XCTAssertTrue(resumed.stdout.contains("step \(steps + 1) (stopped"), "\(steps) steps before: " + resumed.stdout)
   }
 }
+
+/// The OpenBLAS kernel choice through the real binary: a library fallback is replaced by
+/// re-executing with `OPENBLAS_CORETYPE`, a user's own value wins, `-v` says which runs.
+final class BLASKernelSelectionTests: XCTestCase {
+  func run(_ environment: [String: String]) throws -> String {
+    let process = Process()
+    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
+    process.arguments = ["train", "/nonexistent-dataset", "--output", NSTemporaryDirectory() + "unused-run", "-v"]
+    var merged = ProcessInfo.processInfo.environment
+    merged["OPENBLAS_CORETYPE"] = nil
+    for (key, value) in environment { merged[key] = value }
+    process.environment = merged
+    let err = Pipe()
+    process.standardError = err
+    process.standardOutput = Pipe()
+    try process.run()
+    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    XCTAssertEqual(process.terminationStatus, 1, text)
+    return text
+  }
+
+  func testAFallbackIsReplacedAndTheUsersChoiceWins() throws {
+    let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+    guard cpuinfo.contains(" avx2") else { throw XCTSkip("needs an x86-64 CPU with AVX2") }
+    let library = try run([:])
+    XCTAssertTrue(library.contains("chosen by the library"), library)
+    // Stand in for a CPU the library does not recognize: it "chose" Prescott.
+    let replaced = try run(["DS2_TEST_OPENBLAS_LIBRARY_CORE": "Prescott"])
+    XCTAssertTrue(replaced.contains("selected by ds2-data for this CPU (the library's own choice was Prescott)"), replaced)
+    XCTAssertFalse(replaced.contains("OpenBLAS core Prescott"), replaced)
+    let user = try run(["OPENBLAS_CORETYPE": "Prescott", "DS2_TEST_OPENBLAS_LIBRARY_CORE": "Prescott"])
+    XCTAssertTrue(user.contains("OpenBLAS core Prescott, set by OPENBLAS_CORETYPE"), user)
+  }
+}
