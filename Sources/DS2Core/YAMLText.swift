@@ -1,0 +1,140 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// Reads YAML configuration files (recipes, model files) for a YAML parser, within limits
+/// checked before the parser sees the text: at most `maximumBytes` of UTF-8 and nesting at
+/// most `maximumDepth` deep. The parser recurses once per nesting level, so deeper text
+/// would overflow the stack instead of failing with a message.
+public enum YAMLText {
+  /// Largest file read: 1 MiB (a recipe is a few KB).
+  public static let maximumBytes = 1 << 20
+  /// Deepest nesting accepted (a recipe nests 3 levels).
+  public static let maximumDepth = 64
+
+  /// The text of the YAML file at `path`, checked against the limits.
+  /// - Parameter kind: what the file is, for messages (`recipe`, `model`).
+  /// - Throws: `ConfigurationError` "`kind` `path`: problem" when the file cannot be read,
+  ///   is larger than `maximumBytes`, is not UTF-8 or nests deeper than `maximumDepth`.
+  public static func read(path: String, kind: String) throws -> String {
+    func failure(_ problem: String) -> ConfigurationError { ConfigurationError("\(kind) \(path): \(problem)") }
+    guard let bytes = readPrefix(path: path, count: maximumBytes + 1) else { throw failure("cannot read the file") }
+    guard bytes.count <= maximumBytes else { throw failure("larger than \(maximumBytes >> 20) MiB; a \(kind) file is a few KB") }
+    let text = String(decoding: bytes, as: UTF8.self)
+    // Decoding replaces invalid sequences, so valid UTF-8 is exactly what round-trips.
+    guard text.utf8.elementsEqual(bytes) else { throw failure("not UTF-8 text") }
+    if let line = firstLine(nestedDeeperThan: maximumDepth, in: bytes) {
+      throw failure("line \(line) nests deeper than \(maximumDepth) levels")
+    }
+    return text
+  }
+
+  /// Up to `count` bytes from the start of the file, or nil when it cannot be read.
+  static func readPrefix(path: String, count: Int) -> [UInt8]? {
+    guard let file = fopen(path, "rb") else { return nil }
+    defer { fclose(file) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    let read = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, count, file) }
+    guard ferror(file) == 0 else { return nil }
+    bytes.removeSubrange(read...)
+    return bytes
+  }
+
+  /// The first line (1-based) on which `bytes` nest deeper than `limit`, or nil.
+  ///
+  /// Depth counts, at each point, the block levels (distinct indentations of the enclosing
+  /// lines, plus each `- ` / `? ` entry that opens a line) and the open flow collections
+  /// (`[` and `{` outside quoted scalars and comments). It may overstate the parser's
+  /// depth (brackets inside plain scalars, indented block-scalar text), never understate
+  /// it by more than a factor of two: a quote opens a quoted scalar only where a scalar
+  /// can start, and ends at the line's end at the latest, so no quote hides structure.
+  public static func firstLine(nestedDeeperThan limit: Int, in bytes: [UInt8]) -> Int? {
+    let (space, tab, newline, carriageReturn): (UInt8, UInt8, UInt8, UInt8) = (0x20, 0x09, 0x0A, 0x0D)
+    func isBlank(_ index: Int) -> Bool {
+      index >= bytes.count || [space, tab, newline, carriageReturn].contains(bytes[index])
+    }
+    var flowDepth = 0
+    var indentations: [Int] = []
+    var line = 0
+    var index = 0
+    // Whether a scalar can start here (so a quote here opens a quoted scalar). Kept across
+    // line breaks inside flow collections, where a line may continue a plain scalar.
+    var atScalarStart = true
+    while index < bytes.count {
+      line += 1
+      var column = 0
+      while index < bytes.count && bytes[index] == space {
+        index += 1
+        column += 1
+      }
+      let isEmpty = index >= bytes.count || [newline, carriageReturn, UInt8(ascii: "#")].contains(bytes[index])
+      var lineDepth = indentations.count
+      if flowDepth == 0 && !isEmpty {
+        while let last = indentations.last, last > column { indentations.removeLast() }
+        if indentations.last != column { indentations.append(column) }
+        lineDepth = indentations.count
+        atScalarStart = true
+      }
+      if lineDepth + flowDepth > limit { return line }
+      var quote: UInt8? = nil
+      var previousIsBlank = true
+      while index < bytes.count && bytes[index] != newline && bytes[index] != carriageReturn {
+        let byte = bytes[index]
+        defer {
+          previousIsBlank = byte == space || byte == tab
+          index += 1
+        }
+        if let open = quote {
+          if byte == UInt8(ascii: "\\") && open == UInt8(ascii: "\"") && !isBlank(index + 1) {
+            index += 1
+          } else if byte == open {
+            if open == UInt8(ascii: "'") && index + 1 < bytes.count && bytes[index + 1] == open {
+              index += 1
+            } else {
+              quote = nil
+            }
+          }
+          continue
+        }
+        switch byte {
+        case space, tab:
+          break
+        case UInt8(ascii: "#") where previousIsBlank:
+          while index + 1 < bytes.count && bytes[index + 1] != newline && bytes[index + 1] != carriageReturn { index += 1 }
+        case UInt8(ascii: "["), UInt8(ascii: "{"):
+          flowDepth += 1
+          atScalarStart = true
+          if lineDepth + flowDepth > limit { return line }
+        case UInt8(ascii: "]"), UInt8(ascii: "}"):
+          flowDepth = max(0, flowDepth - 1)
+          atScalarStart = false
+        case UInt8(ascii: ","):
+          atScalarStart = true
+        case UInt8(ascii: "'") where atScalarStart, UInt8(ascii: "\"") where atScalarStart:
+          quote = byte
+          atScalarStart = false
+        case UInt8(ascii: ":") where isBlank(index + 1):
+          atScalarStart = true
+        case UInt8(ascii: "-"), UInt8(ascii: "?"):
+          if atScalarStart && isBlank(index + 1) {
+            if flowDepth == 0 {
+              lineDepth += 1
+              if lineDepth + flowDepth > limit { return line }
+            }
+          } else {
+            atScalarStart = false
+          }
+        default:
+          atScalarStart = false
+        }
+      }
+      // A quote left open ends here (its next lines are then scanned as structure, which
+      // can only overstate the depth). The line break itself.
+      if quote != nil { atScalarStart = false }
+      if index < bytes.count { index += 1 }
+    }
+    return nil
+  }
+}
