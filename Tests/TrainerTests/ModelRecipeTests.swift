@@ -35,7 +35,7 @@ final class ModelRecipeTests: XCTestCase {
       XCTAssertTrue("\(error)".contains(path), "\(error)")
     }
     try "model: {recurrentLayers: 9}\n".write(toFile: path, atomically: true, encoding: .utf8)
-    XCTAssertThrowsError(try ModelRecipe.load(path: path)) { XCTAssertTrue("\($0)".contains("model.recurrentLayers must be 1–7"), "\($0)") }
+    XCTAssertThrowsError(try ModelRecipe.load(path: path)) { XCTAssertTrue("\($0)".contains("model.recurrentLayers: 9 is out of range (1 … 7)"), "\($0)") }
     try "model: {cell: lstm}\n".write(toFile: path, atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try ModelRecipe.load(path: path)) { XCTAssertTrue("\($0)".contains("model.cell"), "\($0)") }
   }
