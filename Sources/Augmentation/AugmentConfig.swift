@@ -94,7 +94,8 @@ public struct NoiseConfig: Sendable, Codable, Equatable {
   /// Babble talkers accepted.
   public static let babbleSpeakersRange = 1...64
 
-  /// Checks probabilities, SNR ranges and the babble talker range.
+  /// Checks probabilities, SNR ranges and the babble talker range (`AugmentConfig`
+  /// checks that a bank is named).
   /// - Throws: `ConfigurationError` naming the field (relative to this section).
   public func validate() throws {
     try ConfigurationCheck.value(probability, in: 0...1, "probability")
@@ -108,9 +109,6 @@ public struct NoiseConfig: Sendable, Codable, Equatable {
           + "\(Self.babbleSpeakersRange.upperBound))")
     }
     try babbleSnrDecibels.validate(within: Self.snrDecibelsRange, "babbleSnrDecibels")
-    if (probability > 0 || babbleProbability > 0) && bank == nil {
-      throw ConfigurationError("bank: needed when probability or babbleProbability is above 0 (or --noise-bank)")
-    }
   }
 }
 
@@ -160,9 +158,6 @@ public struct ReverbConfig: Sendable, Codable, Equatable {
   /// - Throws: `ConfigurationError` naming the field (relative to this section).
   public func validate() throws {
     try ConfigurationCheck.value(probability, in: 0...1, "probability")
-    if probability > 0 && impulseResponses == nil {
-      throw ConfigurationError("impulseResponses: needed when probability is above 0")
-    }
   }
 }
 
@@ -203,7 +198,8 @@ public struct AugmentConfig: Sendable, Codable, Equatable {
   /// Most speed factors (copies per utterance).
   public static let maximumSpeedFactors = 32
 
-  /// Checks every field: speed factors, probabilities, SNR and gain ranges, babble talkers.
+  /// Checks every field: speed factors, probabilities, SNR and gain ranges, babble talkers;
+  /// then that a noise bank and an impulse-response folder are named where needed.
   /// - Throws: `ConfigurationError` naming the field relative to the section
   ///   (`noise.probability: …`; the recipe puts `augment.` in front).
   public func validate() throws {
@@ -211,6 +207,12 @@ public struct AugmentConfig: Sendable, Codable, Equatable {
     try validatingSection("noise") { try noise.validate() }
     try validatingSection("volume") { try volume.validate() }
     try validatingSection("reverb") { try reverb.validate() }
+    if (noise.probability > 0 || noise.babbleProbability > 0) && noise.bank == nil {
+      throw ConfigurationError("noise.bank: needed when noise.probability or noise.babbleProbability is above 0 (or --noise-bank)")
+    }
+    if reverb.probability > 0 && reverb.impulseResponses == nil {
+      throw ConfigurationError("reverb.impulseResponses: needed when reverb.probability is above 0")
+    }
   }
 
   /// Checks a list of speed factors: 1 … `maximumSpeedFactors` distinct factors, each
