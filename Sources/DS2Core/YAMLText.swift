@@ -26,7 +26,7 @@ public enum YAMLText {
     // Decoding replaces invalid sequences, so valid UTF-8 is exactly what round-trips.
     guard text.utf8.elementsEqual(bytes) else { throw failure("not UTF-8 text") }
     if let line = firstLine(nestedDeeperThan: maximumDepth, in: bytes) {
-      throw failure("line \(line) nests deeper than \(maximumDepth) levels")
+      throw failure("line \(line) nests deeper than \(maximumDepth) levels (brackets, indentation and aliases counted)")
     }
     return text
   }
@@ -46,17 +46,26 @@ public enum YAMLText {
   ///
   /// Depth counts, at each point, the block levels (distinct indentations of the enclosing
   /// lines, plus each `- ` / `? ` entry that opens a line) and the open flow collections
-  /// (`[` and `{` outside quoted scalars and comments). It may overstate the parser's
-  /// depth (brackets inside plain scalars, indented block-scalar text), never understate
-  /// it by more than a factor of two: a quote opens a quoted scalar only where a scalar
-  /// can start, and ends at the line's end at the latest, so no quote hides structure.
+  /// (`[` and `{` outside quoted scalars and comments); an alias (`*name`) adds the
+  /// deepest nesting reached before it, which its anchored node cannot exceed. It may
+  /// overstate the parser's depth (brackets inside plain scalars, indented block-scalar
+  /// text), never understate it by more than a factor of two: a quote opens a quoted
+  /// scalar only where a scalar can start, and ends at the line's end at the latest, so no
+  /// quote hides structure.
   public static func firstLine(nestedDeeperThan limit: Int, in bytes: [UInt8]) -> Int? {
     let (space, tab, newline, carriageReturn): (UInt8, UInt8, UInt8, UInt8) = (0x20, 0x09, 0x0A, 0x0D)
     func isBlank(_ index: Int) -> Bool {
-      index >= bytes.count || [space, tab, newline, carriageReturn].contains(bytes[index])
+      index >= bytes.count || bytes[index] == space || bytes[index] == tab || bytes[index] == newline
+        || bytes[index] == carriageReturn
     }
     var flowDepth = 0
     var indentations: [Int] = []
+    var deepest = 0
+    /// Notes a depth reached; false when it is over the limit.
+    func reach(_ depth: Int) -> Bool {
+      deepest = max(deepest, depth)
+      return depth <= limit
+    }
     var line = 0
     var index = 0
     // Whether a scalar can start here (so a quote here opens a quoted scalar). Kept across
@@ -77,13 +86,14 @@ public enum YAMLText {
         lineDepth = indentations.count
         atScalarStart = true
       }
-      if lineDepth + flowDepth > limit { return line }
+      guard reach(lineDepth + flowDepth) else { return line }
       var quote: UInt8? = nil
-      var previousIsBlank = true
+      var previous: UInt8? = nil  // nil at the line's start
       while index < bytes.count && bytes[index] != newline && bytes[index] != carriageReturn {
         let byte = bytes[index]
+        let afterBlank = previous == nil || previous == space || previous == tab
         defer {
-          previousIsBlank = byte == space || byte == tab
+          previous = byte
           index += 1
         }
         if let open = quote {
@@ -101,12 +111,12 @@ public enum YAMLText {
         switch byte {
         case space, tab:
           break
-        case UInt8(ascii: "#") where previousIsBlank:
+        case UInt8(ascii: "#") where afterBlank:
           while index + 1 < bytes.count && bytes[index + 1] != newline && bytes[index + 1] != carriageReturn { index += 1 }
         case UInt8(ascii: "["), UInt8(ascii: "{"):
           flowDepth += 1
           atScalarStart = true
-          if lineDepth + flowDepth > limit { return line }
+          guard reach(lineDepth + flowDepth) else { return line }
         case UInt8(ascii: "]"), UInt8(ascii: "}"):
           flowDepth = max(0, flowDepth - 1)
           atScalarStart = false
@@ -121,11 +131,18 @@ public enum YAMLText {
           if atScalarStart && isBlank(index + 1) {
             if flowDepth == 0 {
               lineDepth += 1
-              if lineDepth + flowDepth > limit { return line }
+              guard reach(lineDepth + flowDepth) else { return line }
             }
           } else {
             atScalarStart = false
           }
+        case UInt8(ascii: "*") where !isBlank(index + 1):
+          // An alias wherever one could be (more places than YAML allows: that can only
+          // overstate): as deep as its place plus the deepest node before it.
+          if afterBlank || [UInt8(ascii: "["), UInt8(ascii: "{"), UInt8(ascii: ","), UInt8(ascii: ":")].contains(previous!) {
+            guard reach(lineDepth + flowDepth + deepest) else { return line }
+          }
+          atScalarStart = false
         default:
           atScalarStart = false
         }

@@ -127,6 +127,9 @@ final class RecipeValidationTests: XCTestCase {
     let mappings = (0..<100).map { String(repeating: " ", count: $0) + "k\($0):" }.joined(separator: "\n")
     try assertRefused(base + mappings, "nests deeper than 64 levels")
     try assertRefused(base + "x: \n" + String(repeating: "- ", count: 3_000) + "a", "line 3 nests deeper than 64 levels")
+    // Aliases chained into a deep tree (Yams built it, then overflowed the stack freeing it).
+    let chain = (1..<40_000).map { "  - &a\($0) [*a\($0 - 1)]" }.joined(separator: "\n")
+    try assertRefused(base + "augment: {splits: &a0 [x]}\nname:\n" + chain, "nests deeper than 64 levels")
     // Size before anything else.
     try assertRefused(base + "# " + String(repeating: "x", count: 1 << 20), "larger than 1 MiB")
     // A recipe at ordinary depth, with brackets in quotes and comments, still loads.
@@ -151,6 +154,10 @@ final class RecipeValidationTests: XCTestCase {
     XCTAssertEqual(depthExceeded("a: \"x\n\(deep)"), 2, "a quote ends, for the scanner, at its line's end")
     XCTAssertEqual(depthExceeded("[a\n'b, \(deep)"), 2, "a flow scalar continued on the next line opens no quote")
     XCTAssertEqual(depthExceeded("[a,\n'b', \(deep)"), 2)
+    // An alias is as deep as its place plus the deepest node before it.
+    XCTAssertNil(depthExceeded("d: &d {x: 1}\nfeatures: *d\nmore: [*d, *d]\n<<: *d"))
+    XCTAssertEqual(depthExceeded("a: &a [[[1]]]\nb: &b [*a]\nc: &c [*b]\nd: [*c]", 7), 3)
+    XCTAssertNil(depthExceeded("a: 2*3\n", 1), "an asterisk inside a scalar")
     // The line's own level and one per entry opened on it.
     XCTAssertEqual(depthExceeded(String(repeating: "- ", count: 9) + "x", 9), 1)
     XCTAssertNil(depthExceeded(String(repeating: "- ", count: 8) + "x", 9))
