@@ -132,14 +132,37 @@ final class RecipeValidationTests: XCTestCase {
     try assertRefused(base + "augment: {splits: &a0 [x]}\nname:\n" + chain, "nests deeper than 64 levels")
     // Size before anything else.
     try assertRefused(base + "# " + String(repeating: "x", count: 1 << 20), "larger than 1 MiB")
+    // Quotes in odd places, which a reader of the nesting could misplace, hide nothing
+    // from the safe bound (the parser would nest 5,000 deep in each).
+    let deep = String(repeating: "[", count: 5_000)
+    try assertRefused(base + "x: [{\"a\":']'}, a\n'b, " + deep, "may nest deeper than 96 levels")
+    try assertRefused(base + "k: a:[\nj:\n  " + String(repeating: "- ", count: 3_000) + "x", "may nest deeper than 96 levels")
+    let cycle = String(repeating: "[", count: 40) + " \"\n" + String(repeating: "]", count: 40) + "\n\", "
+    try assertRefused(base + "x: " + String(repeating: cycle, count: 100), "may nest deeper than 96 levels")
     // A recipe at ordinary depth, with brackets in quotes and comments, still loads.
-    let quoted = String(repeating: "[", count: 200)
+    let quoted = String(repeating: "[", count: 30)
     try (base + "name: '\(quoted)'  # \(quoted)\noutput: \"\(quoted)\"\n").write(toFile: path, atomically: true, encoding: .utf8)
     XCTAssertEqual(try Recipe.load(path: path).name, quoted)
   }
 
   /// The scanner's depth: quotes and comments hide no structure, and no quote can
   /// hide flow nesting on a line YAML reads as structure.
+  /// The safe bound counts brackets inside quotes and comments as open, and does not
+  /// depend on telling quotes apart.
+  func testSafeDepthBound() {
+    func boundExceeded(_ text: String, _ limit: Int) -> Int? { YAMLText.firstLine(depthBoundAbove: limit, in: Array(text.utf8)) }
+    XCTAssertNil(boundExceeded("a: [[1], {b: [2]}]\nc:\n  d:\n    - e\n", 5))
+    XCTAssertNil(boundExceeded(String(repeating: "a: [[1], {b: [2]}]\n", count: 1_000), 4), "closed brackets close")
+    XCTAssertEqual(boundExceeded("a: ['x', 'y']\nb: ['x']\nc: [1]", 3), 3, "brackets holding quotes stay open")
+    XCTAssertEqual(boundExceeded("a: x[\nb: [[1]]", 3), 2, "brackets in plain text count")
+    XCTAssertEqual(boundExceeded(String(repeating: "- ", count: 5) + "x", 5), 1)
+    XCTAssertEqual(boundExceeded("a: &a [[1]]\nb: [*a]", 4), 2)
+    for name in (try? FileManager.default.contentsOfDirectory(atPath: repositoryRoot + "/recipes")) ?? [] where name.hasSuffix(".yaml") {
+      let bytes = Array(FileManager.default.contents(atPath: repositoryRoot + "/recipes/" + name)!)
+      XCTAssertNil(YAMLText.firstLine(depthBoundAbove: 8, in: bytes), name)
+    }
+  }
+
   func testNestingScanner() {
     func depthExceeded(_ text: String, _ limit: Int = 64) -> Int? { YAMLText.firstLine(nestedDeeperThan: limit, in: Array(text.utf8)) }
     let deep = String(repeating: "[", count: 100)
