@@ -47,6 +47,8 @@ public enum ConfigurationCheck {
 /// Threads a run may be given: 0 (one per core) to 1,024. More than the cores gain
 /// nothing, and each thread holds its own buffers.
 public let threadCountRange = 0...1_024
+/// `threadCountRange` as messages give it.
+public let threadCountAllowed = "\(threadCountRange.lowerBound) … \(threadCountRange.upperBound); 0 = one per core"
 
 extension ConfigurationError {
   /// The error with `section` put in front of the field path its message starts with:

@@ -6,6 +6,3 @@ import DS2Core
 func checkFlags(_ body: () throws -> Void) throws {
   do { try body() } catch let error as ConfigurationError { throw ValidationError(error.message) }
 }
-
-/// What `--threads` accepts, for messages.
-let threadsAllowed = "\(threadCountRange.lowerBound) … \(threadCountRange.upperBound); 0 = one per core"

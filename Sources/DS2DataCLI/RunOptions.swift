@@ -20,7 +20,7 @@ struct RunOptions: ParsableArguments {
   @OptionGroup var logging: LoggingOptions
 
   func validate() throws {
-    if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadsAllowed) } }
+    if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
   }
 
   /// Applies the overrides other than `output` to `recipe`.

@@ -77,7 +77,7 @@ struct Train: ParsableCommand {
     try checkFlags {
       if let epochs { try ConfigurationCheck.value(epochs, in: TrainingSection.epochsRange, "--epochs") }
       if let maxSteps { try ConfigurationCheck.value(maxSteps, in: 1...Int.max, "--max-steps", allowed: "1 or more") }
-      if let threads { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadsAllowed) }
+      if let threads { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) }
     }
     if benchmark {
       guard RecurrentCell(rawValue: cell) != nil else { throw ValidationError("--cell must be gru or rnn") }

@@ -281,7 +281,7 @@ public struct Recipe: Sendable, Codable, Equatable {
     try validatingSection("normalization") { try normalization.validate() }
     try validatingSection("shards") { try shards.validate() }
     try validatingSection("filters") { try filters.validate() }
-    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: "0 … 1024; 0 = one per core")
+    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: threadCountAllowed)
     if let augment {
       try validatingSection("augment") { try augment.validate() }
       for split in augment.splits ?? [] where !corpus.splits.contains(split) {

@@ -212,7 +212,7 @@ public struct TrainingSection: Sendable, Codable, Equatable {
     try ConfigurationCheck.value(maxGradientNorm, above: 0, atMost: Self.maximumGradientNormLimit, "maxGradientNorm")
     try ConfigurationCheck.value(checkpointEverySteps, in: Self.countRange, "checkpointEverySteps", unit: "steps")
     try ConfigurationCheck.value(maxFrames, in: Self.countRange, "maxFrames", unit: "frames")
-    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: "0 … 1024; 0 = one per core")
+    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: threadCountAllowed)
   }
 }
 
