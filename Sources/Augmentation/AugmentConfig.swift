@@ -11,7 +11,7 @@ public struct DecibelRange: Sendable, Codable, Equatable, CustomStringConvertibl
     self.high = high
   }
 
-  /// Parses `low:high` or a single value.
+  /// Parses `low:high` (low ≤ high) or a single value; bounds are checked by `validate`.
   public init?(parsing text: String) {
     let parts = text.split(separator: ":").map { Double($0.trimmingCharacters(in: .whitespaces)) }
     guard (1...2).contains(parts.count), let low = parts.first ?? nil, let high = parts.last ?? nil, low <= high else {
@@ -24,10 +24,21 @@ public struct DecibelRange: Sendable, Codable, Equatable, CustomStringConvertibl
     var container = try decoder.unkeyedContainer()
     let low = try container.decode(Double.self)
     let high = try container.decode(Double.self)
-    guard container.isAtEnd, low <= high, low.isFinite, high.isFinite else {
-      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected [low, high] with low ≤ high"))
+    guard container.isAtEnd else {
+      throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected [low, high]"))
     }
     self.init(low, high)
+  }
+
+  /// Checks that both ends are finite and within `bounds` (dB), and low ≤ high.
+  /// - Throws: `ConfigurationError` naming `field`.
+  public func validate(within bounds: ClosedRange<Double>, _ field: String) throws {
+    let allowed = "\(ConfigurationCheck.format(bounds.lowerBound)) … \(ConfigurationCheck.format(bounds.upperBound)) dB, low ≤ high"
+    let written = "[\(ConfigurationCheck.format(low)), \(ConfigurationCheck.format(high))]"
+    guard low.isFinite && high.isFinite else { throw ConfigurationError("\(field): \(written) is not a pair of finite numbers (\(allowed))") }
+    guard bounds.contains(low) && bounds.contains(high) && low <= high else {
+      throw ConfigurationError("\(field): \(written) is out of range (\(allowed))")
+    }
   }
 
   public func encode(to encoder: any Encoder) throws {
@@ -77,6 +88,28 @@ public struct NoiseConfig: Sendable, Codable, Equatable {
     babbleSpeakers = try c.decode(.babbleSpeakers, default: d.babbleSpeakers)
     babbleSnrDecibels = try c.decode(.babbleSnrDecibels, default: d.babbleSnrDecibels)
   }
+
+  /// SNRs accepted, dB.
+  public static let snrDecibelsRange = -50.0...100.0
+  /// Babble talkers accepted.
+  public static let babbleSpeakersRange = 1...64
+
+  /// Checks probabilities, SNR ranges and the babble talker range (`AugmentConfig`
+  /// checks that a bank is named).
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(probability, in: 0...1, "probability")
+    try snrDecibels.validate(within: Self.snrDecibelsRange, "snrDecibels")
+    try ConfigurationCheck.value(babbleProbability, in: 0...1, "babbleProbability")
+    guard babbleSpeakers.count == 2, babbleSpeakers[0] <= babbleSpeakers[1],
+      babbleSpeakers.allSatisfy(Self.babbleSpeakersRange.contains)
+    else {
+      throw ConfigurationError(
+        "babbleSpeakers: \(babbleSpeakers) is out of range ([min, max] with \(Self.babbleSpeakersRange.lowerBound) ≤ min ≤ max ≤ "
+          + "\(Self.babbleSpeakersRange.upperBound))")
+    }
+    try babbleSnrDecibels.validate(within: Self.snrDecibelsRange, "babbleSnrDecibels")
+  }
 }
 
 /// Random gain.
@@ -93,6 +126,15 @@ public struct VolumeConfig: Sendable, Codable, Equatable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     probability = try c.decode(.probability, default: 0.0)
     gainDecibels = try c.decode(.gainDecibels, default: DecibelRange(-6, 6))
+  }
+
+  /// Gains accepted, dB.
+  public static let gainDecibelsRange = -60.0...60.0
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(probability, in: 0...1, "probability")
+    try gainDecibels.validate(within: Self.gainDecibelsRange, "gainDecibels")
   }
 }
 
@@ -111,6 +153,11 @@ public struct ReverbConfig: Sendable, Codable, Equatable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     impulseResponses = try c.decodeIfPresent(String.self, forKey: .impulseResponses)
     probability = try c.decode(.probability, default: 0.0)
+  }
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(probability, in: 0...1, "probability")
   }
 }
 
@@ -145,30 +192,41 @@ public struct AugmentConfig: Sendable, Codable, Equatable {
     statisticsFrom = try c.decodeIfPresent(String.self, forKey: .statisticsFrom)
   }
 
-  /// Checks ranges and probabilities.
-  /// - Throws: `ConfigurationError` naming the field.
+  /// Speed factors accepted: above `speedFactorBounds.above`, at most `.atMost` (the
+  /// range `SpeedPerturber` implements).
+  public static let speedFactorBounds = (above: 0.5, atMost: 2.0)
+  /// Most speed factors (copies per utterance).
+  public static let maximumSpeedFactors = 32
+
+  /// Checks every field: speed factors, probabilities, SNR and gain ranges, babble talkers;
+  /// then that a noise bank and an impulse-response folder are named where needed.
+  /// - Throws: `ConfigurationError` naming the field relative to the section
+  ///   (`noise.probability: …`; the recipe puts `augment.` in front).
   public func validate() throws {
-    guard !speedFactors.isEmpty else { throw ConfigurationError("augment.speedFactors is empty") }
-    for factor in speedFactors where !(factor > 0.5 && factor <= 2) {
-      throw ConfigurationError("augment.speedFactors: \(factor) is outside (0.5, 2]")
-    }
-    let labels = speedFactors.map(Self.label)
-    guard Set(labels).count == labels.count else { throw ConfigurationError("augment.speedFactors lists a factor twice") }
-    for (name, p) in [
-      ("augment.noise.probability", noise.probability), ("augment.noise.babbleProbability", noise.babbleProbability),
-      ("augment.volume.probability", volume.probability), ("augment.reverb.probability", reverb.probability),
-    ] where !(0...1).contains(p) {
-      throw ConfigurationError("\(name) must be in [0, 1]")
-    }
+    try Self.validate(speedFactors: speedFactors, "speedFactors")
+    try validatingSection("noise") { try noise.validate() }
+    try validatingSection("volume") { try volume.validate() }
+    try validatingSection("reverb") { try reverb.validate() }
     if (noise.probability > 0 || noise.babbleProbability > 0) && noise.bank == nil {
-      throw ConfigurationError("augment.noise.probability > 0 needs augment.noise.bank (or --noise-bank)")
+      throw ConfigurationError("noise.bank: needed when noise.probability or noise.babbleProbability is above 0 (or --noise-bank)")
     }
     if reverb.probability > 0 && reverb.impulseResponses == nil {
-      throw ConfigurationError("augment.reverb.probability > 0 needs augment.reverb.impulseResponses")
+      throw ConfigurationError("reverb.impulseResponses: needed when reverb.probability is above 0")
     }
-    guard noise.babbleSpeakers.count == 2, noise.babbleSpeakers[0] >= 1, noise.babbleSpeakers[0] <= noise.babbleSpeakers[1] else {
-      throw ConfigurationError("augment.noise.babbleSpeakers must be [min, max] with 1 ≤ min ≤ max")
+  }
+
+  /// Checks a list of speed factors: 1 … `maximumSpeedFactors` distinct factors, each
+  /// finite and within `speedFactorBounds`.
+  /// - Throws: `ConfigurationError` naming `field` (`speedFactors`, or a flag).
+  public static func validate(speedFactors: [Double], _ field: String) throws {
+    guard (1...maximumSpeedFactors).contains(speedFactors.count) else {
+      throw ConfigurationError("\(field): \(speedFactors.count) factors; give 1 … \(maximumSpeedFactors)")
     }
+    for (index, factor) in speedFactors.enumerated() {
+      try ConfigurationCheck.value(factor, above: speedFactorBounds.above, atMost: speedFactorBounds.atMost, "\(field)[\(index)]")
+    }
+    let labels = speedFactors.map(label)
+    guard Set(labels).count == labels.count else { throw ConfigurationError("\(field): lists a factor twice") }
   }
 
   /// `0.9` → `"0.9"`, `1.05` → `"1.05"`: the factor as written in ids.

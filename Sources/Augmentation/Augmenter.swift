@@ -52,7 +52,7 @@ public final class Augmenter: @unchecked Sendable {
   /// Indexes the noise bank and impulse-response folder named in `config`.
   /// - Throws: `ConfigurationError` for a missing folder, or one without usable files.
   public init(config: AugmentConfig, sampleRateHertz: Int, seed: UInt64) throws {
-    try config.validate()
+    try validatingSection("augment") { try config.validate() }
     self.config = config
     self.sampleRateHertz = sampleRateHertz
     self.seed = seed

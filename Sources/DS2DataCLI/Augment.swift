@@ -24,21 +24,29 @@ struct Augment: ParsableCommand {
   @Option(help: "Noise bank folder (MUSAN layout or any folder of audio).")
   var noiseBank: String?
 
-  @Option(help: "Speed factors, comma-separated (default 0.9,1.0,1.1).")
+  @Option(help: "Speed factors, comma-separated, each above 0.5 and at most 2 (default 0.9,1.0,1.1).")
   var speed: String?
 
-  @Option(help: "Fraction of copies that get noise (default 0.4).")
+  @Option(help: "Fraction of copies that get noise, 0–1 (default 0.4).")
   var noiseProbability: Double?
 
-  @Option(help: "SNR range in dB, low:high (default 0:20).")
+  @Option(help: "SNR range in dB, low:high within -50:100 (default 0:20).")
   var snr: String?
 
   @OptionGroup var options: RunOptions
 
   func validate() throws {
-    if let speed, parseFactors(speed) == nil { throw ValidationError("--speed: expected numbers like 0.9,1.0,1.1") }
-    if let snr, DecibelRange(parsing: snr) == nil { throw ValidationError("--snr: expected low:high, e.g. 0:20") }
-    if let noiseProbability, !(0...1).contains(noiseProbability) { throw ValidationError("--noise-probability must be in [0, 1]") }
+    if let speed {
+      guard let factors = parseFactors(speed) else { throw ValidationError("--speed: expected numbers like 0.9,1.0,1.1") }
+      try checkFlags { try AugmentConfig.validate(speedFactors: factors, "--speed") }
+    }
+    if let snr {
+      guard let range = DecibelRange(parsing: snr) else { throw ValidationError("--snr: expected low:high with low ≤ high, e.g. 0:20") }
+      try checkFlags { try range.validate(within: NoiseConfig.snrDecibelsRange, "--snr") }
+    }
+    if let noiseProbability {
+      try checkFlags { try ConfigurationCheck.value(noiseProbability, in: 0...1, "--noise-probability") }
+    }
   }
 
   func parseFactors(_ text: String) -> [Double]? {

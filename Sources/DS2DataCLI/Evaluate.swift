@@ -1,4 +1,5 @@
 import ArgumentParser
+import DS2Core
 import Foundation
 import Trainer
 
@@ -21,7 +22,7 @@ struct Evaluate: ParsableCommand {
   @Option(help: "Dataset directory (default: the first the run trained on).")
   var dataset: String?
 
-  @Option(help: "Beam width of the CTC prefix beam search.")
+  @Option(help: "Beam width of the CTC prefix beam search, 1–4096.")
   var beamWidth: Int?
 
   @OptionGroup var decoding: DecodingOptions
@@ -33,7 +34,7 @@ struct Evaluate: ParsableCommand {
   var json = false
 
   func validate() throws {
-    if let beamWidth, beamWidth < 1 { throw ValidationError("--beam-width must be ≥ 1") }
+    if let beamWidth { try checkFlags { try ConfigurationCheck.value(beamWidth, in: DecodingSection.beamWidthRange, "--beam-width") } }
   }
 
   func run() throws {

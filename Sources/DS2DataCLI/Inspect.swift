@@ -16,7 +16,7 @@ struct Inspect: ParsableCommand {
   @Argument(help: "Dataset directory (holding manifest.json).")
   var dataset: String
 
-  @Option(help: "Print the first N records of each split.")
+  @Option(help: "Print the first N records of each split (0 or more).")
   var records: Int?
 
   @Option(help: "Only this split.")
@@ -32,7 +32,7 @@ struct Inspect: ParsableCommand {
   var raw = false
 
   func validate() throws {
-    if let records, records < 0 { throw ValidationError("--records must be ≥ 0") }
+    if let records { try checkFlags { try ConfigurationCheck.value(records, in: 0...Int.max, "--records", allowed: "0 or more") } }
   }
 
   func run() throws {

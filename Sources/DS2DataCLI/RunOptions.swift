@@ -1,4 +1,5 @@
 import ArgumentParser
+import DS2Core
 import Foundation
 import Pipeline
 
@@ -10,7 +11,7 @@ struct RunOptions: ParsableArguments {
   @Option(help: "Output directory (overrides the recipe's).")
   var output: String?
 
-  @Option(help: "Threads, i.e. cores, for everything the run computes (default: the recipe's, 0 = one per core). Never changes the output.")
+  @Option(help: "Threads, i.e. cores, for everything the run computes, 0–1024 (default: the recipe's, 0 = one per core). Never changes the output.")
   var threads: Int?
 
   @Flag(help: "Replace an existing dataset (or unfinished run) in the output directory made from a different recipe.")
@@ -19,7 +20,7 @@ struct RunOptions: ParsableArguments {
   @OptionGroup var logging: LoggingOptions
 
   func validate() throws {
-    if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
+    if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
   }
 
   /// Applies the overrides other than `output` to `recipe`.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DS2Core
 import Foundation
 import Pipeline
 import Trainer
@@ -32,13 +33,13 @@ struct Train: ParsableCommand {
   @Option(help: "Continue the run in this folder from its latest checkpoint.")
   var resume: String?
 
-  @Option(help: "Number of epochs (overrides the model YAML; with --resume, extends the run).")
+  @Option(help: "Number of epochs, 1–1000000 (overrides the model YAML; with --resume, extends the run).")
   var epochs: Int?
 
-  @Option(help: "Stop with a checkpoint after this many steps.")
+  @Option(help: "Stop with a checkpoint after this many steps (1 or more).")
   var maxSteps: Int?
 
-  @Option(help: "Threads for BLAS, CTC and the recurrent directions (overrides the model YAML; 0 = one per core).")
+  @Option(help: "Threads for BLAS, CTC and the recurrent directions, 0–1024 (overrides the model YAML; 0 = one per core).")
   var threads: Int?
 
   @Flag(help: "Time training steps on synthetic batches shaped like the PyTorch peer's; no dataset needed.")
@@ -47,19 +48,19 @@ struct Train: ParsableCommand {
   @Option(help: "With --benchmark: recurrent cell, gru or rnn.")
   var cell: String = "gru"
 
-  @Option(help: "With --benchmark: timed steps (after 3 warm-up steps).")
+  @Option(help: "With --benchmark: timed steps (after 3 warm-up steps), 1–10000.")
   var steps: Int = 12
 
-  @Option(help: "With --benchmark: hidden units per direction.")
+  @Option(help: "With --benchmark: hidden units per direction, 1–4096.")
   var hidden: Int = 256
 
-  @Option(help: "With --benchmark: bidirectional recurrent layers.")
+  @Option(help: "With --benchmark: bidirectional recurrent layers, 1–7.")
   var layers: Int = 3
 
-  @Option(help: "With --benchmark: channels of the conv layer.")
+  @Option(help: "With --benchmark: channels of the conv layer, 1–1024.")
   var convChannels: Int = 32
 
-  @Option(help: "With --benchmark: utterances per batch.")
+  @Option(help: "With --benchmark: utterances per batch, 1–512.")
   var batchSize: Int = 16
 
   @Flag(help: "With --benchmark: print the result as one JSON object.")
@@ -67,14 +68,25 @@ struct Train: ParsableCommand {
 
   @OptionGroup var logging: LoggingOptions
 
+  /// Timed benchmark steps accepted.
+  static let benchmarkStepsRange = 1...10_000
+  /// Benchmark batch sizes accepted (its batches of up to 10 s utterances are made in memory).
+  static let benchmarkBatchSizeRange = 1...512
+
   func validate() throws {
-    if let epochs, epochs < 1 { throw ValidationError("--epochs must be ≥ 1") }
-    if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be ≥ 1") }
-    if let threads, threads < 0 { throw ValidationError("--threads must be ≥ 0") }
+    try checkFlags {
+      if let epochs { try ConfigurationCheck.value(epochs, in: TrainingSection.epochsRange, "--epochs") }
+      if let maxSteps { try ConfigurationCheck.value(maxSteps, in: 1...Int.max, "--max-steps", allowed: "1 or more") }
+      if let threads { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) }
+    }
     if benchmark {
       guard RecurrentCell(rawValue: cell) != nil else { throw ValidationError("--cell must be gru or rnn") }
-      guard steps >= 1, hidden >= 1, (1...7).contains(layers), convChannels >= 1, batchSize >= 1 else {
-        throw ValidationError("--steps, --hidden, --conv-channels and --batch-size must be ≥ 1, --layers 1–7")
+      try checkFlags {
+        try ConfigurationCheck.value(steps, in: Self.benchmarkStepsRange, "--steps")
+        try ConfigurationCheck.value(hidden, in: ModelConfig.hiddenRange, "--hidden")
+        try ConfigurationCheck.value(layers, in: ModelConfig.recurrentLayerRange, "--layers")
+        try ConfigurationCheck.value(convChannels, in: ModelConfig.ConvolutionLayer.channelsRange, "--conv-channels")
+        try ConfigurationCheck.value(batchSize, in: Self.benchmarkBatchSizeRange, "--batch-size")
       }
       return
     }

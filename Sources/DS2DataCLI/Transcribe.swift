@@ -20,14 +20,14 @@ struct Transcribe: ParsableCommand {
   @Argument(help: "Audio files.")
   var files: [String]
 
-  @Option(help: "Beam width (1 = greedy; default: the run's setting).")
+  @Option(help: "Beam width, 1–4096 (1 = greedy; default: the run's setting).")
   var beamWidth: Int?
 
   @OptionGroup var decoding: DecodingOptions
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("name at least one audio file") }
-    if let beamWidth, beamWidth < 1 { throw ValidationError("--beam-width must be ≥ 1") }
+    if let beamWidth { try checkFlags { try ConfigurationCheck.value(beamWidth, in: DecodingSection.beamWidthRange, "--beam-width") } }
   }
 
   func run() throws {

@@ -82,25 +82,48 @@ public struct SpectrogramConfig: Sendable, Codable, Equatable {
     return sampleCount < window ? 0 : 1 + (sampleCount - window) / hop
   }
 
-  /// Checks the settings for `sampleRateHertz`.
-  /// - Throws: a message naming the bad field.
+  /// Window lengths accepted, seconds.
+  public static let windowSecondsRange = 0.001...1.0
+  /// Hops accepted, seconds.
+  public static let hopSecondsRange = 0.000_1...1.0
+  /// Longest FFT, samples; the window (in samples) must fit in it.
+  public static let maximumFFTSize = 65_536
+  /// `epsilon` values accepted.
+  public static let epsilonRange = 1e-30...1.0
+  /// `loudnessTargetDecibels` values accepted, dBFS.
+  public static let loudnessTargetRange = -100.0...0.0
+
+  /// Checks the settings for `sampleRateHertz`: every field finite and in range, the
+  /// window 2 … `maximumFFTSize` samples, the hop at least 1 sample, `fftSize` from the
+  /// window's samples to `maximumFFTSize`.
+  /// - Throws: `ConfigurationError` naming the field (`windowSeconds: …`; the caller puts
+  ///   the section in front).
   public func validate(sampleRateHertz: Int) throws {
-    let window = windowSamples(sampleRateHertz: sampleRateHertz)
-    let hop = hopSamples(sampleRateHertz: sampleRateHertz)
-    guard window >= 2 else { throw SpectrogramConfigError("features.windowSeconds gives \(window) samples; need ≥ 2") }
-    guard hop >= 1 else { throw SpectrogramConfigError("features.hopSeconds gives \(hop) samples; need ≥ 1") }
-    if let fftSize, fftSize < window {
-      throw SpectrogramConfigError("features.fftSize \(fftSize) is shorter than the window (\(window) samples)")
+    try ConfigurationCheck.value(windowSeconds, in: Self.windowSecondsRange, "windowSeconds", unit: "s")
+    try ConfigurationCheck.value(hopSeconds, in: Self.hopSecondsRange, "hopSeconds", unit: "s")
+    guard sampleRateHertz > 0 else { throw ConfigurationError("sampleRateHertz: \(sampleRateHertz) is not positive") }
+    // Sample counts are checked as doubles first, so that no rate overflows `Int`.
+    let rate = Double(sampleRateHertz)
+    let windowSamples = (windowSeconds * rate).rounded()
+    guard windowSamples >= 2 && windowSamples <= Double(Self.maximumFFTSize) else {
+      throw ConfigurationError(
+        "windowSeconds: \(ConfigurationCheck.format(windowSeconds)) s is \(ConfigurationCheck.format(windowSamples)) samples at "
+          + "\(sampleRateHertz) Hz; need 2 … \(Self.maximumFFTSize) (the longest FFT)")
     }
-    guard epsilon >= 1e-30, epsilon.isFinite else { throw SpectrogramConfigError("features.epsilon must be ≥ 1e-30") }
-    if let target = loudnessTargetDecibels, !(target.isFinite && target <= 0) {
-      throw SpectrogramConfigError("features.loudnessTargetDecibels must be ≤ 0 dBFS")
+    let hopSamples = (hopSeconds * rate).rounded()
+    guard hopSamples >= 1 && hopSamples <= 1e9 else {
+      throw ConfigurationError(
+        "hopSeconds: \(ConfigurationCheck.format(hopSeconds)) s is \(ConfigurationCheck.format(hopSamples)) samples at "
+          + "\(sampleRateHertz) Hz; need at least 1")
+    }
+    if let fftSize {
+      try ConfigurationCheck.value(
+        fftSize, in: Int(windowSamples)...Self.maximumFFTSize, "fftSize", unit: "samples",
+        allowed: "the window's \(Int(windowSamples)) … \(Self.maximumFFTSize) samples")
+    }
+    try ConfigurationCheck.value(epsilon, in: Self.epsilonRange, "epsilon")
+    if let loudnessTargetDecibels {
+      try ConfigurationCheck.value(loudnessTargetDecibels, in: Self.loudnessTargetRange, "loudnessTargetDecibels", unit: "dBFS")
     }
   }
-}
-
-/// A bad spectrogram setting.
-public struct SpectrogramConfigError: Error, CustomStringConvertible, Sendable {
-  public var description: String
-  init(_ description: String) { self.description = description }
 }

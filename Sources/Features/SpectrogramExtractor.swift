@@ -26,7 +26,7 @@ public final class SpectrogramExtractor {
   private let plan: fftwf_plan
   private let logEpsilon: Float
 
-  /// - Throws: `SpectrogramConfigError` for settings that make no spectrogram.
+  /// - Throws: `ConfigurationError` naming the setting that makes no spectrogram.
   public init(config: SpectrogramConfig, sampleRateHertz: Int) throws {
     try config.validate(sampleRateHertz: sampleRateHertz)
     self.config = config

@@ -92,12 +92,20 @@ public struct AudioConfig: Sendable, Codable, Equatable {
     channelRule = try c.decode(.channelRule, default: d.channelRule)
     resampleQuality = try c.decode(.resampleQuality, default: d.resampleQuality)
   }
+
+  /// Sample rates accepted, Hz.
+  public static let sampleRateHertzRange = 1_000...384_000
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(sampleRateHertz, in: Self.sampleRateHertzRange, "sampleRateHertz", unit: "Hz")
+  }
 }
 
 /// Feature normalization settings.
 public struct NormalizationConfig: Sendable, Codable, Equatable {
   public var mode: NormalizationMode = .global
-  /// Lower bound on a bin's standard deviation before dividing by it.
+  /// Lower bound on a bin's standard deviation before dividing by it (`stdFloorRange`).
   public var stdFloor = 1e-5
 
   enum CodingKeys: String, CodingKey, CaseIterable { case mode, stdFloor }
@@ -110,11 +118,19 @@ public struct NormalizationConfig: Sendable, Codable, Equatable {
     mode = try c.decode(.mode, default: NormalizationMode.global)
     stdFloor = try c.decode(.stdFloor, default: 1e-5)
   }
+
+  /// `stdFloor` values accepted (its inverse stays a finite `Float`).
+  public static let stdFloorRange = 1e-30...1e3
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(stdFloor, in: Self.stdFloorRange, "stdFloor")
+  }
 }
 
 /// Shard file settings.
 public struct ShardConfig: Sendable, Codable, Equatable {
-  /// Size cap of one shard file in bytes (default 1 GiB).
+  /// Size cap of one shard file in bytes (default 1 GiB; `maxShardBytesRange`).
   public var maxShardBytes = 1 << 30
   /// Storage type of feature values.
   public var dtype: FeatureDType = .float16
@@ -128,6 +144,15 @@ public struct ShardConfig: Sendable, Codable, Equatable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     maxShardBytes = try c.decode(.maxShardBytes, default: 1 << 30)
     dtype = try c.decode(.dtype, default: FeatureDType.float16)
+  }
+
+  /// Shard size caps accepted: 1 MiB … 1 TiB. A shard's LMDB map is reserved at about
+  /// 9/8 of the cap, which must stay addressable (and far from `Int` overflow).
+  public static let maxShardBytesRange = (1 << 20)...(1 << 40)
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(maxShardBytes, in: Self.maxShardBytesRange, "maxShardBytes", allowed: "1 MiB … 1 TiB")
   }
 }
 
@@ -147,6 +172,23 @@ public struct FilterConfig: Sendable, Codable, Equatable {
     let c = try decoder.container(keyedBy: CodingKeys.self)
     minDurationSeconds = try c.decode(.minDurationSeconds, default: 0.0)
     maxDurationSeconds = try c.decodeIfPresent(Double.self, forKey: .maxDurationSeconds)
+  }
+
+  /// Durations accepted, seconds (up to a day).
+  public static let durationSecondsRange = 0.0...86_400.0
+
+  /// Checks both durations are finite and in range, and the maximum above the minimum.
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(minDurationSeconds, in: Self.durationSecondsRange, "minDurationSeconds", unit: "s")
+    if let maxDurationSeconds {
+      try ConfigurationCheck.value(maxDurationSeconds, in: Self.durationSecondsRange, "maxDurationSeconds", unit: "s")
+      guard maxDurationSeconds > minDurationSeconds else {
+        throw ConfigurationError(
+          "maxDurationSeconds: \(ConfigurationCheck.format(maxDurationSeconds)) must exceed minDurationSeconds "
+            + "(\(ConfigurationCheck.format(minDurationSeconds)))")
+      }
+    }
   }
 }
 
@@ -168,7 +210,8 @@ public struct Recipe: Sendable, Codable, Equatable {
   /// Seed of every random choice (augmentation); recorded in the manifest.
   public var seed: UInt64 = 20_160_101
   /// Threads for everything the run computes (decoding, features, writing, digests), so
-  /// the cores it uses; 0 = one per core. Never changes the output.
+  /// the cores it uses; 0 = one per core, at most 1,024 (`threadCountRange`). Never
+  /// changes the output.
   public var threads = 0
   /// Settings of `ds2-data augment` (ignored by `prepare`).
   public var augment: AugmentConfig?
@@ -199,15 +242,11 @@ public struct Recipe: Sendable, Codable, Equatable {
     augment = try c.decodeIfPresent(AugmentConfig.self, forKey: .augment)
   }
 
-  /// Loads a recipe file.
+  /// Loads a recipe file (within `YAMLText`'s size and nesting limits). Values are
+  /// checked by `validate`, after command-line overrides.
   /// - Throws: `ConfigurationError` naming the file and the problem.
   public static func load(path: String) throws -> Recipe {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw ConfigurationError("recipe \(path): cannot read the file")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw ConfigurationError("recipe \(path): not UTF-8 text")
-    }
+    let text = try YAMLText.read(path: path, kind: "recipe")
     do {
       return try YAMLDecoder().decode(Recipe.self, from: text)
     } catch let error as DecodingError {
@@ -218,8 +257,9 @@ public struct Recipe: Sendable, Codable, Equatable {
   }
 
 
-  /// Checks settings that need no file system access.
-  /// - Throws: `ConfigurationError` naming the field.
+  /// Checks settings that need no file system access: every number finite and within
+  /// its section's documented range (each section's `validate`).
+  /// - Throws: `ConfigurationError` naming the field (`features.windowSeconds: …`).
   public func validate() throws {
     guard !corpus.splits.isEmpty else { throw ConfigurationError("corpus.splits is empty") }
     guard Set(corpus.splits).count == corpus.splits.count else { throw ConfigurationError("corpus.splits lists a split twice") }
@@ -236,21 +276,14 @@ public struct Recipe: Sendable, Codable, Equatable {
       throw ConfigurationError(
         "normalization.mode is global but no training split is set (corpus.trainingSplits, or a split named train*)")
     }
-    guard (8_000...192_000).contains(audio.sampleRateHertz) else {
-      throw ConfigurationError("audio.sampleRateHertz \(audio.sampleRateHertz) is outside 8000…192000")
-    }
-    do { try features.validate(sampleRateHertz: audio.sampleRateHertz) } catch {
-      throw ConfigurationError("\(error)")
-    }
-    guard normalization.stdFloor > 0 else { throw ConfigurationError("normalization.stdFloor must be > 0") }
-    guard shards.maxShardBytes >= 1 << 20 else { throw ConfigurationError("shards.maxShardBytes must be at least 1 MiB") }
-    guard filters.minDurationSeconds >= 0 else { throw ConfigurationError("filters.minDurationSeconds must be ≥ 0") }
-    if let maximum = filters.maxDurationSeconds, maximum <= filters.minDurationSeconds {
-      throw ConfigurationError("filters.maxDurationSeconds must exceed filters.minDurationSeconds")
-    }
-    guard threads >= 0 else { throw ConfigurationError("threads must be ≥ 0 (0 = one per core)") }
+    try validatingSection("audio") { try audio.validate() }
+    try validatingSection("features") { try features.validate(sampleRateHertz: audio.sampleRateHertz) }
+    try validatingSection("normalization") { try normalization.validate() }
+    try validatingSection("shards") { try shards.validate() }
+    try validatingSection("filters") { try filters.validate() }
+    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: threadCountAllowed)
     if let augment {
-      try augment.validate()
+      try validatingSection("augment") { try augment.validate() }
       for split in augment.splits ?? [] where !corpus.splits.contains(split) {
         throw ConfigurationError("augment.splits: \(split) is not one of corpus.splits")
       }
@@ -276,6 +309,8 @@ public struct Recipe: Sendable, Codable, Equatable {
     if !augmenting { copy.augment = nil }
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.sortedKeys]
+    // An unvalidated recipe may hold NaN or infinity; it still has an identity.
+    encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
     guard let data = try? encoder.encode(copy), var value = try? JSONDecoder().decode(JSONValue.self, from: data),
       case .object(var object) = value
     else { preconditionFailure("a recipe always encodes") }

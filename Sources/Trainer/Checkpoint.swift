@@ -156,6 +156,10 @@ public struct Checkpoint {
     guard header.formatVersion == 1 else {
       throw ConfigurationError("\(path): checkpoint format version \(header.formatVersion); this build reads version 1")
     }
+    // Its settings drive evaluation and decoding (threads, batch size, beam width).
+    do { try header.recipe.validate() } catch let error as ConfigurationError {
+      throw ConfigurationError("\(path): the checkpoint's model settings: \(error.message)")
+    }
     let dataStart = (headerEnd + 3) & ~3
     var tensors: [String: Tensor<Float>] = [:]
     for entry in header.tensors {

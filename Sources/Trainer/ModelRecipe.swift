@@ -78,14 +78,31 @@ public struct ModelSection: Sendable, Codable, Equatable {
   /// The model for a dataset with `bins` feature bins and `vocabularySize` symbols.
   public func config(bins: Int, vocabularySize: Int) -> ModelConfig {
     ModelConfig(
-      inputBins: bins,
-      convLayers: convolutions.map {
-        .init(
-          channels: $0.channels, kernelTime: $0.kernelTime, kernelFrequency: $0.kernelFrequency,
-          strideTime: $0.strideTime, strideFrequency: $0.strideFrequency, paddingTime: $0.paddingTime,
-          paddingFrequency: $0.paddingFrequency)
-      },
-      rnnCell: cell, rnnLayers: recurrentLayers, rnnHidden: hidden, vocabularySize: vocabularySize, seed: seed)
+      inputBins: bins, convLayers: convolutionLayers, rnnCell: cell, rnnLayers: recurrentLayers, rnnHidden: hidden,
+      vocabularySize: vocabularySize, seed: seed)
+  }
+
+  /// The conv layers, paddings resolved.
+  var convolutionLayers: [ModelConfig.ConvolutionLayer] {
+    convolutions.map {
+      .init(
+        channels: $0.channels, kernelTime: $0.kernelTime, kernelFrequency: $0.kernelFrequency,
+        strideTime: $0.strideTime, strideFrequency: $0.strideFrequency, paddingTime: $0.paddingTime,
+        paddingFrequency: $0.paddingFrequency)
+    }
+  }
+
+  /// Checks the shape within `ModelConfig`'s ranges (layer counts, units, each conv
+  /// layer's channels, kernels, strides and paddings). The weight count, which depends on
+  /// the dataset's bins, is checked when the model is built.
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(convolutions.count, in: ModelConfig.convolutionLayerCountRange, "convolutions", allowed: "0 … 3 layers")
+    for (index, layer) in convolutionLayers.enumerated() {
+      try validatingSection("convolutions[\(index)]") { try layer.validate() }
+    }
+    try ConfigurationCheck.value(recurrentLayers, in: ModelConfig.recurrentLayerRange, "recurrentLayers")
+    try ConfigurationCheck.value(hidden, in: ModelConfig.hiddenRange, "hidden")
   }
 }
 
@@ -164,6 +181,39 @@ public struct TrainingSection: Sendable, Codable, Equatable {
 
   /// Threads to use: `threads`, or one per core when 0.
   public var effectiveThreads: Int { threads > 0 ? threads : ProcessInfo.processInfo.activeProcessorCount }
+
+  /// Epochs accepted.
+  public static let epochsRange = 1...1_000_000
+  /// Utterances per batch accepted.
+  public static let batchSizeRange = 1...65_536
+  /// Padded frames per batch accepted (`maxBatchFrames`).
+  public static let maxBatchFramesRange = 1...(1 << 30)
+  /// Learning rates accepted: above 0, at most this.
+  public static let maximumLearningRate = 10.0
+  /// Annealing divisors accepted.
+  public static let annealingRange = 1.0...10.0
+  /// Gradient-norm clipping thresholds accepted: above 0, at most this.
+  public static let maximumGradientNormLimit = 1e6
+  /// `checkpointEverySteps` and `maxFrames` values accepted (0 = off).
+  public static let countRange = 0...1_000_000_000
+
+  /// Checks every number: finite and within the ranges above; momentum in [0, 1);
+  /// threads within `threadCountRange`.
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(epochs, in: Self.epochsRange, "epochs")
+    try ConfigurationCheck.value(batchSize, in: Self.batchSizeRange, "batchSize", unit: "utterances")
+    if let maxBatchFrames {
+      try ConfigurationCheck.value(maxBatchFrames, in: Self.maxBatchFramesRange, "maxBatchFrames", unit: "frames")
+    }
+    try ConfigurationCheck.value(learningRate, above: 0, atMost: Self.maximumLearningRate, "learningRate")
+    try ConfigurationCheck.value(momentum, in: 0..<1, "momentum")
+    try ConfigurationCheck.value(annealing, in: Self.annealingRange, "annealing")
+    try ConfigurationCheck.value(maxGradientNorm, above: 0, atMost: Self.maximumGradientNormLimit, "maxGradientNorm")
+    try ConfigurationCheck.value(checkpointEverySteps, in: Self.countRange, "checkpointEverySteps", unit: "steps")
+    try ConfigurationCheck.value(maxFrames, in: Self.countRange, "maxFrames", unit: "frames")
+    try ConfigurationCheck.value(threads, in: threadCountRange, "threads", allowed: threadCountAllowed)
+  }
 }
 
 /// The decoding section of a model YAML (evaluation and transcription).
@@ -189,6 +239,20 @@ public struct DecodingSection: Sendable, Codable, Equatable {
     languageModel = try c.decodeIfPresent(String.self, forKey: .languageModel)
     alpha = try c.decode(.alpha, default: d.alpha)
     beta = try c.decode(.beta, default: d.beta)
+  }
+
+  /// Beam widths accepted.
+  public static let beamWidthRange = 1...4_096
+  /// Language-model weights α accepted.
+  public static let alphaRange = 0.0...100.0
+  /// Word bonuses β accepted.
+  public static let betaRange = -100.0...100.0
+
+  /// - Throws: `ConfigurationError` naming the field (relative to this section).
+  public func validate() throws {
+    try ConfigurationCheck.value(beamWidth, in: Self.beamWidthRange, "beamWidth")
+    try ConfigurationCheck.value(alpha, in: Self.alphaRange, "alpha")
+    try ConfigurationCheck.value(beta, in: Self.betaRange, "beta")
   }
 }
 
@@ -232,15 +296,10 @@ public struct ModelRecipe: Sendable, Codable, Equatable {
     return recipe
   }()
 
-  /// Loads a model YAML.
+  /// Loads and validates a model YAML (within `YAMLText`'s size and nesting limits).
   /// - Throws: `ConfigurationError` naming the file and the field.
   public static func load(path: String) throws -> ModelRecipe {
-    guard let data = FileManager.default.contents(atPath: path) else {
-      throw ConfigurationError("model \(path): cannot read the file")
-    }
-    guard let text = String(data: data, encoding: .utf8) else {
-      throw ConfigurationError("model \(path): not UTF-8 text")
-    }
+    let text = try YAMLText.read(path: path, kind: "model")
     let recipe: ModelRecipe
     do {
       recipe = try YAMLDecoder().decode(ModelRecipe.self, from: text)
@@ -257,27 +316,13 @@ public struct ModelRecipe: Sendable, Codable, Equatable {
     return recipe
   }
 
-  /// Checks the settings that need no dataset.
-  /// - Throws: `ConfigurationError` naming the field.
+  /// Checks the settings that need no dataset: every number finite and within its
+  /// section's documented range.
+  /// - Throws: `ConfigurationError` naming the field (`training.epochs: …`).
   public func validate() throws {
-    func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
-      if !condition { throw ConfigurationError(message()) }
-    }
-    try check((0...3).contains(model.convolutions.count), "model.convolutions: at most 3 layers")
-    try check((1...7).contains(model.recurrentLayers), "model.recurrentLayers must be 1–7")
-    try check(model.hidden > 0, "model.hidden must be positive")
-    try check(training.epochs >= 1, "training.epochs must be ≥ 1")
-    try check(training.batchSize >= 1, "training.batchSize must be ≥ 1")
-    if let cap = training.maxBatchFrames { try check(cap > 0, "training.maxBatchFrames must be positive") }
-    try check(training.learningRate > 0 && training.learningRate.isFinite, "training.learningRate must be positive")
-    try check((0..<1).contains(training.momentum), "training.momentum must lie in [0, 1)")
-    try check(training.annealing >= 1, "training.annealing must be ≥ 1")
-    try check(training.maxGradientNorm > 0, "training.maxGradientNorm must be positive")
-    try check(training.checkpointEverySteps >= 0, "training.checkpointEverySteps must be ≥ 0")
-    try check(training.maxFrames >= 0, "training.maxFrames must be ≥ 0")
-    try check(training.threads >= 0, "training.threads must be ≥ 0 (0 = one per core)")
-    try check(decoding.beamWidth >= 1, "decoding.beamWidth must be ≥ 1")
-    try check(decoding.alpha >= 0 && decoding.beta.isFinite, "decoding.alpha must be ≥ 0 and beta finite")
+    try validatingSection("model") { try model.validate() }
+    try validatingSection("training") { try training.validate() }
+    try validatingSection("decoding") { try decoding.validate() }
   }
 
   /// The recipe as YAML.

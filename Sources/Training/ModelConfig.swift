@@ -1,3 +1,5 @@
+import DS2Core
+
 /// Errors of the training core that come from user input (configuration, checkpoints).
 public enum TrainingError: Error, Equatable, CustomStringConvertible {
   /// A `ModelConfig` field is out of range.
@@ -48,6 +50,29 @@ public struct ModelConfig: Codable, Equatable, Sendable {
       self.strideFrequency = strideFrequency
       self.paddingTime = paddingTime ?? kernelTime / 2
       self.paddingFrequency = paddingFrequency ?? kernelFrequency / 2
+    }
+
+    /// Output channels accepted.
+    public static let channelsRange = 1...1_024
+    /// Kernel extents accepted along time, frames.
+    public static let kernelTimeRange = 1...128
+    /// Kernel extents accepted along frequency, bins.
+    public static let kernelFrequencyRange = 1...512
+    /// Strides accepted (time and frequency).
+    public static let strideRange = 1...16
+
+    /// Checks every field: channels, kernels and strides within their ranges, padding from
+    /// 0 to the kernel's extent.
+    /// - Throws: `ConfigurationError` naming the field (`kernelTime: …`).
+    public func validate() throws {
+      try ConfigurationCheck.value(channels, in: Self.channelsRange, "channels")
+      try ConfigurationCheck.value(kernelTime, in: Self.kernelTimeRange, "kernelTime", unit: "frames")
+      try ConfigurationCheck.value(kernelFrequency, in: Self.kernelFrequencyRange, "kernelFrequency", unit: "bins")
+      try ConfigurationCheck.value(strideTime, in: Self.strideRange, "strideTime", unit: "frames")
+      try ConfigurationCheck.value(strideFrequency, in: Self.strideRange, "strideFrequency", unit: "bins")
+      try ConfigurationCheck.value(paddingTime, in: 0...kernelTime, "paddingTime", unit: "frames", allowed: "0 … kernelTime \(kernelTime)")
+      try ConfigurationCheck.value(
+        paddingFrequency, in: 0...kernelFrequency, "paddingFrequency", unit: "bins", allowed: "0 … kernelFrequency \(kernelFrequency)")
     }
 
     /// deepspeech.pytorch's first layer: 32 channels, 11 frames × 41 bins, stride 2 × 2.
@@ -105,24 +130,62 @@ public struct ModelConfig: Codable, Equatable, Sendable {
   /// `inputBins` without convolutions).
   public var recurrentInputCount: Int { outputBins * (convLayers.last?.channels ?? 1) }
 
-  /// Throws `TrainingError.invalidConfiguration` naming the first field out of range.
+  /// Convolution layers accepted.
+  public static let convolutionLayerCountRange = 0...3
+  /// Recurrent layers accepted.
+  public static let recurrentLayerRange = 1...7
+  /// Hidden units per direction accepted.
+  public static let hiddenRange = 1...4_096
+  /// Input bins accepted (a 65,536-point FFT has 32,769).
+  public static let inputBinsRange = 1...32_769
+  /// Output symbols accepted, blank included.
+  public static let vocabularySizeRange = 2...1_000_000
+  /// Most weights a model may have: 2^30 (4 GiB of `Float`, before gradients and
+  /// optimizer state).
+  public static let maximumWeightCount = 1 << 30
+
+  /// Weights of the conv kernels and the recurrent and output matrices (biases and
+  /// normalization left out), in floating point so that no shape overflows.
+  public var weightCount: Double {
+    var total = 0.0
+    var channels = 1.0
+    var bins = Double(inputBins)
+    for layer in convLayers {
+      total += channels * Double(layer.channels) * Double(layer.kernelTime) * Double(layer.kernelFrequency)
+      channels = Double(layer.channels)
+      bins = ((bins + 2 * Double(layer.paddingFrequency) - Double(layer.kernelFrequency)) / Double(layer.strideFrequency)).rounded(.down) + 1
+    }
+    let inputs = convLayers.isEmpty ? Double(inputBins) : max(bins, 0) * channels
+    let (gates, hidden) = (Double(rnnCell.gateCount), Double(rnnHidden))
+    // Two directions; the first layer reads the conv output, the others the hidden state.
+    total += 2 * gates * hidden * (inputs + hidden) + Double(max(rnnLayers - 1, 0)) * 2 * gates * hidden * 2 * hidden
+    return total + hidden * Double(vocabularySize)
+  }
+
+  /// Throws `TrainingError.invalidConfiguration` naming the first field out of range, or
+  /// when the model would have more than `maximumWeightCount` weights.
   public func validate() throws {
     func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
       if !condition { throw TrainingError.invalidConfiguration(message()) }
     }
-    try check(inputBins > 0, "inputBins must be positive, got \(inputBins)")
-    try check(convLayers.count <= 3, "at most 3 conv layers, got \(convLayers.count)")
+    func check(_ field: String, _ body: () throws -> Void) throws {
+      do { try body() } catch let error as ConfigurationError { throw TrainingError.invalidConfiguration(field + error.message) }
+    }
+    try check("") { try ConfigurationCheck.value(inputBins, in: Self.inputBinsRange, "inputBins") }
+    try check("") { try ConfigurationCheck.value(convLayers.count, in: Self.convolutionLayerCountRange, "convLayers.count") }
     var bins = inputBins
     for (index, layer) in convLayers.enumerated() {
-      try check(layer.channels > 0, "convLayers[\(index)].channels must be positive")
-      try check(layer.kernelTime > 0 && layer.kernelFrequency > 0, "convLayers[\(index)] kernel must be positive")
-      try check(layer.strideTime > 0 && layer.strideFrequency > 0, "convLayers[\(index)] stride must be positive")
-      try check(layer.paddingTime >= 0 && layer.paddingFrequency >= 0, "convLayers[\(index)] padding must not be negative")
+      try check("convLayers[\(index)].") { try layer.validate() }
       bins = SequenceLayout.convolvedLength(bins, kernel: layer.kernelFrequency, stride: layer.strideFrequency, padding: layer.paddingFrequency)
       try check(bins > 0, "convLayers[\(index)] leaves no frequency bins")
     }
-    try check((1...7).contains(rnnLayers), "rnnLayers must be 1–7, got \(rnnLayers)")
-    try check(rnnHidden > 0, "rnnHidden must be positive, got \(rnnHidden)")
-    try check(vocabularySize >= 2, "vocabularySize must include the blank and one symbol, got \(vocabularySize)")
+    try check("") { try ConfigurationCheck.value(rnnLayers, in: Self.recurrentLayerRange, "rnnLayers") }
+    try check("") { try ConfigurationCheck.value(rnnHidden, in: Self.hiddenRange, "rnnHidden") }
+    try check("") { try ConfigurationCheck.value(vocabularySize, in: Self.vocabularySizeRange, "vocabularySize") }
+    let weights = weightCount
+    try check(
+      weights <= Double(Self.maximumWeightCount),
+      "the model would have \(ConfigurationCheck.format(weights.rounded())) weights (\(inputBins) input bins, "
+        + "\(vocabularySize) symbols); at most \(Self.maximumWeightCount) (fewer channels, units or layers)")
   }
 }

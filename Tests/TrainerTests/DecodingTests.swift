@@ -108,5 +108,12 @@ final class DecodingTests: XCTestCase {
     XCTAssertThrowsError(try Checkpoint.read(path: path)) { XCTAssertTrue("\($0)".contains("truncated"), "\($0)") }
     try Data("nope".utf8).write(to: URL(fileURLWithPath: path))
     XCTAssertThrowsError(try Checkpoint.read(path: path)) { XCTAssertTrue("\($0)".contains("not a ds2-data checkpoint"), "\($0)") }
+    // The settings it carries (threads, batch size, beam width) are checked like a model YAML's.
+    var unchecked = header
+    unchecked.recipe.decoding.beamWidth = 0
+    try Checkpoint(header: unchecked, tensors: tensors).write(to: path)
+    XCTAssertThrowsError(try Checkpoint.read(path: path)) {
+      XCTAssertTrue("\($0)".contains("the checkpoint's model settings: decoding.beamWidth: 0 is out of range"), "\($0)")
+    }
   }
 }
