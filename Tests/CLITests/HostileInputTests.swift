@@ -130,7 +130,7 @@ final class HostileInputTests: XCTestCase {
     }
     let outcomes = Outcomes()
     let readers = DispatchGroup()
-    for command in [["inspect", output, "--records", "100000", "--features"], ["verify", output]] {
+    for command in [["inspect", output, "--records", "30", "--features"], ["verify", output]] {
       DispatchQueue.global().async(group: readers) {
         while !outcomes.lock.withLock({ outcomes.stop }) {
           guard let run = try? runBinary(command, limitSeconds: 60) else { continue }
