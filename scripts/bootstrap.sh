@@ -8,6 +8,7 @@ packages=(
   libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
   espeak-ng sox flac                                                            # corpus and fixture generation
   tar gzip                                                                      # AISHELL-1 speaker archives
+  python3                                                                       # scripts/fuzz-hostile (standard library only)
 )
 
 missing=()

@@ -209,7 +209,8 @@ extension DatasetManifest {
     let bins = features.bins
     guard (1...Self.maxBins).contains(bins) else { throw bad("features.bins \(bins) is outside 1…\(Self.maxBins)") }
     guard features.sampleRateHertz > 0, features.windowSamples > 0, features.hopSamples > 0, features.fftSize > 0,
-      features.windowSeconds.isFinite, features.hopSeconds.isFinite, features.epsilon.isFinite,
+      features.windowSeconds.isFinite, features.hopSeconds.isFinite, features.windowSeconds > 0, features.hopSeconds > 0,
+      features.epsilon.isFinite,
       features.loudnessTargetDecibels?.isFinite ?? true
     else { throw bad("features: rates, sizes and durations must be positive and finite") }
     let n = normalization

@@ -95,6 +95,10 @@ final class LMDBEnvironment {
       guard status.st_size >= 2 * Self.pageSize else {
         throw LMDBError(damaged: "\(status.st_size) bytes, too short for an LMDB file", path: path)
       }
+      let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+      guard descriptor >= 0 else { throw LMDBError(code: errno, call: "open", path: path) }
+      defer { close(descriptor) }
+      try LMDBFileCheck.validate(descriptor: descriptor, fileSize: Int(status.st_size), path: path)
     }
     var created: OpaquePointer?
     try check(mdb_env_create(&created), "mdb_env_create", path: path)

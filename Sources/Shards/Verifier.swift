@@ -189,8 +189,9 @@ func checkAppliedParameters(_ manifest: DatasetManifest) -> [String] {
   }
   let f = manifest.features
   if f.bins != f.fftSize / 2 + 1 { problems.append("features.bins \(f.bins) is not fftSize/2 + 1 (fftSize \(f.fftSize))") }
-  if f.windowSamples != Int((f.windowSeconds * Double(f.sampleRateHertz)).rounded())
-    || f.hopSamples != Int((f.hopSeconds * Double(f.sampleRateHertz)).rounded()) || f.fftSize < f.windowSamples
+  // Compared as Doubles: a damaged manifest's seconds may be beyond any Int.
+  if Double(f.windowSamples) != (f.windowSeconds * Double(f.sampleRateHertz)).rounded()
+    || Double(f.hopSamples) != (f.hopSeconds * Double(f.sampleRateHertz)).rounded() || f.fftSize < f.windowSamples
   {
     problems.append("features: window and hop samples do not follow from their seconds and the rate, or fftSize < window")
   }
