@@ -207,6 +207,21 @@ final class HostileInputTests: XCTestCase {
         damaged[firstRecord + 900] ^= 0x04
         try Data(damaged).write(to: URL(fileURLWithPath: path))
       }),
+      // LMDB's meta pages: main root 1 (LMDB asserts root > 1), a page size of 2^31 (a read
+      // past the map), a branch or leaf page's bounds (meta page 0, offsets 16 + 112 and 16 + 24).
+      ("a meta page naming root page 1", { path in
+        var damaged = bytes
+        for meta in [0, 4096] {
+          for i in 0..<8 { damaged[meta + 16 + 112 + i] = i == 0 ? 1 : 0 }
+        }
+        try Data(damaged).write(to: URL(fileURLWithPath: path))
+      }),
+      ("a meta page giving a page size of 2^31", { path in
+        var damaged = bytes
+        damaged[16 + 24 + 3] = 0x80
+        damaged[16 + 24 + 1] = 0
+        try Data(damaged).write(to: URL(fileURLWithPath: path))
+      }),
       ("a flipped header byte", { path in
         var damaged = bytes
         damaged[firstRecord + 12] ^= 0x01  // bins
