@@ -59,26 +59,21 @@ func benchmarkReading(datasetPath: String, repeats: Int = 7) throws {
     }
     return sum
   }
-  let raw = try best {
-    var sum = 0.0
-    for split in splits {
-      try dataset.forEachRawRecord(split: split) { _, _, value in
-        sum += Double(value.count)
-        return true
+  /// A cursor walk over every record, applying `touch` to each value.
+  func walk(_ touch: @escaping (UnsafeRawBufferPointer) -> Double) throws -> Double {
+    try best {
+      var sum = 0.0
+      for split in splits {
+        try dataset.forEachRawRecord(split: split) { _, _, value in
+          sum += touch(value)
+          return true
+        }
       }
+      return sum
     }
-    return sum
   }
-  let checksum = try best {
-    var sum = 0.0
-    for split in splits {
-      try dataset.forEachRawRecord(split: split) { _, _, value in
-        sum += Double(RecordLayout.checksum(of: value))
-        return true
-      }
-    }
-    return sum
-  }
+  let raw = try walk { Double($0.count) }
+  let checksum = try walk { Double(RecordLayout.checksum(of: $0)) }
   let crcOnly = max(0, checksum - raw)
   print(String(format: "dataset %@: %.2f h audio, %.1f MiB of shards (%@)", datasetPath, audioSeconds / 3600,
     Double(bytes) / 1048576, dataset.manifest.features.dtype.rawValue))

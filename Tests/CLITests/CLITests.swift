@@ -11,24 +11,11 @@ struct CommandResult {
   var stderr: String
 }
 
+/// The real binary, as `runBinary(_:limitSeconds:in:)` with a 10-minute limit; a run that
+/// outlives it is killed and reported with status -1.
 func runBinary(_ arguments: [String], in directory: String = repositoryRoot) throws -> CommandResult {
-  let binary = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
-  let process = Process()
-  process.executableURL = binary
-  process.arguments = arguments
-  process.currentDirectoryURL = URL(fileURLWithPath: directory)
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  try process.run()
-  // Read before waiting so a full pipe cannot block the child.
-  let stdout = out.fileHandleForReading.readDataToEndOfFile()
-  let stderr = err.fileHandleForReading.readDataToEndOfFile()
-  process.waitUntilExit()
-  return CommandResult(
-    status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-    stderr: String(decoding: stderr, as: UTF8.self))
+  let run = try runBinary(arguments, limitSeconds: 600, in: directory)
+  return CommandResult(status: run.hung ? -1 : run.status, stdout: run.stdout, stderr: run.stderr)
 }
 
 final class CLITests: XCTestCase {
