@@ -62,11 +62,14 @@ extension Preparer {
             + "\(changed.joined(separator: ", "))); rerun with --force to replace it, or choose another --output")
       }
       // The manifest goes first: from here on no reader opens the old dataset.
-      try ownedFolder.removeOwnedFiles(["manifest.json"])
+      do { try ownedFolder.removeOwnedFiles(["manifest.json"]) } catch let error as OutputFolderError {
+        throw ConfigurationError(error.message)
+      }
       try wipeOutput(ownedFolder)
     }
     return false
   }
+
   /// Returns true to resume the journaled run of this recipe, false to start a new one
   /// (the caller then wipes the output while the headers are probed); refuses to mix with
   /// an unfinished run of another recipe unless forced. A run begun by a writer with other
