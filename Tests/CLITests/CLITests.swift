@@ -4,18 +4,23 @@ import Shards
 import TestSupport
 import XCTest
 
-/// Runs the real `ds2-data` binary built beside this test bundle.
 struct CommandResult {
   var status: Int32
   var stdout: String
   var stderr: String
 }
 
-/// The real binary, as `runBinary(_:limitSeconds:in:)` with a 10-minute limit; a run that
-/// outlives it is killed and reported with status -1.
+/// The real binary, run to completion (10-minute limit; a hung run reports status -1).
 func runBinary(_ arguments: [String], in directory: String = repositoryRoot) throws -> CommandResult {
-  let run = try runBinary(arguments, limitSeconds: 600, in: directory)
+  let run = try runProcess(ds2DataBinary, arguments, in: directory)
   return CommandResult(status: run.hung ? -1 : run.status, stdout: run.stdout, stderr: run.stderr)
+}
+
+/// The real binary within `limitSeconds` (hangs and signals reported, not just statuses).
+func runBinary(
+  _ arguments: [String], limitSeconds: Double, in directory: String = repositoryRoot, environment: [String: String?] = [:]
+) throws -> ProcessRun {
+  try runProcess(ds2DataBinary, arguments, in: directory, environment: environment, limitSeconds: limitSeconds)
 }
 
 final class CLITests: XCTestCase {

@@ -71,15 +71,7 @@ final class CrashSafetyTests: XCTestCase {
     for (name, data) in expected { XCTAssertEqual(actual[name], data, name) }
   }
 
-  func start(_ arguments: [String]) throws -> Process {
-    let process = Process()
-    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
-    process.arguments = arguments
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
-    return process
-  }
+  func start(_ arguments: [String]) throws -> Process { try startProcess(ds2DataBinary, arguments) }
 
   func testSIGKILLAtRandomPointsThenResumeGivesByteIdenticalOutput() throws {
     let directory = TemporaryDirectory("kill")
@@ -198,12 +190,8 @@ final class CrashSafetyTests: XCTestCase {
       \(binary) prepare \(recipe) --output \(mount)/out 2> \(d)/second.log > \(d)/second.out; echo $? > \(d)/second.status
       cp -r \(mount)/out \(d)/final
       """
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-    process.arguments = ["-m", "/bin/sh", "-c", script]
-    try process.run()
-    process.waitUntilExit()
-    if process.terminationStatus == 77 || !FileManager.default.fileExists(atPath: d + "/first.status") {
+    let run = try runProcess("/usr/bin/unshare", ["-m", "/bin/sh", "-c", script])
+    if run.status == 77 || !FileManager.default.fileExists(atPath: d + "/first.status") {
       throw XCTSkip("cannot mount a tmpfs in a private mount namespace here")
     }
     func read(_ name: String) -> String { (try? String(contentsOfFile: d + "/" + name, encoding: .utf8)) ?? "" }

@@ -4,46 +4,6 @@ import Shards
 import TestSupport
 import XCTest
 
-/// The real binary, given a limit: a run that outlives it is killed and reported as a hang.
-struct BoundedRun {
-  var status: Int32
-  /// The signal that ended the process, if one did.
-  var signal: Int32?
-  var hung: Bool
-  var stdout: String
-  var stderr: String
-}
-
-func runBinary(_ arguments: [String], limitSeconds: Double, in directory: String = repositoryRoot) throws -> BoundedRun {
-  let process = Process()
-  process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
-  process.arguments = arguments
-  process.currentDirectoryURL = URL(fileURLWithPath: directory)
-  let out = Pipe()
-  let err = Pipe()
-  process.standardOutput = out
-  process.standardError = err
-  let finished = DispatchSemaphore(value: 0)
-  process.terminationHandler = { _ in finished.signal() }
-  try process.run()
-  let output = DispatchQueue(label: "stdout")
-  final class Box: @unchecked Sendable { var data = Data() }  // written by `output`, read after `output.sync`
-  let stdoutBox = Box()
-  output.async { stdoutBox.data = out.fileHandleForReading.readDataToEndOfFile() }
-  let stderr = err.fileHandleForReading.readDataToEndOfFile()
-  let hung = finished.wait(timeout: .now() + limitSeconds) == .timedOut
-  if hung {
-    kill(process.processIdentifier, SIGKILL)
-    finished.wait()
-  }
-  output.sync {}
-  let stdout = stdoutBox.data
-  let signalled = process.terminationReason == .uncaughtSignal
-  return BoundedRun(
-    status: process.terminationStatus, signal: signalled && !hung ? process.terminationStatus : nil, hung: hung,
-    stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
-}
-
 /// Issue 11: the tool owns and locks its output, never deletes what it did not write, and
 /// no reader dies by a signal or hangs on damaged, replaced or hostile data.
 final class HostileInputTests: XCTestCase {
@@ -56,15 +16,10 @@ final class HostileInputTests: XCTestCase {
   }
 
   func tinyModel(_ directory: TemporaryDirectory) throws -> String {
-    let model = directory.file("model.yaml")
-    try """
-      model:
-        convolutions: [{channels: 2, kernelTime: 5, kernelFrequency: 21, strideTime: 2, strideFrequency: 4}]
-        recurrentLayers: 1
-        hidden: 8
-      training: {epochs: 1, batchSize: 4, optimizer: adam, learningRate: 1.0e-3, threads: 1, trainSplits: [train-clean-100], evaluationSplit: dev-clean}
-      """.write(toFile: model, atomically: true, encoding: .utf8)
-    return model
+    try writeTinyModel(
+      to: directory.file("model.yaml"), hidden: 8,
+      training: "{epochs: 1, batchSize: 4, optimizer: adam, learningRate: 1.0e-3, threads: 1, "
+        + "trainSplits: [train-clean-100], evaluationSplit: dev-clean}")
   }
 
   func testPrepareNeverTouchesAFolderItDidNotWrite() throws {
@@ -125,7 +80,7 @@ final class HostileInputTests: XCTestCase {
     }
     final class Outcomes: @unchecked Sendable {  // appended under `lock` by the reader threads
       let lock = NSLock()
-      var runs: [BoundedRun] = []
+      var runs: [ProcessRun] = []
       var stop = false
     }
     let outcomes = Outcomes()
@@ -376,16 +331,13 @@ final class HostileInputTests: XCTestCase {
   /// with sox and flac here, not committed.
   func makeFLACWithoutLength(seconds: Double, in directory: TemporaryDirectory) throws -> String {
     let output = directory.path + "/streamed.flac"
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = [
-      "-c",
-      "sox -n -r 16000 -b 16 -c 1 -e signed -t raw - synth \(seconds) sine 300 2>/dev/null | flac -s --force-raw-format "
-        + "--endian=little --sign=signed --channels=1 --bps=16 --sample-rate=16000 - -c > '\(output)'",
-    ]
-    try process.run()
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationStatus, 0)
+    try runTool(
+      "/bin/sh",
+      [
+        "-c",
+        "sox -n -r 16000 -b 16 -c 1 -e signed -t raw - synth \(seconds) sine 300 2>/dev/null | flac -s --force-raw-format "
+          + "--endian=little --sign=signed --channels=1 --bps=16 --sample-rate=16000 - -c > '\(output)'",
+      ], in: directory.path)
     let bytes = try Array(Data(contentsOf: URL(fileURLWithPath: output)))
     XCTAssertEqual(flacTotalSamples(bytes), 0, "the FLAC should declare no length")
     return output

@@ -28,15 +28,9 @@ final class TrainCLITests: XCTestCase {
       threads: 1
       """.write(toFile: recipe, atomically: true, encoding: .utf8)
     XCTAssertEqual(try runBinary(["prepare", recipe, "-q"]).status, 0)
-    let model = directory.file("model.yaml")
-    try """
-      model:
-        convolutions: [{channels: 2, kernelTime: 5, kernelFrequency: 21, strideTime: 2, strideFrequency: 4}]
-        recurrentLayers: 1
-        hidden: 16
-      training: {epochs: 1, batchSize: 1, optimizer: adam, learningRate: 1.0e-3, threads: 1}
-      decoding: {beamWidth: 4}
-      """.write(toFile: model, atomically: true, encoding: .utf8)
+    let model = try writeTinyModel(
+      to: directory.file("model.yaml"), hidden: 16,
+      training: "{epochs: 1, batchSize: 1, optimizer: adam, learningRate: 1.0e-3, threads: 1}", decoding: "{beamWidth: 4}")
     return (root, utterances, directory.path + "/data", model)
   }
 
@@ -72,12 +66,7 @@ final class TrainCLITests: XCTestCase {
     let directory = TemporaryDirectory("cli-sigint")
     let (_, _, data, model) = try makeDatasetAndModel(directory)
     let run = directory.path + "/run"
-    let process = Process()
-    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
-    process.arguments = ["train", data, "--model", model, "--output", run, "--epochs", "1000"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try startProcess(ds2DataBinary, ["train", data, "--model", model, "--output", run, "--epochs", "1000"])
     let metrics = run + "/metrics.jsonl"
     let deadline = Date().addingTimeInterval(60)
     while Date() < deadline && ((try? String(contentsOfFile: metrics, encoding: .utf8)) ?? "").isEmpty { usleep(50_000) }
@@ -95,23 +84,16 @@ final class TrainCLITests: XCTestCase {
 /// The OpenBLAS kernel choice through the real binary: a library fallback is replaced by
 /// re-executing with `OPENBLAS_CORETYPE`, a user's own value wins, `-v` says which runs.
 final class BLASKernelSelectionTests: XCTestCase {
-  func run(_ environment: [String: String]) throws -> String {
-    let process = Process()
-    process.executableURL = Bundle.main.bundleURL.appendingPathComponent("ds2-data")
-    process.arguments = ["train", "/nonexistent-dataset", "--output", NSTemporaryDirectory() + "unused-run", "-v"]
-    var merged = ProcessInfo.processInfo.environment
-    merged["OPENBLAS_CORETYPE"] = nil
-    for (key, value) in environment { merged[key] = value }
-    process.environment = merged
-    let err = Pipe()
-    process.standardError = err
-    process.standardOutput = Pipe()
-    try process.run()
-    let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    XCTAssertEqual(process.terminationStatus, 1, text)
-    return text
+  func run(_ environment: [String: String?]) throws -> String {
+    var environment = environment
+    if environment["OPENBLAS_CORETYPE"] == nil { environment["OPENBLAS_CORETYPE"] = .some(nil) }
+    let result = try runBinary(
+      ["train", "/nonexistent-dataset", "--output", NSTemporaryDirectory() + "unused-run", "-v"], limitSeconds: 120,
+      environment: environment)
+    XCTAssertEqual(result.status, 1, result.stderr)
+    return result.stderr
   }
+
 
   func testAFallbackIsReplacedAndTheUsersChoiceWins() throws {
     let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""

@@ -245,14 +245,7 @@ final class DigestTests: XCTestCase {
       try Data(bytes[0..<size]).write(to: URL(fileURLWithPath: path))
       let (bytes, digest) = try SplitWriter.sizeAndDigest(path: path)
       XCTAssertEqual(bytes, size)
-      let process = Process()
-      process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-      process.arguments = [path]
-      let pipe = Pipe()
-      process.standardOutput = pipe
-      try process.run()
-      let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-      process.waitUntilExit()
+      let output = try runProcess("/usr/bin/sha256sum", [path]).stdout
       XCTAssertEqual(digest, String(output.prefix(64)), "size \(size)")
     }
     XCTAssertThrowsError(try SplitWriter.sizeAndDigest(path: directory.path + "/missing")) { error in

@@ -116,19 +116,6 @@ public struct AISHELLFixture {
   }
 }
 
-/// Runs a tool and fails when it exits non-zero.
-public func runTool(_ executable: String, _ arguments: [String], in directory: String) throws {
-  let process = Process()
-  process.executableURL = URL(fileURLWithPath: executable)
-  process.arguments = arguments
-  process.currentDirectoryURL = URL(fileURLWithPath: directory)
-  try process.run()
-  process.waitUntilExit()
-  guard process.terminationStatus == 0 else {
-    throw ConfigurationError("\(executable) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
-  }
-}
-
 /// Creates the folders above `path`.
 func makeParent(_ path: String) throws {
   try FileManager.default.createDirectory(
