@@ -3,22 +3,6 @@ import TestSupport
 import XCTest
 
 final class FeatureStatisticsTests: XCTestCase {
-  /// Two-pass Double reference over all values.
-  func reference(_ blocks: [[Float]], bins: Int) -> (mean: [Double], variance: [Double]) {
-    var mean = [Double](repeating: 0, count: bins)
-    var count = 0
-    for block in blocks {
-      for (i, v) in block.enumerated() { mean[i % bins] += Double(v) }
-      count += block.count / bins
-    }
-    mean = mean.map { $0 / Double(count) }
-    var variance = [Double](repeating: 0, count: bins)
-    for block in blocks {
-      for (i, v) in block.enumerated() { variance[i % bins] += (Double(v) - mean[i % bins]) * (Double(v) - mean[i % bins]) }
-    }
-    return (mean, variance.map { $0 / Double(count) })
-  }
-
   func testStreamedAndMergedStatisticsEqualTwoPassReference() {
     let bins = 7
     var generator = SeededGenerator(seed: 3)
@@ -26,7 +10,7 @@ final class FeatureStatisticsTests: XCTestCase {
       let frames = 1 + Int(generator.next() % 50)
       return (0..<(frames * bins)).map { _ in Float(generator.nextUnitDouble() * 30 - 25 + Double(b % 3)) }
     }
-    let expected = reference(blocks, bins: bins)
+    let expected = twoPassStatistics(blocks, bins: bins)
 
     var streamed = FeatureStatistics(bins: bins)
     for block in blocks { block.withUnsafeBufferPointer { streamed.add(frames: block.count / bins, values: $0) } }

@@ -65,16 +65,7 @@ final class PrepareTests: XCTestCase {
     var raw: [[Float]] = []
     try dataset.forEachRecord(split: "train-clean-100", normalized: false) { raw.append($0.features.values); return true }
     let bins = 161
-    var mean = [Double](repeating: 0, count: bins)
-    var frames = 0
-    for values in raw {
-      for (i, v) in values.enumerated() { mean[i % bins] += Double(v) }
-      frames += values.count / bins
-    }
-    mean = mean.map { $0 / Double(frames) }
-    var variance = [Double](repeating: 0, count: bins)
-    for values in raw { for (i, v) in values.enumerated() { variance[i % bins] += pow(Double(v) - mean[i % bins], 2) } }
-    variance = variance.map { $0 / Double(frames) }
+    let (mean, variance, frames) = twoPassStatistics(raw, bins: bins)
     let stats = dataset.manifest.normalization
     XCTAssertEqual(stats.statistics.count, frames)
     XCTAssertEqual(stats.statisticsSplits, ["train-clean-100"])

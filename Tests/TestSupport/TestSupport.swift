@@ -159,3 +159,20 @@ public func dominantFrequency(_ samples: [Float], rate: Int, from low: Double, t
   }
   return best.frequency
 }
+
+/// Per-bin mean and population variance of row-major `frames × bins` blocks, by the
+/// two-pass Double computation: the independent reference for `FeatureStatistics`.
+public func twoPassStatistics(_ blocks: [[Float]], bins: Int) -> (mean: [Double], variance: [Double], frames: Int) {
+  var mean = [Double](repeating: 0, count: bins)
+  var frames = 0
+  for block in blocks {
+    for (i, v) in block.enumerated() { mean[i % bins] += Double(v) }
+    frames += block.count / bins
+  }
+  mean = mean.map { $0 / Double(frames) }
+  var variance = [Double](repeating: 0, count: bins)
+  for block in blocks {
+    for (i, v) in block.enumerated() { variance[i % bins] += (Double(v) - mean[i % bins]) * (Double(v) - mean[i % bins]) }
+  }
+  return (mean, variance.map { $0 / Double(frames) }, frames)
+}
