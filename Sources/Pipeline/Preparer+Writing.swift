@@ -106,7 +106,14 @@ extension Preparer {
             if let loudness {
               waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
             }
-            precondition(waveform.samples.count == utterance.samples, "decoded length differs from the planned length")
+            // The plan came from the header; a file changed since then (or a header that
+            // lies) gives another length, which would move the record out of length order.
+            guard waveform.samples.count == utterance.samples else {
+              throw ItemError(
+                .unreadableAudio, file: source.audioPath,
+                message: "decoded to \(waveform.samples.count) samples at \(rate) Hz; its header promised "
+                  + "\(utterance.samples) (changed during the run?)")
+            }
             var features = extractors[worker].compute(waveform.samples).values
             return .success(
               EncodedRecord(
