@@ -20,9 +20,8 @@ public enum AudioDecoder {
     guard seconds <= maximumSeconds, frames <= maximumFrames else {
       throw ItemError(
         .tooLong, file: path,
-        message: String(
-          format: "%.3f s (%d samples per channel) is above the per-item limit of %.0f s and %d samples",
-          seconds, frames, maximumSeconds, maximumFrames))
+        message: String(format: "%.3f s", seconds) + " (\(frames) samples per channel) is above the per-item limit of "
+          + "\(Int(maximumSeconds)) s and \(maximumFrames) samples")
     }
   }
 
