@@ -9,29 +9,16 @@
 //   Pipeline   Trainer             orchestration / training runs (batches, checkpoints, decoding)
 //              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
-//   DS2Core                        value types, errors, RNG, statistics — no C library (glibc shims only)
-//   C*                             system-library shims (pkg-config; CGlibc: glibc extensions)
+//   DS2Core                        value types, errors, RNG, statistics, the worker pool — no C
+//   C*                             system-library shims (pkg-config; CSyncFileRange, CMalloc: glibc extensions)
+//
+// Linux only (glibc, /proc). No CPU flags here: scripts/build adds them for the CPU it runs on.
 
 import Foundation
 import PackageDescription
 
-// Hot kernels (spectrogram, float16 conversion, polyphase filters, statistics, the
-// trainer's activations) are written with SIMD types; on x86-64 they are compiled for
-// AVX2/FMA (every x86-64 CPU since 2015). Set DS2_PORTABLE=1 to build for baseline x86-64.
-#if arch(x86_64)
-  let vectorSettings: [SwiftSetting] =
-    ProcessInfo.processInfo.environment["DS2_PORTABLE"] == nil
-    ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("DS2_SSE42")] : []
-#else
-  let vectorSettings: [SwiftSetting] = []
-#endif
-// Inner loops that are unusably slow unoptimized (polyphase filters, FFT glue) stay
-// optimized in debug builds, so the test suite runs real-size signals quickly.
-let kernelSettings: [SwiftSetting] = vectorSettings + [.unsafeFlags(["-O"], .when(configuration: .debug))]
-
 let package = Package(
   name: "ds2-data",
-  platforms: [.macOS(.v13)],
   products: [
     .executable(name: "ds2-data", targets: ["DS2DataCLI"]),
     .executable(name: "ds2-bench", targets: ["DS2Bench"]),
@@ -50,19 +37,19 @@ let package = Package(
     .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
     .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-    // glibc extensions Swift's Glibc module leaves out (mallopt, sync_file_range).
-    .systemLibrary(name: "CGlibc"),
+    // glibc extensions Swift's Glibc module leaves out: sync_file_range (Shards), mallopt (ProcessSettings).
+    .systemLibrary(name: "CSyncFileRange"),
+    .systemLibrary(name: "CMalloc"),
 
     // MARK: Library modules
-    .target(name: "DS2Core", dependencies: ["CGlibc"], swiftSettings: kernelSettings),
+    .target(name: "DS2Core"),
     .target(name: "Audio", dependencies: ["DS2Core", "CSndFile", "CSampleRate"]),
-    .target(name: "Features", dependencies: ["DS2Core", "CFFTW"], swiftSettings: kernelSettings),
+    .target(name: "Features", dependencies: ["DS2Core", "Audio", "CFFTW"]),
     .target(name: "Corpus", dependencies: ["DS2Core", "Audio"]),
-    .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"], swiftSettings: kernelSettings),
+    .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"]),
     .target(
       name: "Shards",
-      dependencies: ["DS2Core", "CLMDB", .product(name: "Crypto", package: "swift-crypto")],
-      swiftSettings: kernelSettings),
+      dependencies: ["DS2Core", "CLMDB", "CSyncFileRange", .product(name: "Crypto", package: "swift-crypto")]),
     .target(
       name: "Pipeline",
       dependencies: [
@@ -70,20 +57,21 @@ let package = Package(
         .product(name: "Yams", package: "Yams"),
         .product(name: "Logging", package: "swift-log"),
       ]),
-    .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"], swiftSettings: vectorSettings),
+    .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"]),
     .target(
       name: "Trainer",
-      dependencies: ["DS2Core", "Training", "Shards", "Audio", "Features", .product(name: "Yams", package: "Yams")],
-      swiftSettings: vectorSettings),
+      dependencies: ["DS2Core", "Training", "Shards", "Audio", "Features", .product(name: "Yams", package: "Yams")]),
+    // Process-wide settings (the allocator), which only executables make.
+    .target(name: "ProcessSettings", dependencies: ["CMalloc"]),
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
-        "Pipeline", "Training", "Trainer", "DS2Core", "Augmentation",
+        "ProcessSettings", "Pipeline", "Training", "Trainer", "DS2Core", "Augmentation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
 
-    .executableTarget(name: "DS2Bench", dependencies: ["Augmentation", "Audio", "DS2Core", "Shards"]),
+    .executableTarget(name: "DS2Bench", dependencies: ["ProcessSettings", "Augmentation", "Audio", "DS2Core", "Shards"]),
 
     // MARK: Tests
     .target(name: "TestSupport", dependencies: ["DS2Core", "Audio"], path: "Tests/TestSupport"),

@@ -1,10 +1,8 @@
 internal import CSampleRate
 import DS2Core
 
-/// libsamplerate converter quality, best (slowest) to fastest.
-public enum ResampleQuality: String, Sendable, Codable, CaseIterable {
-  case sincBest, sincMedium, sincFastest, zeroOrderHold, linear
-
+extension ResampleQuality {
+  /// libsamplerate's converter constant.
   var converter: Int32 {
     switch self {
     case .sincBest: return Int32(SRC_SINC_BEST_QUALITY)

@@ -14,16 +14,6 @@ public struct AudioInfo: Sendable, Equatable {
   public var durationSeconds: Double { Double(frames) / Double(sampleRateHertz) }
 }
 
-/// How to turn a multi-channel file into the mono waveform the features need.
-public enum ChannelRule: String, Sendable, Codable, CaseIterable {
-  /// Accept only mono files; a file with more channels is rejected (`bad_channels`).
-  case mono
-  /// Use channel 0 of any file.
-  case first
-  /// Average all channels.
-  case average
-}
-
 /// A libsndfile handle open for reading. Frees the handle in `deinit`.
 ///
 /// Not Sendable: each thread opens its own.

@@ -51,14 +51,14 @@ public final class Augmenter: @unchecked Sendable {
 
   /// Indexes the noise bank and impulse-response folder named in `config`.
   /// - Throws: `ConfigurationError` for a missing folder, or one without usable files.
-  public init(config: AugmentConfig, sampleRateHertz: Int, seed: UInt64) throws {
+  public init(config: AugmentConfig, sampleRateHertz: Int, seed: UInt64, pool: WorkerPool = .serial) throws {
     try validatingSection("augment") { try config.validate() }
     self.config = config
     self.sampleRateHertz = sampleRateHertz
     self.seed = seed
     if let root = config.noise.bank, config.noise.probability > 0 || config.noise.babbleProbability > 0 {
       let subsets = config.noise.subsets + (config.noise.babbleProbability > 0 ? ["speech"] : [])
-      let bank = try NoiseBank.index(root: root, subsets: Array(Set(subsets)).sorted())
+      let bank = try NoiseBank.index(root: root, subsets: Array(Set(subsets)).sorted(), pool: pool)
       self.bank = bank
       noiseIndices = bank.indices(subsets: config.noise.subsets)
       speechIndices = bank.indices(subset: "speech")
@@ -76,7 +76,7 @@ public final class Augmenter: @unchecked Sendable {
       speechIndices = []
     }
     if let folder = config.reverb.impulseResponses, config.reverb.probability > 0 {
-      let rirBank = try NoiseBank.index(root: folder, subsets: ["noise"])
+      let rirBank = try NoiseBank.index(root: folder, subsets: ["noise"], pool: pool)
       impulseResponseRoot = folder
       impulseResponses = rirBank.files.map(\.path)
       impulseResponseRejections = rirBank.rejections

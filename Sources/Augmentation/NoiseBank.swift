@@ -28,7 +28,7 @@ public struct NoiseBank: Sendable {
   /// Indexes `root`, keeping only `subsets` of a MUSAN-shaped folder (one holding
   /// `noise/`, `music/` or `speech/`, directly or under `musan/`).
   /// - Throws: `ConfigurationError` when `root` does not exist.
-  public static func index(root: String, subsets: [String]) throws -> NoiseBank {
+  public static func index(root: String, subsets: [String], pool: WorkerPool = .serial) throws -> NoiseBank {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
       throw ConfigurationError("noise bank \(root) does not exist or is not a directory")
@@ -51,32 +51,25 @@ public struct NoiseBank: Sendable {
       if subsets.contains(subset) { candidates.append((relative, subset)) }
     }
     candidates.sort { utf8Precedes($0.relative, $1.relative) }
-    var results = [Result<NoiseFile, ItemError>?](repeating: nil, count: candidates.count)
-    let lock = NSLock()
-    DispatchQueue.concurrentPerform(iterations: candidates.count) { i in
+    let results = try pool.map(candidates.count) { [candidates] i -> Result<NoiseFile, ItemError> in
       let candidate = candidates[i]
       let path = root + "/" + candidate.relative
-      let result: Result<NoiseFile, ItemError>
       do {
         let waveform = try AudioDecoder.decode(path: path, rule: .average)
         if waveform.meanPower == 0 {
-          result = .failure(ItemError(.silentAudio, file: path, message: "noise file is digital silence (zero power)"))
-        } else {
-          result = .success(NoiseFile(path: candidate.relative, subset: candidate.subset, durationSeconds: waveform.durationSeconds))
+          return .failure(ItemError(.silentAudio, file: path, message: "noise file is digital silence (zero power)"))
         }
+        return .success(NoiseFile(path: candidate.relative, subset: candidate.subset, durationSeconds: waveform.durationSeconds))
       } catch let error as ItemError {
-        result = .failure(error)
+        return .failure(error)
       } catch {
-        result = .failure(ItemError(.unreadableAudio, file: path, message: "\(error)"))
+        return .failure(ItemError(.unreadableAudio, file: path, message: "\(error)"))
       }
-      lock.lock()
-      results[i] = result
-      lock.unlock()
     }
     var files: [NoiseFile] = []
     var rejections: [ItemError] = []
     for result in results {
-      switch result! {
+      switch result {
       case .success(let file): files.append(file)
       case .failure(let error): rejections.append(error)
       }

@@ -20,13 +20,13 @@ public enum AISHELLArchives {
   static let suffix = ".tar.gz"
   static let stagingPrefix = ".unpacking-"
 
-  /// Unpacks every `*.tar.gz` in `wavDirectory` that is not unpacked yet, `jobs` at a time.
+  /// Unpacks every `*.tar.gz` in `wavDirectory` that is not unpacked yet, one `tar` per thread of `pool`.
   /// - Parameter willUnpack: called once with the number of archives, before any is
   ///   unpacked (not called when there is nothing to do).
   /// - Returns: one error per archive that could not be unpacked, in archive name order.
   /// - Throws: `ConfigurationError` when `tar` cannot be run or `wavDirectory` is not
   ///   writable.
-  public static func unpack(wavDirectory: String, jobs: Int, willUnpack: ((Int) -> Void)? = nil) throws -> [ItemError] {
+  public static func unpack(wavDirectory: String, pool: WorkerPool, willUnpack: ((Int) -> Void)? = nil) throws -> [ItemError] {
     let archives = CorpusFiles.sortedEntries(wavDirectory).filter {
       $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
     }
@@ -46,18 +46,8 @@ public enum AISHELLArchives {
           + "make it writable, or unpack them there once: cd \(wavDirectory) && for a in *.tar.gz; do tar -xzf \"$a\"; done")
     }
     willUnpack?(pending.count)
-    let work = UnpackWork(archives: pending)
-    DispatchQueue.concurrentPerform(iterations: min(max(1, jobs), pending.count)) { _ in
-      while let (index, archive) = work.next() {
-        do {
-          work.record(index, try unpackOne(archive: archive, in: wavDirectory))
-        } catch {
-          work.fail(error)
-        }
-      }
-    }
-    if let error = work.launchFailure { throw error }
-    return work.failures
+    return try pool.map(pending.count) { index in try unpackOne(archive: pending[index], in: wavDirectory) }
+      .compactMap { $0 }
   }
 
   /// True when a split folder of `wavDirectory` holds a folder named `speaker`.
@@ -139,34 +129,4 @@ public enum AISHELLArchives {
     }
     return (process.terminationStatus, String(decoding: errorData, as: UTF8.self))
   }
-}
-
-/// The shared queue of archives and their outcomes, for the unpacking workers.
-private final class UnpackWork: @unchecked Sendable {
-  private let lock = NSLock()
-  private let archives: [String]
-  private var nextIndex = 0
-  private var outcomes: [ItemError?]
-  private(set) var launchFailure: Error?
-
-  init(archives: [String]) {
-    self.archives = archives
-    outcomes = Array(repeating: nil, count: archives.count)
-  }
-
-  /// The next archive to unpack, or nil when all are taken or `tar` cannot run.
-  func next() -> (Int, String)? {
-    lock.withLock {
-      guard launchFailure == nil, nextIndex < archives.count else { return nil }
-      defer { nextIndex += 1 }
-      return (nextIndex, archives[nextIndex])
-    }
-  }
-
-  func record(_ index: Int, _ outcome: ItemError?) { lock.withLock { outcomes[index] = outcome } }
-
-  /// The archives' errors in archive order.
-  var failures: [ItemError] { lock.withLock { outcomes.compactMap { $0 } } }
-
-  func fail(_ error: Error) { lock.withLock { launchFailure = error } }
 }

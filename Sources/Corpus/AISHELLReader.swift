@@ -26,18 +26,18 @@ public struct AISHELLReader: CorpusReader {
   static let transcriptName = "aishell_transcript_v0.8.txt"
 
   public let root: String
-  /// Concurrent `tar` processes when archives are unpacked.
-  public var unpackJobs: Int
+  /// Its threads run one `tar` each when archives are unpacked.
+  public var pool: WorkerPool
   /// Told the number of archives and the `wav` folder before a pass unpacks any (the
   /// first run on a downloaded corpus writes about 15 GB there).
   public var willUnpack: ((_ archives: Int, _ wavDirectory: String) -> Void)?
 
   public init(
-    root: String, unpackJobs: Int = ProcessInfo.processInfo.activeProcessorCount,
+    root: String, pool: WorkerPool = .serial,
     willUnpack: ((_ archives: Int, _ wavDirectory: String) -> Void)? = nil
   ) {
     self.root = root
-    self.unpackJobs = unpackJobs
+    self.pool = pool
     self.willUnpack = willUnpack
   }
 
@@ -68,7 +68,7 @@ public struct AISHELLReader: CorpusReader {
     var listing = CorpusListing()
     let announce = willUnpack
     listing.rejections += try AISHELLArchives.unpack(
-      wavDirectory: wavDirectory, jobs: unpackJobs, willUnpack: { announce?($0, wavDirectory) })
+      wavDirectory: wavDirectory, pool: pool, willUnpack: { announce?($0, wavDirectory) })
 
     var present: [String] = []
     for split in splits {

@@ -40,11 +40,12 @@ public struct FisherReader: CorpusReader {
 
   public let root: String
   /// Threads that read conversations (transcripts, audio headers) at once.
-  public let threads: Int
+  /// Lists on its threads.
+  public let pool: WorkerPool
 
-  public init(root: String, threads: Int = 1) {
+  public init(root: String, pool: WorkerPool = .serial) {
     self.root = root
-    self.threads = max(1, threads)
+    self.pool = pool
   }
 
   /// The split of conversation `fe_03_<number>`.
@@ -79,11 +80,12 @@ public struct FisherReader: CorpusReader {
         root: root, splits: splits, searched: "fe_03_NNNNN.sph/.txt files; splits are train, dev, test",
         found: conversations.isEmpty ? [] : ["\(conversations.count) conversations, none in those splits"])
     }
-    // Conversations are read on `threads` threads and merged in conversation order, so the
+    // Conversations are read on the pool's threads and merged in conversation order, so the
     // listing does not depend on the thread count.
     for split in present {
       let ofSplit = conversations.filter { Self.split(ofConversation: $0.number) == split }
-      let parts = try concurrentMap(ofSplit, threads: threads) { conversation in
+      let parts = try pool.map(ofSplit.count) { [ofSplit] index in
+        let conversation = ofSplit[index]
         var part = CorpusListing()
         try listConversation(conversation, split: split, into: &part.sources, rejections: &part.rejections)
         return part

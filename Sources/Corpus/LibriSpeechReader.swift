@@ -17,11 +17,12 @@ public struct LibriSpeechReader: CorpusReader {
 
   public let root: String
   /// Threads that read speaker folders (chapters, transcripts) at once.
-  public let threads: Int
+  /// Lists on its threads.
+  public let pool: WorkerPool
 
-  public init(root: String, threads: Int = 1) {
+  public init(root: String, pool: WorkerPool = .serial) {
     self.root = root
-    self.threads = max(1, threads)
+    self.pool = pool
   }
 
   /// The folder holding the split folders.
@@ -54,7 +55,7 @@ public struct LibriSpeechReader: CorpusReader {
         "corpus root \(root) holds none of the splits \(splits.joined(separator: ", ")) "
           + "(found: \(found.isEmpty ? "nothing" : found.joined(separator: ", ")))")
     }
-    // Each speaker folder is read on its own, on `threads` threads; the results are
+    // Each speaker folder is read on its own, on the pool's threads; the results are
     // merged in folder order, so the listing does not depend on the thread count.
     var folders: [(split: String, speaker: String)] = []
     for split in present {
@@ -64,8 +65,9 @@ public struct LibriSpeechReader: CorpusReader {
         listing.rejections.append(error)
       }
     }
-    let speakers = try concurrentMap(folders, threads: threads) { folder in
-      try listSpeaker(folder.speaker, split: folder.split, at: base + "/" + folder.split + "/" + folder.speaker)
+    let speakers = try pool.map(folders.count) { [folders] index -> CorpusListing in
+      let folder = folders[index]
+      return try listSpeaker(folder.speaker, split: folder.split, at: base + "/" + folder.split + "/" + folder.speaker)
     }
     for split in present {
       var sources: [UtteranceSource] = []

@@ -82,61 +82,6 @@ enum CorpusFiles {
   }
 }
 
-/// `transform` applied to every element on up to `threads` threads (the caller and
-/// others, each taking the next element: `runConcurrently`), with the results in element
-/// order.
-/// - Throws: the error of the first element (in order) whose transform threw; elements
-///   after one that threw are not started.
-func concurrentMap<Element: Sendable, Result: Sendable>(
-  _ elements: [Element], threads: Int, _ transform: @escaping @Sendable (Element) throws -> Result
-) throws -> [Result] {
-  let results = ConcurrentResults<Result>(count: elements.count)
-  runConcurrently(min(threads, elements.count)) { _ in
-    while let index = results.claim() {
-      results.store(Swift.Result { try transform(elements[index]) }, at: index)
-    }
-  }
-  return try results.values()
-}
-
-/// The slots of a `concurrentMap`, guarded by a lock.
-private final class ConcurrentResults<Value: Sendable>: @unchecked Sendable {
-  private let lock = NSLock()
-  private var next = 0
-  /// Indices from here on are not started: an element before them threw.
-  private var end: Int
-  private var slots: [Swift.Result<Value, Error>?]
-
-  init(count: Int) {
-    slots = Array(repeating: nil, count: count)
-    end = count
-  }
-
-  /// The next unclaimed index, or nil when there is none left to start.
-  func claim() -> Int? {
-    lock.lock()
-    defer { lock.unlock() }
-    guard next < end else { return nil }
-    next += 1
-    return next - 1
-  }
-
-  func store(_ result: Swift.Result<Value, Error>, at index: Int) {
-    lock.lock()
-    slots[index] = result
-    if case .failure = result { end = min(end, index + 1) }
-    lock.unlock()
-  }
-
-  /// The results in order, or the first error in order.
-  func values() throws -> [Value] {
-    var values: [Value] = []
-    values.reserveCapacity(slots.count)
-    for slot in slots { values.append(try slot!.get()) }
-    return values
-  }
-}
-
 extension Array where Element == UtteranceSource {
   /// Sorted by id in UTF-8 byte order (stable, so equal ids keep their listing order).
   func sortedById() -> [UtteranceSource] {

@@ -6,6 +6,7 @@ import Augmentation
 import Audio
 import DS2Core
 import Foundation
+import ProcessSettings
 
 // The same allocator settings as the ds2-data command (DS2Data.swift): utterance buffers
 // stay on the heap instead of being mapped and zero-filled for every call.

@@ -3,6 +3,7 @@ import DS2Core
 import Foundation
 import Logging
 import Pipeline
+import ProcessSettings
 import Training
 
 @main
@@ -51,6 +52,15 @@ struct LoggingOptions: ParsableArguments {
       return handler
     }
     if verbose { Logger(label: "ds2-data").info("\(BLASKernels.summary)") }
+  }
+
+  /// Process settings of the commands that run the model (train, evaluate, transcribe):
+  /// OpenBLAS single-threaded (the trainer splits products over its own worker pool, and
+  /// OpenBLAS's idle threads would spin on the same cores) and freed step buffers kept in
+  /// the heap for the next step (`HeapTuning.keepStepBuffers`).
+  static func configureForTraining() {
+    BLASThreads.count = 1
+    HeapTuning.keepStepBuffers()
   }
 
   /// Whether a live progress line should be drawn.

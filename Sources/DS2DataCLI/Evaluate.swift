@@ -38,6 +38,7 @@ struct Evaluate: ParsableCommand {
   }
 
   func run() throws {
+    LoggingOptions.configureForTraining()
     var options = EvaluateOptions(run: runFolder)
     options.split = split
     options.dataset = dataset

@@ -101,6 +101,7 @@ struct Train: ParsableCommand {
 
   func run() throws {
     logging.bootstrap()
+    LoggingOptions.configureForTraining()
     if benchmark {
       var options = BenchmarkOptions()
       options.cell = RecurrentCell(rawValue: cell)!

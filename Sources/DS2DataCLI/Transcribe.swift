@@ -23,17 +23,23 @@ struct Transcribe: ParsableCommand {
   @Option(help: "Beam width, 1–4096 (1 = greedy; default: the run's setting).")
   var beamWidth: Int?
 
+  @Option(help: "Compute threads, 1–\(threadCountRange.upperBound) (default: one per core).")
+  var threads: Int?
+
   @OptionGroup var decoding: DecodingOptions
 
   func validate() throws {
     if files.isEmpty { throw ValidationError("name at least one audio file") }
     if let beamWidth { try checkFlags { try ConfigurationCheck.value(beamWidth, in: DecodingSection.beamWidthRange, "--beam-width") } }
+    if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
   }
 
   func run() throws {
+    LoggingOptions.configureForTraining()
     let transcriber = try Transcriber(
       run: runFolder, checkpoint: decoding.checkpoint, beamWidth: beamWidth, languageModel: decoding.languageModel,
-      alpha: decoding.alpha, beta: decoding.beta)
+      alpha: decoding.alpha, beta: decoding.beta,
+      threads: threads.map { $0 == 0 ? ProcessInfo.processInfo.activeProcessorCount : $0 } ?? ProcessInfo.processInfo.activeProcessorCount)
     var failed = false
     for file in files {
       do {

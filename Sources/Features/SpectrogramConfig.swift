@@ -1,15 +1,5 @@
 import DS2Core
 
-/// Analysis window shape.
-public enum WindowShape: String, Sendable, Codable, CaseIterable {
-  /// Periodic Hann, `w[n] = 0.5 − 0.5 cos(2πn/N)`, n = 0…N−1 (sums to a constant at 50 % overlap).
-  case hann
-  /// Symmetric Hann, `w[n] = 0.5 − 0.5 cos(2πn/(N−1))` (numpy's `hanning`, used by PaddlePaddle DS2).
-  case hannSymmetric
-  /// Periodic Hamming, `w[n] = 0.54 − 0.46 cos(2πn/N)`.
-  case hamming
-}
-
 /// Settings of the Deep Speech 2 log spectrogram. Defaults are DS2's: 20 ms windows,
 /// 10 ms hop, 161 one-sided bins at 16 kHz.
 ///

@@ -2,20 +2,20 @@ import Corpus
 import DS2Core
 import Logging
 
-/// The reader for a recipe's corpus kind; `threads` of them list at once where the reader
-/// can split its work.
+/// The reader for a recipe's corpus kind, listing (and unpacking) on `pool`'s threads
+/// where the reader can split its work.
 /// - Throws: `ConfigurationError` for settings the kind cannot use.
-func makeCorpusReader(_ corpus: CorpusConfig, threads: Int = 1) throws -> CorpusReader {
+func makeCorpusReader(_ corpus: CorpusConfig, pool: WorkerPool) throws -> CorpusReader {
   if let fixed = corpus.kind.fixedLanguage, let language = corpus.language, language != fixed {
     throw ConfigurationError(
       "corpus.language: \(corpus.kind.rawValue) transcripts are \(fixed.rawValue); "
         + "remove corpus.language (it applies to the manifest and kaldi kinds)")
   }
   switch corpus.kind {
-  case .librispeech: return LibriSpeechReader(root: corpus.root, threads: threads)
-  case .fisher: return FisherReader(root: corpus.root, threads: threads)
+  case .librispeech: return LibriSpeechReader(root: corpus.root, pool: pool)
+  case .fisher: return FisherReader(root: corpus.root, pool: pool)
   case .aishell:
-    return AISHELLReader(root: corpus.root) { archives, wavDirectory in
+    return AISHELLReader(root: corpus.root, pool: pool) { archives, wavDirectory in
       Logger(label: "ds2-data.prepare").warning(
         """
         unpacking \(archives) speaker archive(s) into \(wavDirectory)/<split>/ with tar \

@@ -43,11 +43,11 @@ extension Preparer {
     planned.reserveCapacity(candidates.count)
     // A header probe takes microseconds: the threads take batches, not single files.
     let batch = 32
-    try orderedParallelMap(
-      count: (candidates.count + batch - 1) / batch, threads: threads, window: 16,
-      produce: { chunk, _ -> [Result<PlannedUtterance, ItemError>] in
+    try pool.orderedMap(
+      count: (candidates.count + batch - 1) / batch, window: 16,
+      produce: { [candidates, recipe] chunk, _ -> [Result<PlannedUtterance, ItemError>] in
         candidates[(chunk * batch)..<min(candidates.count, (chunk + 1) * batch)].map { source in
-          self.probe(source, vocabulary: vocabulary)
+          Preparer.probe(source, vocabulary: vocabulary, recipe: recipe)
         }
       },
       consume: { _, results in
@@ -66,7 +66,7 @@ extension Preparer {
 
   /// Encodes one utterance's transcript, reads its audio header and applies the duration
   /// filters: its labels and exact lengths at the dataset rate, or why it is rejected.
-  func probe(_ source: UtteranceSource, vocabulary: Vocabulary) -> Result<PlannedUtterance, ItemError> {
+  static func probe(_ source: UtteranceSource, vocabulary: Vocabulary, recipe: Recipe) -> Result<PlannedUtterance, ItemError> {
     let (rate, features, filters) = (recipe.audio.sampleRateHertz, recipe.features, recipe.filters)
     let labels: [Int32]
     do {

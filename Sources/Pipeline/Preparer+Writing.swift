@@ -11,6 +11,14 @@ import Shards
 extension Preparer {
   // MARK: Writing
 
+  /// What featurizing one utterance gave.
+  enum Featurized: Sendable {
+    case record(EncodedRecord)
+    case rejected(ItemError)
+    /// Not attempted: the run is being cancelled.
+    case skipped
+  }
+
   /// One utterance to featurize in the single ordered stream over all splits.
   struct WorkItem {
     var split: String
@@ -45,8 +53,8 @@ extension Preparer {
     }
 
     // Shard digests run on the map's threads, ahead of new items.
-    let jobs = CPUJobs()
-    let finisher = ShardFinisher(digestOn: jobs.submit)
+    let pool = self.pool
+    let finisher = ShardFinisher(digestOn: { pool.submit($0) })
     /// Journals the completed shards (saved unless `save` is false), then throws the
     /// finisher's error, if any: shards completed before a failure are kept.
     func journalCompletions(save: Bool = true) throws {
@@ -68,12 +76,9 @@ extension Preparer {
     }
 
     let rate = recipe.audio.sampleRateHertz
-    let extractors = try extractorsInFlight?.value().value
-      ?? (0..<threads).map { _ in try SpectrogramExtractor(config: recipe.features, sampleRateHertz: rate) }
-    let scratch = (0..<threads).map { _ in Augmenter.Scratch() }
+    let featurizers = try featurizersInFlight.value()
+    let scratch = PerWorker(count: pool.threadCount) { _ in Augmenter.Scratch() }
     let augmenter = self.augmenter
-    let audio = recipe.audio
-    let loudness = recipe.features.loudnessTargetDecibels
     let dtype = recipe.shards.dtype
     let cancellation = options.cancellation
     let totalSeconds = items.reduce(0.0) { $0 + Double($1.utterance.samples) / Double(rate) }
@@ -86,25 +91,21 @@ extension Preparer {
       writer = nil
     }
     do {
-      try orderedParallelMap(
-        count: items.count, threads: threads, window: window(for: items.map(\.utterance)), jobs: jobs,
-        produce: { index, worker -> Result<EncodedRecord, ItemError> in
+      try pool.orderedMap(
+        count: items.count, window: window(for: items.map(\.utterance)),
+        produce: { [items] index, worker -> Featurized in
           let utterance = items[index].utterance
           let source = utterance.source
-          if cancellation.signal != nil {
-            return .failure(ItemError(.unreadableAudio, file: source.audioPath, message: "cancelled"))
-          }
+          // Cancelled: stop making records; `consume` throws before it sees this.
+          if cancellation.signal != nil { return .skipped }
           do {
-            var waveform = try AudioDecoder.decode(
-              path: source.audioPath, channel: source.channel, rule: audio.channelRule, startSeconds: source.startSeconds,
+            let featurizer = featurizers[worker]
+            var waveform = try featurizer.waveform(
+              path: source.audioPath, channel: source.channel, startSeconds: source.startSeconds,
               durationSeconds: source.durationSeconds)
-            waveform = try Resampler.resample(waveform, to: rate, quality: audio.resampleQuality, file: source.audioPath)
             var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
             if let plan = utterance.augmentation, let augmenter {
               (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch[worker], file: source.audioPath)
-            }
-            if let loudness {
-              waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: loudness, file: source.audioPath)
             }
             // The plan came from the header; a file changed since then (or a header that
             // lies) gives another length, which would move the record out of length order.
@@ -114,14 +115,14 @@ extension Preparer {
                 message: "decoded to \(waveform.samples.count) samples at \(rate) Hz; its header promised "
                   + "\(utterance.samples) (changed during the run?)")
             }
-            var features = extractors[worker].compute(waveform.samples).values
-            return .success(
+            var features = try featurizer.features(of: waveform, file: source.audioPath).values
+            return .record(
               EncodedRecord(
                 id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
-                frames: utterance.frames, bins: extractors[worker].bins, features: &features, dtype: dtype,
+                frames: utterance.frames, bins: featurizer.bins, features: &features, dtype: dtype,
                 infoJSON: info.json))
           } catch {
-            return .failure(audioFailure(error, source: source, utteranceId: utterance.id))
+            return .rejected(audioFailure(error, source: source, utteranceId: utterance.id))
           }
         },
         consume: { index, result in
@@ -135,10 +136,12 @@ extension Preparer {
           }
           writer!.position = item.position
           switch result {
-          case .success(let record): try writer!.append(record)
-          case .failure(let error):
+          case .record(let record): try writer!.append(record)
+          case .rejected(let error):
             reject(error)
             rejectionsBySplit[item.split, default: []].append((item.position, error))
+          case .skipped:
+            preconditionFailure("an item is skipped only when the run is cancelled, which the check above throws for")
           }
           // The last shard is closed here, so that its digest also runs on the map's threads
           // (and the side files are written meanwhile).

@@ -78,15 +78,17 @@ final class Preparer {
   let options: PrepareOptions
   let output: String
   let threads: Int
+  /// The run's compute threads.
+  let pool: WorkerPool
   var rejections: [ItemError] = []
   var journal: RunJournal
-  /// One spectrogram extractor per thread, being made (see `run`).
-  var extractorsInFlight: BackgroundTask<Unchecked<[SpectrogramExtractor]>>?
+  /// One featurizer per thread, being made (see `run`).
+  var featurizersInFlight: Later<PerWorker<Featurizer>>!
   /// The last journal write of a run, in flight while the manifest is written (see
   /// `saveJournal`).
-  var pendingJournalWrite: BackgroundTask<Void>?
+  var pendingJournalWrite: Later<Void>?
   /// `rejected.jsonl` and `recipe.yaml`, being written (see `startSideFiles`).
-  var sideFiles: BackgroundTask<Void>?
+  var sideFiles: Later<Void>?
   /// Audio seconds featurized by this run; records found already written.
   var processedAudioSeconds = 0.0
   var resumedRecords = 0
@@ -106,6 +108,7 @@ final class Preparer {
     self.options = options
     self.output = recipe.output
     self.threads = recipe.effectiveThreads
+    self.pool = WorkerPool(threads: recipe.effectiveThreads)
     self.augmenting = augmenting
     self.identity = recipe.contentIdentity(augmenting: augmenting)
     self.journal = RunJournal(recipe: identity)
@@ -142,13 +145,13 @@ final class Preparer {
     }
     let resuming = try openJournal()
     // FFTW plans take milliseconds to make: made while the corpus is listed.
-    let (features, rate, threads) = (recipe.features, recipe.audio.sampleRateHertz, self.threads)
-    extractorsInFlight = BackgroundTask {
-      Unchecked(try (0..<threads).map { _ in try SpectrogramExtractor(config: features, sampleRateHertz: rate) })
+    let featureParameters = makeFeatureParameters()
+    featurizersInFlight = pool.later { [threads] in
+      try PerWorker(count: threads) { _ in try Featurizer(parameters: featureParameters) }
     }
 
     // 1. List.
-    let reader = try makeCorpusReader(recipe.corpus, threads: threads)
+    let reader = try makeCorpusReader(recipe.corpus, pool: pool)
     let listing = try reader.list(splits: recipe.corpus.splits)
     report.missingSplits = listing.missingSplits
     for split in listing.missingSplits {
@@ -166,7 +169,7 @@ final class Preparer {
     logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
     let vocabulary = try makeVocabulary(for: recipe.corpus, listing: listing)
     if augmenting, let config = recipe.augment {
-      let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed)
+      let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed, pool: pool)
       if let bank = augmenter.bank {
         logger.notice("noise bank \(bank.root): \(bank.files.count) usable file(s), \(bank.rejections.count) rejected")
         report.noiseFiles = bank.files.count
@@ -177,11 +180,11 @@ final class Preparer {
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
-    let outputReady = BackgroundTask { [output, journal, ownedFolder] in
+    let outputReady = Later(waitingWork: { [output, journal, ownedFolder] in
       guard !resuming else { return }
       try wipeOutput(ownedFolder)
       try journal.save(directory: output)
-    }
+    })
     // Also when the run throws: no half-written file races what the caller does next.
     defer {
       _ = try? outputReady.value()
@@ -191,7 +194,6 @@ final class Preparer {
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
     // 4. Featurize and write each split in length order.
-    let featureParameters = try makeFeatureParameters()
     var splitInfos: [SplitInfo] = []
     let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
       (split, planned.filter { $0.source.split == split }.sorted {
@@ -258,14 +260,10 @@ final class Preparer {
       statisticsFrom: augment?.statisticsFrom.map(OutputFolder.resolve))
   }
 
-  func makeFeatureParameters() throws -> FeatureParameters {
-    let rate = recipe.audio.sampleRateHertz
-    let f = recipe.features
-    return FeatureParameters(
-      sampleRateHertz: rate, windowSeconds: f.windowSeconds, hopSeconds: f.hopSeconds,
-      windowSamples: f.windowSamples(sampleRateHertz: rate), hopSamples: f.hopSamples(sampleRateHertz: rate),
-      fftSize: f.fftLength(sampleRateHertz: rate), bins: f.bins(sampleRateHertz: rate), window: f.window.rawValue,
-      epsilon: f.epsilon, loudnessTargetDecibels: f.loudnessTargetDecibels, dtype: recipe.shards.dtype)
+  func makeFeatureParameters() -> FeatureParameters {
+    recipe.features.parameters(
+      sampleRateHertz: recipe.audio.sampleRateHertz, channelRule: recipe.audio.channelRule,
+      resampleQuality: recipe.audio.resampleQuality, dtype: recipe.shards.dtype)
   }
 
   func makeSplitInfo(name: String, shards: [ShardInfo], isTraining: Bool) -> SplitInfo {
@@ -281,7 +279,7 @@ final class Preparer {
   /// they are written while its digest is computed (or after `write` when a resumed run
   /// had nothing left to write).
   func startSideFiles() {
-    sideFiles = BackgroundTask { [output, recipe, rejections] in
+    sideFiles = Later(waitingWork: { [output, recipe, rejections] in
       let encoder = JSONEncoder()
       encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
       var text = ""
@@ -290,7 +288,7 @@ final class Preparer {
       }
       try atomicWrite(text, to: output + "/rejected.jsonl")
       try atomicWrite(recipe.yaml(), to: output + "/recipe.yaml")
-    }
+    })
   }
 
   func encodeManifest(_ manifest: DatasetManifest) throws -> String {
@@ -305,37 +303,9 @@ func elapsed(since start: DispatchTime) -> String {
   String(format: "%.3f s", Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9)
 }
 
-/// Work started now on a thread of its own and collected later: the output folder set up
-/// while headers are probed, the FFTW plans made while the corpus is listed. (Not on
-/// Dispatch's shared pool, whose threads a run's own parallel phases need.)
-final class BackgroundTask<Value>: @unchecked Sendable {
-  private let group = DispatchGroup()
-  private var result: Result<Value, Error>?
-
-  init(_ body: @escaping @Sendable () throws -> Value) {
-    DispatchQueue(label: "ds2-data.background", qos: .userInitiated).async(group: group) { [self] in
-      result = Result { try body() }
-    }
-  }
-
-  /// Waits for the work.
-  /// - Throws: its error.
-  func value() throws -> Value {
-    group.wait()
-    return try result!.get()
-  }
-}
-
-/// A value handed from one thread to another once (FFTW-plan owners, used by one thread at
-/// a time).
-struct Unchecked<Value>: @unchecked Sendable {
-  let value: Value
-  init(_ value: Value) { self.value = value }
-}
-
-/// `atomicWrite(text(), to: path)` as a `BackgroundTask`.
-func backgroundWrite(to path: String, _ text: @escaping @Sendable () throws -> String) -> BackgroundTask<Void> {
-  BackgroundTask { try atomicWrite(text(), to: path) }
+/// `atomicWrite(text(), to: path)` started now on a thread of its own (`Later(waitingWork:)`).
+func backgroundWrite(to path: String, _ text: @escaping @Sendable () throws -> String) -> Later<Void> {
+  Later(waitingWork: { try atomicWrite(text(), to: path) })
 }
 
 /// Writes `text` to `path` durably (`AtomicFile.write`): readers see the old file or the

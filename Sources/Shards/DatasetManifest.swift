@@ -10,45 +10,6 @@ public enum NormalizationMode: String, Sendable, Codable, CaseIterable {
   case none
 }
 
-/// The feature extraction settings a dataset was made with (enough to featurize new
-/// audio identically, e.g. for `transcribe`).
-public struct FeatureParameters: Sendable, Codable, Equatable {
-  /// Always `"log-spectrogram"` in format version 1.
-  public var kind: String
-  public var sampleRateHertz: Int
-  public var windowSeconds: Double
-  public var hopSeconds: Double
-  public var windowSamples: Int
-  public var hopSamples: Int
-  public var fftSize: Int
-  public var bins: Int
-  /// `hann`, `hannSymmetric` or `hamming`.
-  public var window: String
-  public var epsilon: Double
-  public var loudnessTargetDecibels: Double?
-  /// Storage type of feature values.
-  public var dtype: FeatureDType
-
-  public init(
-    kind: String = "log-spectrogram", sampleRateHertz: Int, windowSeconds: Double, hopSeconds: Double,
-    windowSamples: Int, hopSamples: Int, fftSize: Int, bins: Int, window: String, epsilon: Double,
-    loudnessTargetDecibels: Double?, dtype: FeatureDType
-  ) {
-    self.kind = kind
-    self.sampleRateHertz = sampleRateHertz
-    self.windowSeconds = windowSeconds
-    self.hopSeconds = hopSeconds
-    self.windowSamples = windowSamples
-    self.hopSamples = hopSamples
-    self.fftSize = fftSize
-    self.bins = bins
-    self.window = window
-    self.epsilon = epsilon
-    self.loudnessTargetDecibels = loudnessTargetDecibels
-    self.dtype = dtype
-  }
-}
-
 /// Normalization mode and the statistics readers apply.
 public struct NormalizationInfo: Sendable, Codable, Equatable {
   public var mode: NormalizationMode
@@ -190,6 +151,43 @@ public struct DatasetManifest: Sendable, Codable, Equatable {
   }
 
   public func split(named name: String) -> SplitInfo? { splits.first { $0.name == name } }
+
+  enum CodingKeys: String, CodingKey {
+    case format, formatVersion, toolVersion, seed, features, normalization, vocabulary, splits, rejected, recipe, inputs
+  }
+
+  /// The audio settings as stored in `features`, absent in datasets made before they were.
+  private struct StoredAudioSettings: Decodable {
+    var channelRule: ChannelRule?
+    var resampleQuality: ResampleQuality?
+  }
+
+  public init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    format = try c.decode(String.self, forKey: .format)
+    formatVersion = try c.decode(Int.self, forKey: .formatVersion)
+    toolVersion = try c.decode(String.self, forKey: .toolVersion)
+    seed = try c.decode(UInt64.self, forKey: .seed)
+    features = try c.decode(FeatureParameters.self, forKey: .features)
+    normalization = try c.decode(NormalizationInfo.self, forKey: .normalization)
+    vocabulary = try c.decode(Vocabulary.self, forKey: .vocabulary)
+    splits = try c.decode([SplitInfo].self, forKey: .splits)
+    rejected = try c.decode(RejectionSummary.self, forKey: .rejected)
+    recipe = try c.decode(JSONValue.self, forKey: .recipe)
+    inputs = try c.decodeIfPresent(InputRoots.self, forKey: .inputs)
+    // Older datasets: the settings they were made with are in the recorded recipe.
+    let stored = try c.decode(StoredAudioSettings.self, forKey: .features)
+    if case .object(let recipe) = recipe, case .object(let audio)? = recipe["audio"] {
+      if stored.channelRule == nil, case .string(let rule)? = audio["channelRule"], let rule = ChannelRule(rawValue: rule) {
+        features.channelRule = rule
+      }
+      if stored.resampleQuality == nil, case .string(let quality)? = audio["resampleQuality"],
+        let quality = ResampleQuality(rawValue: quality)
+      {
+        features.resampleQuality = quality
+      }
+    }
+  }
 }
 
 extension DatasetManifest {

@@ -1,3 +1,4 @@
+import DS2Core
 /// Conversion of feature values to and from their stored little-endian form.
 public enum FeatureCodec {
   /// Float32 → IEEE binary16 bits, round to nearest even, like `Float16(x)`; overflow

@@ -1,12 +1,6 @@
 import DS2Core
 
-/// How feature values are stored in a record.
-public enum FeatureDType: String, Sendable, Codable, CaseIterable {
-  /// IEEE 754 binary16, little-endian (2 bytes per value). The default.
-  case float16
-  /// IEEE 754 binary32, little-endian (4 bytes per value).
-  case float32
-
+extension FeatureDType {
   /// The code in the record header.
   var code: UInt8 { self == .float16 ? 1 : 2 }
   init?(code: UInt8) {
@@ -16,8 +10,6 @@ public enum FeatureDType: String, Sendable, Codable, CaseIterable {
     default: return nil
     }
   }
-  /// Bytes per value.
-  public var byteWidth: Int { self == .float16 ? 2 : 4 }
 }
 
 /// One utterance as stored in a shard: identity, text, labels and the raw log spectrogram.

@@ -195,7 +195,6 @@ func checkAppliedParameters(_ manifest: DatasetManifest) -> [String] {
   {
     problems.append("features: window and hop samples do not follow from their seconds and the rate, or fftSize < window")
   }
-  if !["hann", "hannSymmetric", "hamming"].contains(f.window) { problems.append("features.window \(f.window) is unknown") }
   // The recipe the dataset was made from, as recorded: what readers apply must agree with it.
   func recipeValue(_ path: String...) -> JSONValue? {
     var value = manifest.recipe
@@ -219,7 +218,9 @@ func checkAppliedParameters(_ manifest: DatasetManifest) -> [String] {
     ("audio.sampleRateHertz", agrees(recipeValue("audio", "sampleRateHertz"), Double(f.sampleRateHertz))),
     ("features.windowSeconds", agrees(recipeValue("features", "windowSeconds"), f.windowSeconds)),
     ("features.hopSeconds", agrees(recipeValue("features", "hopSeconds"), f.hopSeconds)),
-    ("features.window", agrees(recipeValue("features", "window"), f.window)),
+    ("features.window", agrees(recipeValue("features", "window"), f.window.rawValue)),
+    ("audio.channelRule", agrees(recipeValue("audio", "channelRule"), f.channelRule.rawValue)),
+    ("audio.resampleQuality", agrees(recipeValue("audio", "resampleQuality"), f.resampleQuality.rawValue)),
     ("features.epsilon", agrees(recipeValue("features", "epsilon"), f.epsilon)),
     ("shards.dtype", agrees(recipeValue("shards", "dtype"), f.dtype.rawValue)),
     ("normalization.mode", agrees(recipeValue("normalization", "mode"), n.mode.rawValue)),

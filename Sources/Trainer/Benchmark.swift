@@ -63,12 +63,11 @@ public struct BenchmarkResult: Sendable, Codable {
 /// Times training steps (zero gradients, forward, CTC, backward, clipping, Nesterov SGD) on
 /// synthetic batches held in memory.
 public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkResult {
-  ComputeThreads.configure(threads: options.threads)
   let config = ModelConfig(
     inputBins: 161,
     convLayers: [.init(channels: options.convolutionChannels, kernelTime: 11, kernelFrequency: 41, strideTime: 2, strideFrequency: 2)],
     rnnCell: options.cell, rnnLayers: options.layers, rnnHidden: options.hidden, vocabularySize: 29, seed: 0)
-  let model = try DS2Model<Float>(config: config)
+  let model = try DS2Model<Float>(config: config, pool: WorkerPool(threads: options.threads))
   let optimizer = SGD<Float>(learningRate: 3e-4, momentum: 0.9, nesterov: true)
   let batches = SyntheticBatches(count: options.warmupSteps + options.steps, batchSize: options.batchSize, seed: options.seed, config: config)
   var stepSeconds: [Double] = []

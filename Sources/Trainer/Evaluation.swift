@@ -130,8 +130,7 @@ public func evaluate(_ options: EvaluateOptions) throws -> EvaluationResult {
     throw ConfigurationError("\(datasetPath): no split \(split); it has \(dataset.manifest.splits.map(\.name).joined(separator: ", "))")
   }
   let model = try restoreModel(checkpoint, path: path)
-  let threads = header.recipe.training.effectiveThreads
-  ComputeThreads.configure(threads: threads)
+  model.pool = WorkerPool(threads: header.recipe.training.effectiveThreads)
   let plans = Batcher(
     records: try dataset.index(split: split).map { RecordReference(dataset: 0, split: split, location: $0) },
     batchSize: header.recipe.training.batchSize, seed: 0

@@ -322,7 +322,7 @@ final class TrainingSession {
 
   func run() throws -> TrainingReport {
     let threads = recipe.training.effectiveThreads
-    ComputeThreads.configure(threads: threads)
+    model.pool = WorkerPool(threads: threads)
     let batcher = Batcher(
       records: try trainingRecords(), batchSize: recipe.training.batchSize, maxBatchFrames: recipe.training.maxBatchFrames,
       sortaGrad: recipe.training.sortaGrad, seed: recipe.training.seed)

@@ -8,14 +8,14 @@ import Training
 /// Turns audio files into text with a trained run (the `ds2-data transcribe` command).
 ///
 /// Everything comes from the checkpoint: the feature parameters (rate, window, hop, FFT,
-/// loudness target), the normalization statistics, the vocabulary and the weights. A file is
-/// decoded with libsndfile (multi-channel audio is averaged), resampled to the model's rate,
-/// featurized, normalized and decoded greedily or with the beam search.
+/// loudness target, channel rule, resample quality), the normalization statistics, the
+/// vocabulary and the weights. A file goes through the `Featurizer` that `prepare` used for
+/// the training data, is normalized and decoded greedily or with the beam search.
 public final class Transcriber {
   public let checkpointPath: String
   private let checkpoint: Checkpoint
   private let model: DS2Model<Float>
-  private let extractor: SpectrogramExtractor
+  private let featurizer: Featurizer
   private let normalizer: FeatureNormalizer
   private let beam: BeamSearchDecoder?
 
@@ -23,33 +23,23 @@ public final class Transcriber {
   /// - Parameters:
   ///   - beamWidth: beam search width; nil uses the run's setting; 1 or less decodes greedily.
   ///   - languageModel: ARPA file overriding the run's.
+  ///   - threads: compute threads of the model.
   /// - Throws: `ConfigurationError` for a missing or unreadable checkpoint or language model.
   public init(
     run: String, checkpoint name: String = "best", beamWidth: Int? = nil, languageModel: String? = nil,
-    alpha: Double? = nil, beta: Double? = nil
+    alpha: Double? = nil, beta: Double? = nil, threads: Int = 1
   ) throws {
     let (checkpoint, path) = try loadCheckpoint(run: run, name: name)
     self.checkpoint = checkpoint
     checkpointPath = path
     model = try restoreModel(checkpoint, path: path)
-    let features = checkpoint.header.features
-    var config = SpectrogramConfig()
-    config.windowSeconds = features.windowSeconds
-    config.hopSeconds = features.hopSeconds
-    config.fftSize = features.fftSize
-    guard let window = WindowShape(rawValue: features.window) else {
-      throw ConfigurationError("\(path): unknown window \(features.window)")
-    }
-    config.window = window
-    config.epsilon = features.epsilon
-    config.loudnessTargetDecibels = features.loudnessTargetDecibels
     do {
-      extractor = try SpectrogramExtractor(config: config, sampleRateHertz: features.sampleRateHertz)
+      featurizer = try Featurizer(parameters: checkpoint.header.features)
     } catch {
       throw ConfigurationError("\(path): the stored feature parameters are unusable: \(error)")
     }
-    guard extractor.bins == checkpoint.header.model.inputBins else {
-      throw ConfigurationError("\(path): features give \(extractor.bins) bins but the model takes \(checkpoint.header.model.inputBins)")
+    guard featurizer.bins == checkpoint.header.model.inputBins else {
+      throw ConfigurationError("\(path): features give \(featurizer.bins) bins but the model takes \(checkpoint.header.model.inputBins)")
     }
     normalizer = FeatureNormalizer(checkpoint.header.normalization)
     let width = beamWidth ?? checkpoint.header.recipe.decoding.beamWidth
@@ -58,21 +48,15 @@ public final class Transcriber {
       : try beamDecoder(
         vocabulary: checkpoint.header.vocabulary, settings: checkpoint.header.recipe.decoding, beamWidth: max(1, width),
         languageModel: languageModel, alpha: alpha, beta: beta)
-    ComputeThreads.configure(threads: ProcessInfo.processInfo.activeProcessorCount)
+    model.pool = WorkerPool(threads: threads)
   }
 
   /// The log spectrogram of an audio file as the model sees it: `[frames × bins]`, normalized.
   /// - Throws: `ItemError` when the file cannot be decoded or is shorter than one window.
   public func features(of path: String) throws -> FeatureMatrix {
-    var waveform = try AudioDecoder.decode(path: path, rule: .average)
-    let parameters = checkpoint.header.features
-    waveform = try Resampler.resample(waveform, to: parameters.sampleRateHertz, file: path)
-    if let target = parameters.loudnessTargetDecibels {
-      waveform = try LoudnessNormalizer.normalize(waveform, targetDecibels: target, file: path)
-    }
-    var matrix = extractor.compute(waveform.samples)
+    var matrix = try featurizer.features(path: path)
     guard matrix.frames > 0 else {
-      throw ItemError(.tooShort, file: path, message: "shorter than one \(parameters.windowSamples)-sample window")
+      throw ItemError(.tooShort, file: path, message: "shorter than one \(featurizer.parameters.windowSamples)-sample window")
     }
     try normalizer.apply(&matrix)
     return matrix

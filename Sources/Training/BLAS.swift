@@ -1,3 +1,4 @@
+import DS2Core
 import Dispatch
 internal import COpenBLAS
 
@@ -32,7 +33,7 @@ public enum BLASThreads {
 public func gemm<Scalar: TensorScalar>(
   _ a: Tensor<Scalar>, transposed transposeA: Bool = false,
   _ b: Tensor<Scalar>, transposed transposeB: Bool = false,
-  alpha: Scalar = 1, beta: Scalar = 0, into c: inout Tensor<Scalar>
+  alpha: Scalar = 1, beta: Scalar = 0, into c: inout Tensor<Scalar>, pool: WorkerPool = .serial
 ) {
   precondition(a.rank == 2 && b.rank == 2 && c.rank == 2, "gemm operands must be rank 2")
   let (m, k) = transposeA ? (a.shape[1], a.shape[0]) : (a.shape[0], a.shape[1])
@@ -45,7 +46,7 @@ public func gemm<Scalar: TensorScalar>(
         BLAS.gemm(
           transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
           alpha: alpha, a: pa.baseAddress, lda: a.shape[1], b: pb.baseAddress, ldb: b.shape[1],
-          beta: beta, c: pc.baseAddress, ldc: n)
+          beta: beta, c: pc.baseAddress, ldc: n, pool: pool)
       }
     }
   }
@@ -61,7 +62,7 @@ enum BLAS {
     transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
     alpha: Scalar, a: UnsafePointer<Scalar>?, lda: Int,
     b: UnsafePointer<Scalar>?, ldb: Int,
-    beta: Scalar, c: UnsafeMutablePointer<Scalar>?, ldc: Int
+    beta: Scalar, c: UnsafeMutablePointer<Scalar>?, ldc: Int, pool: WorkerPool
   ) {
     precondition(m >= 0 && n >= 0 && k >= 0, "negative gemm dimension")
     precondition(lda >= max(1, transposeA ? m : k), "lda \(lda) too small")
@@ -77,7 +78,7 @@ enum BLAS {
       }
       return
     }
-    let parts = ComputeThreads.parts(forMultiplyAdds: Double(m) * Double(n) * Double(k))
+    let parts = pool.parts(for: Double(m) * Double(n) * Double(k), minimumPartSize: 1_000_000)
     guard parts > 1 && max(m, n) >= 2 * parts else {
       product(
         transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
@@ -86,10 +87,8 @@ enum BLAS {
     }
     // Split C into row blocks (or column blocks when it is wide), one single-threaded
     // product per worker; each worker writes only its own block.
-    nonisolated(unsafe) let (left, right, result) = (a, b, c)
-    ComputeThreads.inParallelSection = true
-    defer { ComputeThreads.inParallelSection = false }
-    DispatchQueue.concurrentPerform(iterations: parts) { part in
+    nonisolated(unsafe) let (left, right, result) = (a, b, c)  // each part writes only its own block of c
+    pool.forEach(parts) { part in
       if m >= n {
         let (first, last) = (m * part / parts, m * (part + 1) / parts)
         product(

@@ -1,3 +1,4 @@
+import DS2Core
 /// Batch normalization over the valid positions of a padded, time-major batch (Ioffe & Szegedy
 /// 2015; DS2 §3.2 "sequence-wise" normalization).
 ///
@@ -31,6 +32,8 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
 
   public var parameters: [Parameter<Scalar>] { [scale, shift] }
 
+  /// The threads this layer's computation runs on.
+  public var pool: WorkerPool = .serial
   /// Result buffer of the out-of-place `forward`.
   private var output = Tensor<Scalar>(shape: [0])
   /// Result buffer of the out-of-place `backward`.
@@ -177,10 +180,13 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   /// contiguous run of blocks); `body` must write only what belongs to its block.
   private func forEachBlock(_ blocks: [Range<Int>], _ body: (_ index: Int, _ rows: Range<Int>) -> Void) {
     let elements = blocks.reduce(0) { $0 + $1.count } * featureCount
-    let parts = min(blocks.count, ComputeThreads.parts(forMultiplyAdds: Double(elements) * 16))
-    ComputeThreads.forEach(max(1, parts)) { part in
-      let range = (blocks.count * part / max(1, parts))..<(blocks.count * (part + 1) / max(1, parts))
-      for index in range { body(index, blocks[index]) }
+    let parts = min(blocks.count, pool.parts(for: Double(elements) * 16, minimumPartSize: 1_000_000))
+    withoutActuallyEscaping(body) { body in
+      nonisolated(unsafe) let body = body  // a block's call writes only that block's rows and partial sums
+      pool.forEach(max(1, parts)) { part in
+        let range = (blocks.count * part / max(1, parts))..<(blocks.count * (part + 1) / max(1, parts))
+        for index in range { body(index, blocks[index]) }
+      }
     }
   }
 

@@ -1,3 +1,4 @@
+import DS2Core
 import Dispatch
 
 /// Result of `CTC.loss`.
@@ -31,10 +32,10 @@ public enum CTC {
   ///   - lengths: valid frames per utterance, each in `0...T`.
   ///   - labels: target label ids per utterance, each in `1..<V`; may be empty.
   ///   - gradientScale: factor applied to the gradient, e.g. `1/N` for a batch-mean loss.
-  /// Utterances run in parallel on up to `ComputeThreads.count` threads.
+  ///   - pool: utterances run in parallel on its threads.
   @_specialize(exported: true, where Scalar == Float)
   public static func loss<Scalar: TensorScalar>(
-    logits: Tensor<Scalar>, lengths: [Int], labels: [[Int32]], gradientScale: Scalar = 1
+    logits: Tensor<Scalar>, lengths: [Int], labels: [[Int32]], gradientScale: Scalar = 1, pool: WorkerPool = .serial
   ) -> CTCResult<Scalar> {
     precondition(logits.rank == 3, "CTC expects logits [T × N × V], got \(logits.shape)")
     let (steps, batch, vocabulary) = (logits.shape[0], logits.shape[1], logits.shape[2])
@@ -50,7 +51,7 @@ public enum CTC {
         losses.withUnsafeMutableBufferPointer { l in
           // Each utterance writes only its own gradient rows and loss slot.
           nonisolated(unsafe) let (input, output, loss) = (x.baseAddress!, g.baseAddress!, l.baseAddress!)
-          ComputeThreads.forEach(batch) { b in
+          pool.forEach(batch) { b in
             let utterance = Utterance(
               input: input + b * vocabulary, gradient: output + b * vocabulary, rowStride: batch * vocabulary,
               frames: lengths[b], vocabulary: vocabulary, labels: labels[b])

@@ -1,3 +1,4 @@
+import DS2Core
 /// 2-D convolution over (time × frequency) with channels, as im2col + one gemm per chunk of
 /// output time steps; no bias (a batch normalization follows in DS2).
 ///
@@ -27,6 +28,8 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
   /// Upper bound on the im2col buffer, in scalars; one chunk covers at least one output step.
   var columnBudget = 1 << 18
 
+  /// The threads this layer's computation runs on.
+  public var pool: WorkerPool = .serial
   private var input: Tensor<Scalar>?
   private var inputLengths: [Int] = []
   /// Result buffers of `forward` and `backward`; the model normalizes them in place.
@@ -87,7 +90,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: true, m: rowCount, n: cout, k: k,
             alpha: 1, a: patches, lda: k, b: w.baseAddress, ldb: k,
-            beta: 0, c: y.baseAddress! + firstRow * cout, ldc: cout)
+            beta: 0, c: y.baseAddress! + firstRow * cout, ldc: cout, pool: pool)
         }
       }
       return false
@@ -117,7 +120,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: true, transposeB: false, m: cout, n: k, k: rowCount,
             alpha: 1, a: dyChunk, lda: cout, b: patches, ldb: k,
-            beta: 1, c: dw.baseAddress, ldc: k)
+            beta: 1, c: dw.baseAddress, ldc: k, pool: pool)
         }
         guard computeInputGradient else { return false }
         // The patch buffer now receives d(loss)/d(patches), scattered back by the caller.
@@ -125,7 +128,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: false, m: rowCount, n: k, k: cout,
             alpha: 1, a: dyChunk, lda: cout, b: w.baseAddress, ldb: k,
-            beta: 0, c: patches, ldc: k)
+            beta: 0, c: patches, ldc: k, pool: pool)
         }
         return true
       }
@@ -157,11 +160,12 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
           // Gathering only reads `source`; workers fill disjoint rows of the patch matrix.
           nonisolated(unsafe) let (input, rows) = (UnsafeMutablePointer(mutating: source.baseAddress!), patches.baseAddress!)
           let batch = x.shape[1]
-          let parts = min(batch, ComputeThreads.parts(forMultiplyAdds: Double(rowCount * patchSize * outputChannels)))
-          ComputeThreads.forEach(parts) { part in
-            transferPatches(
+          let parts = min(batch, pool.parts(for: Double(rowCount * patchSize * outputChannels), minimumPartSize: 1_000_000))
+          nonisolated(unsafe) let layer = self  // transferPatches only reads the layer's settings
+          pool.forEach(parts) { [shape = x.shape, lengths, outputLengths] part in
+            layer.transferPatches(
               steps: first..<last, utterances: (batch * part / parts)..<(batch * (part + 1) / parts), source: input,
-              patches: rows, inputShape: x.shape, lengths: lengths, outputLengths: outputLengths, gather: true)
+              patches: rows, inputShape: shape, lengths: lengths, outputLengths: outputLengths, gather: true)
           }
           return body(first * rowsPerStep, rowCount, patches.baseAddress!)
         }

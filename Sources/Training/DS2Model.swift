@@ -1,3 +1,4 @@
+import DS2Core
 /// A padded batch of log-spectrogram features, time-major.
 public struct FeatureBatch<Scalar: TensorScalar>: Sendable {
   /// `[T × N × bins]`, zero past each utterance's length; `T` is the longest length.
@@ -63,10 +64,19 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
   /// mode uses running statistics.
   public var isTraining = true
   public let parameters: [Parameter<Scalar>]
+  /// The threads the model computes on (`WorkerPool`); results do not depend on it.
+  public var pool: WorkerPool { didSet { handPoolToLayers() } }
 
-  /// Builds the model with weights drawn from `config.seed`.
+  private func handPoolToLayers() {
+    for layer in convolutions { layer.pool = pool }
+    for norm in allNorms { norm.pool = pool }
+    for layer in recurrentLayers { layer.pool = pool }
+    output.pool = pool
+  }
+
+  /// Builds the model with weights drawn from `config.seed`, computing on `pool`.
   /// - Throws: `TrainingError.invalidConfiguration`.
-  public init(config: ModelConfig) throws {
+  public init(config: ModelConfig, pool: WorkerPool = .serial) throws {
     try config.validate()
     self.config = config
     var generator = Xoshiro256StarStar(seed: config.seed)
@@ -100,6 +110,8 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
     for layer in recurrent { parameters += layer.parameters }
     parameters += outputNorm.parameters + output.parameters
     self.parameters = parameters
+    self.pool = pool
+    handPoolToLayers()
   }
 
   /// Output frames per utterance for input lengths (in frames).
@@ -165,7 +177,8 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
   public func computeGradients(batch: FeatureBatch<Scalar>, labels: [[Int32]]) -> CTCResult<Scalar> {
     isTraining = true
     let (logits, lengths) = forward(batch)
-    let result = CTC.loss(logits: logits, lengths: lengths, labels: labels, gradientScale: 1 / Scalar(batch.batchSize))
+    let result = CTC.loss(
+      logits: logits, lengths: lengths, labels: labels, gradientScale: 1 / Scalar(batch.batchSize), pool: pool)
     backward(result.gradient)
     return result
   }

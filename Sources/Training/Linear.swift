@@ -1,3 +1,4 @@
+import DS2Core
 /// Fully connected layer without bias, `y = x · W`, applied to every row of `x`.
 ///
 /// In DS2 it maps the (batch-normalized) last recurrent output to vocabulary logits; the
@@ -13,6 +14,8 @@ public final class Linear<Scalar: TensorScalar>: Layer {
   public var parameters: [Parameter<Scalar>] { [weight] }
 
   /// Input of the last forward pass, held until `backward`.
+  /// The threads this layer's computation runs on.
+  public var pool: WorkerPool = .serial
   private var input: Tensor<Scalar>?
   private var output = Tensor<Scalar>(shape: [0])
   private var inputGradient = Tensor<Scalar>(shape: [0])
@@ -39,7 +42,7 @@ public final class Linear<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: false, m: x.rows, n: outputCount, k: inputCount,
             alpha: 1, a: px.baseAddress, lda: inputCount, b: pw.baseAddress, ldb: outputCount,
-            beta: 0, c: py.baseAddress, ldc: outputCount)
+            beta: 0, c: py.baseAddress, ldc: outputCount, pool: pool)
         }
       }
     }
@@ -63,7 +66,7 @@ public final class Linear<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: true, transposeB: false, m: inputCount, n: outputCount, k: rows,
             alpha: 1, a: px.baseAddress, lda: inputCount, b: dy.baseAddress, ldb: outputCount,
-            beta: 1, c: dw.baseAddress, ldc: outputCount)
+            beta: 1, c: dw.baseAddress, ldc: outputCount, pool: pool)
         }
       }
     }
@@ -75,7 +78,7 @@ public final class Linear<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: true, m: rows, n: inputCount, k: outputCount,
             alpha: 1, a: dy.baseAddress, lda: outputCount, b: pw.baseAddress, ldb: outputCount,
-            beta: 0, c: dx.baseAddress, ldc: inputCount)
+            beta: 0, c: dx.baseAddress, ldc: inputCount, pool: pool)
         }
       }
     }

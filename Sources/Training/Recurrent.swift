@@ -1,3 +1,4 @@
+import DS2Core
 import Dispatch
 
 /// The recurrent cell of a `BidirectionalRecurrent` layer.
@@ -50,6 +51,8 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
   /// Result buffer of `backward`; the model normalizes it in place for the conv stack.
   var inputGradient = Tensor<Scalar>(shape: [0])
   private let scratch: RecurrentScratch<Scalar>
+  /// The threads this layer's computation runs on (its normalization's too).
+  public var pool: WorkerPool = .serial { didSet { normalization.pool = pool } }
   /// Hidden states in step order, `[2 × (T + 1) × N × H]`: slot 0 of each direction is the zero
   /// initial state and slot `s + 1` holds step `s`, which is time `s` (forward direction) or
   /// `lengths[b] − 1 − s` (backward direction); 0 at inactive positions.
@@ -99,7 +102,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: false, m: steps * batch, n: 2 * width, k: inputCount,
             alpha: 1, a: px.baseAddress, lda: inputCount, b: w.baseAddress, ldb: 2 * width,
-            beta: 0, c: p.baseAddress, ldc: 2 * width)
+            beta: 0, c: p.baseAddress, ldc: 2 * width, pool: pool)
         }
       }
     }
@@ -158,7 +161,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: true, transposeB: false, m: inputCount, n: 2 * width, k: steps * batch,
             alpha: 1, a: px.baseAddress, lda: inputCount, b: dp.baseAddress, ldb: 2 * width,
-            beta: 1, c: dw.baseAddress, ldc: 2 * width)
+            beta: 1, c: dw.baseAddress, ldc: 2 * width, pool: pool)
         }
       }
     }
@@ -170,7 +173,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: true, m: steps * batch, n: inputCount, k: 2 * width,
             alpha: 1, a: dp.baseAddress, lda: 2 * width, b: w.baseAddress, ldb: 2 * width,
-            beta: 0, c: dx.baseAddress, ldc: inputCount)
+            beta: 0, c: dx.baseAddress, ldc: inputCount, pool: pool)
         }
       }
     }
@@ -190,9 +193,12 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
     direction == 0 ? s : lengths[b] - 1 - s
   }
 
-  /// Runs `body(0)` and `body(1)`, on two threads when `ComputeThreads.count` allows.
+  /// Runs `body(0)` and `body(1)`, on two threads when the pool has them.
   private func bothDirections(_ body: (Int) -> Void) {
-    ComputeThreads.forEach(2, body)
+    withoutActuallyEscaping(body) { body in
+      nonisolated(unsafe) let body = body  // direction d touches only direction d's halves of the buffers
+      pool.forEach(2) { body($0) }
+    }
   }
 
   /// `y[t, b] = h_forward(t) + h_backward(t)` at valid positions, 0 at padding.
@@ -234,7 +240,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
             BLAS.gemm(
               transposeA: false, transposeB: false, m: active, n: width, k: h,
               alpha: 1, a: states + s * batch * h, lda: h, b: u.baseAddress! + direction * h * width, ldb: width,
-              beta: 0, c: product, ldc: width)
+              beta: 0, c: product, ldc: width, pool: pool)
           }
           for b in 0..<active where s < lengths[b] {
             let t = time(step: s, utterance: b, direction: direction)
@@ -326,7 +332,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
           BLAS.gemm(
             transposeA: false, transposeB: true, m: active, n: h, k: width,
             alpha: 1, a: preGradient + s * batch * width, lda: width, b: uDirection, ldb: width,
-            beta: 1, c: carried, ldc: h)
+            beta: 1, c: carried, ldc: h, pool: pool)
         }
       }
     }
@@ -344,7 +350,7 @@ public final class BidirectionalRecurrent<Scalar: TensorScalar>: Layer {
       BLAS.gemm(
         transposeA: true, transposeB: false, m: h, n: width, k: positions,
         alpha: 1, a: states, lda: h, b: preGradient, ldb: width,
-        beta: 1, c: du.baseAddress! + direction * h * width, ldc: width)
+        beta: 1, c: du.baseAddress! + direction * h * width, ldc: width, pool: pool)
     }
     recurrentBias?.gradient.withUnsafeMutableBufferPointer { db in
       let dbDirection = db.baseAddress! + direction * width

@@ -87,7 +87,7 @@ final class AISHELLReaderTests: XCTestCase {
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: fixture.wavDirectory + "/train/S0002"))
     var announced: [Int] = []
-    let reader = AISHELLReader(root: directory.path + "/data_aishell", unpackJobs: 2) { count, _ in announced.append(count) }
+    let reader = AISHELLReader(root: directory.path + "/data_aishell", pool: WorkerPool(threads: 2)) { count, _ in announced.append(count) }
     let listing = try reader.list(splits: ["train", "dev", "test"])
     XCTAssertEqual(announced, [4])
     func relative(_ l: CorpusListing, _ root: String) -> [String] {

@@ -87,7 +87,7 @@ final class FisherReaderTests: XCTestCase {
     let fixture = FisherFixture(root: directory.path)
     try writeDevConversation(fixture)
     let listing = try FisherReader(root: directory.path).list(splits: ["dev"])
-    XCTAssertEqual(try FisherReader(root: directory.path, threads: 4).list(splits: ["dev"]).rejections, listing.rejections)
+    XCTAssertEqual(try FisherReader(root: directory.path, pool: WorkerPool(threads: 4)).list(splits: ["dev"]).rejections, listing.rejections)
     let summary = listing.rejections.map { "\($0.reason.rawValue)@\($0.line ?? 0):\($0.utteranceId ?? "-")" }
     XCTAssertEqual(
       summary,
@@ -141,7 +141,7 @@ final class FisherReaderTests: XCTestCase {
     ])
     XCTAssertEqual(listing.sources.map(\.split), ["train", "train", "dev", "test"])
     XCTAssertEqual(listing.rejections, [])
-    let onThreads = try FisherReader(root: directory.path, threads: 3).list(splits: ["train", "dev", "test"])
+    let onThreads = try FisherReader(root: directory.path, pool: WorkerPool(threads: 3)).list(splits: ["train", "dev", "test"])
     XCTAssertEqual(onThreads.sources, listing.sources, "the listing does not depend on the thread count")
 
     let onlyDev = TemporaryDirectory("fisher-dev-only")

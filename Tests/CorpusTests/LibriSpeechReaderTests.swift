@@ -42,7 +42,7 @@ final class LibriSpeechReaderTests: XCTestCase {
     let directory = TemporaryDirectory("librispeech-list")
     let root = try makeCorpus(directory)
     let splits = ["train-clean-100", "dev-clean", "test-clean"]
-    let one = try LibriSpeechReader(root: root, threads: 1).list(splits: splits)
+    let one = try LibriSpeechReader(root: root, pool: WorkerPool(threads: 1)).list(splits: splits)
     XCTAssertEqual(one.missingSplits, ["test-clean"])
     XCTAssertEqual(one.sources.count, 12 + 2 + 1 + 2 + 120)
     XCTAssertEqual(one.sources.map(\.split), Array(repeating: "train-clean-100", count: 15) + Array(repeating: "dev-clean", count: 122))
@@ -58,7 +58,7 @@ final class LibriSpeechReaderTests: XCTestCase {
     XCTAssertEqual(
       one.rejections.dropFirst(5).map(\.utteranceId), (2000..<2120).flatMap { ["\($0)-7-0001", "\($0)-7-0002"] })
     for threads in [2, 3, 8] {
-      let many = try LibriSpeechReader(root: root, threads: threads).list(splits: splits)
+      let many = try LibriSpeechReader(root: root, pool: WorkerPool(threads: threads)).list(splits: splits)
       XCTAssertEqual(many.sources, one.sources, "\(threads) threads")
       XCTAssertEqual(many.rejections, one.rejections, "\(threads) threads")
       XCTAssertEqual(many.missingSplits, one.missingSplits)
@@ -68,48 +68,11 @@ final class LibriSpeechReaderTests: XCTestCase {
   func testARootWithNoneOfTheSplitsNamesWhatItHolds() throws {
     let directory = TemporaryDirectory("librispeech-none")
     let root = try makeCorpus(directory)
-    XCTAssertThrowsError(try LibriSpeechReader(root: root, threads: 2).list(splits: ["test-other"])) { error in
+    XCTAssertThrowsError(try LibriSpeechReader(root: root, pool: WorkerPool(threads: 2)).list(splits: ["test-other"])) { error in
       XCTAssertTrue("\(error)".contains("dev-clean, train-clean-100"), "\(error)")
     }
     XCTAssertThrowsError(try LibriSpeechReader(root: root + "/missing").list(splits: ["dev-clean"])) { error in
       XCTAssertTrue("\(error)".contains("does not exist"), "\(error)")
-    }
-  }
-}
-
-final class ConcurrentMapTests: XCTestCase {
-  struct Failure: Error, Equatable { var index: Int }
-
-  /// Results come back in element order on any thread count; the error thrown is the
-  /// first in element order, and elements after it are not started.
-  func testOrderFirstErrorAndEarlyStop() throws {
-    for threads in [1, 2, 5] {
-      XCTAssertEqual(try concurrentMap(Array(0..<200), threads: threads) { $0 * 3 }, (0..<200).map { $0 * 3 })
-      let started = Counter()
-      XCTAssertThrowsError(
-        try concurrentMap(Array(0..<200), threads: threads) { index -> Int in
-          started.increment()
-          if index == 40 || index == 7 || index == 150 { throw Failure(index: index) }
-          usleep(200)
-          return index
-        }
-      ) { error in XCTAssertEqual(error as? Failure, Failure(index: 7), "\(threads) threads") }
-      XCTAssertLessThanOrEqual(started.value, 8 + threads, "\(threads) threads: elements after the failure were started")
-    }
-  }
-
-  final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() {
-      lock.lock()
-      count += 1
-      lock.unlock()
-    }
-    var value: Int {
-      lock.lock()
-      defer { lock.unlock() }
-      return count
     }
   }
 }

@@ -273,7 +273,7 @@ final class CorpusFactoryTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("unknown key lang"), "\($0)")
     }
     let contradictory = try load("corpus: {kind: fisher, root: /f, splits: [train], language: mandarin}")
-    XCTAssertThrowsError(try makeCorpusReader(contradictory.corpus)) {
+    XCTAssertThrowsError(try makeCorpusReader(contradictory.corpus, pool: .serial)) {
       XCTAssertTrue("\($0)".contains("fisher transcripts are english"), "\($0)")
     }
     // A recipe without `language` keeps its content identity (datasets made before stay valid).

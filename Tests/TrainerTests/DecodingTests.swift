@@ -81,7 +81,8 @@ final class DecodingTests: XCTestCase {
     let recipe = ModelRecipe.small
     let features = FeatureParameters(
       sampleRateHertz: 16000, windowSeconds: 0.02, hopSeconds: 0.01, windowSamples: 320, hopSamples: 160, fftSize: 320,
-      bins: 161, window: "hann", epsilon: 1e-14, loudnessTargetDecibels: nil, dtype: .float16)
+      bins: 161, window: .hann, epsilon: 1e-14, loudnessTargetDecibels: nil, dtype: .float16, channelRule: .mono,
+      resampleQuality: .sincMedium)
     var statistics = FeatureStatistics(bins: 2)
     [Float](arrayLiteral: 1, 2).withUnsafeBufferPointer { statistics.add(frames: 1, values: $0) }
     var progress = TrainingProgress(learningRate: 0.5)

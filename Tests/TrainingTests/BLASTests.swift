@@ -50,7 +50,7 @@ final class BLASTests: XCTestCase {
         c.withUnsafeMutableBufferPointer { pc in
           BLAS.gemm(
             transposeA: false, transposeB: false, m: 3, n: 2, k: 3, alpha: 1, a: pa.baseAddress! + 1, lda: 5,
-            b: pb.baseAddress, ldb: 2, beta: 2, c: pc.baseAddress, ldc: 4)
+            b: pb.baseAddress, ldb: 2, beta: 2, c: pc.baseAddress, ldc: 4, pool: .serial)
         }
       }
     }
@@ -66,7 +66,7 @@ final class BLASTests: XCTestCase {
     d.withUnsafeMutableBufferPointer { pd in
       BLAS.gemm(
         transposeA: false, transposeB: false, m: 2, n: 2, k: 0, alpha: 1, a: nil, lda: 1,
-        b: nil, ldb: 2, beta: 0.5, c: pd.baseAddress, ldc: 2)
+        b: nil, ldb: 2, beta: 0.5, c: pd.baseAddress, ldc: 2, pool: .serial)
     }
     XCTAssertEqual(d.scalars, [1.5, 1.5, 1.5, 1.5])
   }

@@ -1,3 +1,4 @@
+import DS2Core
 import XCTest
 
 @testable import Training
@@ -6,8 +7,6 @@ final class ParallelismTests: XCTestCase {
   /// The two recurrent directions on two threads and CTC over utterances in parallel give
   /// bit-identical losses and gradients to the single-threaded computation.
   func testThreadCountDoesNotChangeResults() throws {
-    let saved = ComputeThreads.count
-    defer { ComputeThreads.count = saved }
     for cell in [RecurrentCell.gru, .rnn] {
       let config = ModelConfig(
         inputBins: 8, convLayers: [.init(channels: 3, kernelTime: 5, kernelFrequency: 3, strideTime: 2, strideFrequency: 2)],
@@ -17,8 +16,7 @@ final class ParallelismTests: XCTestCase {
       let labels: [[Int32]] = [[1, 2, 3, 3], [4, 5], [2]]
       var results: [([Float], [Tensor<Float>])] = []
       for threads in [1, 2] {
-        ComputeThreads.count = threads
-        let model = try DS2Model<Float>(config: config)
+        let model = try DS2Model<Float>(config: config, pool: WorkerPool(threads: threads))
         let losses = model.computeGradients(batch: batch, labels: labels).losses
         results.append((losses, model.parameters.map(\.gradient)))
       }
@@ -96,8 +94,6 @@ final class BatchNormScaleTests: XCTestCase {
   /// evaluation) and backward; for 8 features (whole SIMD groups), 13 (groups and a tail)
   /// and 3 (tail only).
   func testBlockedBatchNormMatchesDirectComputationAndIgnoresThreadCount() {
-    let saved = ComputeThreads.count
-    defer { ComputeThreads.count = saved }
     let lengths = [60, 57, 31, 12]  // 160 valid frames
     // Over 62,500 valid values each, so that the passes are split over the threads.
     for (channels, frequencies) in [(8, 81), (13, 41), (3, 161)] {
@@ -112,8 +108,8 @@ final class BatchNormScaleTests: XCTestCase {
           x: x64.scalars, dy: dy64.scalars, shape: x64.shape, lengths: lengths, gamma: gamma, beta: beta, clips: clips)
         var runs: [[[Float]]] = []
         for threads in [1, 2] {
-          ComputeThreads.count = threads
           let norm = BatchNorm<Float>(name: "bn", featureCount: channels, clipsOutput: clips)
+          norm.pool = WorkerPool(threads: threads)
           norm.scale.value = Tensor(shape: [channels], scalars: gamma.map(Float.init))
           norm.shift.value = Tensor(shape: [channels], scalars: beta.map(Float.init))
           let y = norm.forward(x32, lengths: lengths, training: true).scalars

@@ -1,4 +1,4 @@
-import CGlibc
+internal import CMalloc
 
 /// glibc allocator settings for processes that allocate many large, short-lived buffers
 /// (per-utterance audio and features, per-step activations).

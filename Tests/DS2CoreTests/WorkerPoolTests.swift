@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
 
-@testable import Pipeline
+import DS2Core
+import Synchronization
 
-/// The ordered map behind prepare and augment: order, the in-flight bound, the single
-/// writer, jobs and errors, for several thread counts.
-final class OrderedParallelMapTests: XCTestCase {
+/// The worker pool's ordered map behind prepare and augment: order, the in-flight bound,
+/// the single writer, jobs and errors, for several thread counts.
+final class OrderedMapTests: XCTestCase {
   /// A lock-protected log of what the map's threads did.
-  final class Log: @unchecked Sendable {
+  final class Log: @unchecked Sendable {  // every field is read and written under `lock`
     let lock = NSLock()
     var inFlight = 0
     var maxInFlight = 0
@@ -28,8 +29,8 @@ final class OrderedParallelMapTests: XCTestCase {
       let log = Log()
       var consumed: [Int] = []
       let window = 5
-      try orderedParallelMap(
-        count: 300, threads: threads, window: window,
+      try WorkerPool(threads: threads).orderedMap(
+        count: 300, window: window,
         produce: { index, worker -> (Int, Int) in
           log.with {
             $0.inFlight += 1
@@ -66,9 +67,9 @@ final class OrderedParallelMapTests: XCTestCase {
   func testJobsSubmittedWhileConsumingRunBeforeTheMapReturns() throws {
     for threads in [1, 2, 4] {
       let log = Log()
-      let jobs = CPUJobs()
-      try orderedParallelMap(
-        count: 50, threads: threads, window: 4, jobs: jobs,
+      let jobs = WorkerPool(threads: threads)
+      try jobs.orderedMap(
+        count: 50, window: 4,
         produce: { index, _ in index },
         consume: { index, _ in
           // Items 4, 9, …, 49: the last one submits from the very last consume.
@@ -83,22 +84,21 @@ final class OrderedParallelMapTests: XCTestCase {
     }
   }
 
-  func testJobsSubmittedOutsideAMapStillRun() {
-    let jobs = CPUJobs()
-    let done = DispatchSemaphore(value: 0)
-    jobs.submit { done.signal() }
-    XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+  func testJobsSubmittedOutsideAMapRunOnTheCallingThread() {
+    let ran = Mutex(false)
+    WorkerPool(threads: 2).submit { ran.withLock { $0 = true } }
+    XCTAssertTrue(ran.withLock { $0 })
   }
 
   func testAConsumeErrorStopsTheMapAfterRunningSubmittedJobs() {
     struct Stop: Error {}
     for threads in [1, 2] {
       let log = Log()
-      let jobs = CPUJobs()
+      let jobs = WorkerPool(threads: threads)
       var consumed = 0
       XCTAssertThrowsError(
-        try orderedParallelMap(
-          count: 1000, threads: threads, window: 8, jobs: jobs,
+        try jobs.orderedMap(
+          count: 1000, window: 8,
           produce: { index, _ in index },
           consume: { index, _ in
             consumed += 1
@@ -111,5 +111,33 @@ final class OrderedParallelMapTests: XCTestCase {
       XCTAssertEqual(consumed, 21, "no result is consumed after the error (\(threads) threads)")
       XCTAssertEqual(log.jobsRun, 1, "the job handed over before the error still ran")
     }
+  }
+}
+
+final class WorkerPoolMapTests: XCTestCase {
+  struct Failure: Error, Equatable { var index: Int }
+
+  /// Results come back in element order on any thread count; the error thrown is the
+  /// first in element order, and elements after it are not started.
+  func testOrderFirstErrorAndEarlyStop() throws {
+    for threads in [1, 2, 5] {
+      XCTAssertEqual(try WorkerPool(threads: threads).map(200) { $0 * 3 }, (0..<200).map { $0 * 3 })
+      let started = Counter()
+      XCTAssertThrowsError(
+        try WorkerPool(threads: threads).map(200) { index -> Int in
+          started.increment()
+          if index == 40 || index == 7 || index == 150 { throw Failure(index: index) }
+          usleep(200)
+          return index
+        }
+      ) { error in XCTAssertEqual(error as? Failure, Failure(index: 7), "\(threads) threads") }
+      XCTAssertLessThanOrEqual(started.value, 8 + threads, "\(threads) threads: elements after the failure were started")
+    }
+  }
+
+  final class Counter: Sendable {
+    private let count = Mutex(0)
+    func increment() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
   }
 }
