@@ -87,5 +87,5 @@ let package = Package(
       name: "TrainerTests", dependencies: ["Trainer", "Training", "Shards", "Pipeline", "DS2Core", "TestSupport"]),
     .testTarget(name: "CLITests", dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport"]),
   ],
-  swiftLanguageModes: [.v5]
+  swiftLanguageModes: [.v6]
 )

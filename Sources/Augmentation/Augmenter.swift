@@ -36,7 +36,7 @@ public struct AugmentationPlan: Sendable, Codable, Equatable {
 
 /// Draws plans and applies them. Immutable after init and shared by all workers; the
 /// FFT convolver is per worker (`makeScratch`).
-public final class Augmenter: @unchecked Sendable {
+public final class Augmenter: Sendable {
   public let config: AugmentConfig
   public let sampleRateHertz: Int
   public let seed: UInt64

@@ -14,7 +14,7 @@ import Foundation
 /// `SINC_MEDIUM` quality (pass-band error against `SINC_BEST`, alias rejection) at
 /// ~15× its speed.
 /// Output length: `floor(n · L / M)` samples for `n` input samples.
-public final class SpeedPerturber: @unchecked Sendable {
+public final class SpeedPerturber: Sendable {
   public let factor: Double
   /// Upsampling factor `L` and downsampling factor `M` (`factor = M / L`).
   public let up: Int

@@ -29,7 +29,7 @@ import Foundation
 ///   Shorten-compressed SPHERE (as LDC ships it) is recognized from its text header; a
 ///   conversation with no other file is rejected once as `unsupported_encoding`, with
 ///   the conversion advice.
-public struct FisherReader: CorpusReader {
+public struct FisherReader: CorpusReader, Sendable {
   public static let allSplits = ["train", "dev", "test"]
   /// Conversation numbers of the held-out splits.
   public static let devConversations = 1...50

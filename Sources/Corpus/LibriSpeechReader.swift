@@ -9,7 +9,7 @@ import Foundation
 ///
 /// `root` may be the folder holding `LibriSpeech/` or `LibriSpeech/` itself. Transcript
 /// lines are `<id> <TEXT>`; text is normalized with `EnglishText.normalize`.
-public struct LibriSpeechReader: CorpusReader {
+public struct LibriSpeechReader: CorpusReader, Sendable {
   /// The seven parts of the full corpus.
   public static let allSplits = [
     "train-clean-100", "train-clean-360", "train-other-500", "dev-clean", "dev-other", "test-clean", "test-other",

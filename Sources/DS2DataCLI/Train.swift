@@ -168,7 +168,7 @@ final class TrainingDisplay: TrainingObserver {
   func evaluationFinished(_ r: EvaluationResult) {
     clearLine()
     print(String(format: "epoch %d: %@ loss %.3f, CER %.2f%%, WER %.2f%% (%d utterances, %.1f s)", r.epoch, r.split, r.loss, 100 * r.cer, 100 * r.wer, r.utterances, r.seconds))
-    fflush(stdout)
+    fflush(nil)  // all C streams: stdout is a global var Swift 6 will not touch
   }
 
   func notice(_ message: String) {

@@ -1,5 +1,6 @@
 import DS2Core
 import Foundation
+import Synchronization
 import Shards
 
 /// `progress.json`: what an unfinished run has completed, so that a rerun of the same
@@ -47,25 +48,18 @@ struct RunJournal: Codable, Equatable {
 }
 
 /// A request to stop a run (Ctrl-C, SIGTERM), checked between items.
-public final class Cancellation: @unchecked Sendable {
-  private let lock = NSLock()
-  private var signalNumber: Int32?
+public final class Cancellation: Sendable {
+  private let signalNumber = Mutex<Int32?>(nil)
 
   public init() {}
 
   /// Asks the run to stop; `signal` is reported in the error (e.g. `SIGINT`).
   public func cancel(signal: Int32) {
-    lock.lock()
-    if signalNumber == nil { signalNumber = signal }
-    lock.unlock()
+    signalNumber.withLock { if $0 == nil { $0 = signal } }
   }
 
   /// The signal that cancelled the run, if any.
-  public var signal: Int32? {
-    lock.lock()
-    defer { lock.unlock() }
-    return signalNumber
-  }
+  public var signal: Int32? { signalNumber.withLock { $0 } }
 
   /// - Throws: `RunInterrupted` once cancelled.
   func check(output: String) throws {

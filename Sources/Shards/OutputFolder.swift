@@ -31,7 +31,7 @@ public struct OutputFolderError: Error, Sendable, CustomStringConvertible {
 /// `exclusive` on its own part (`lockPart`), so N tasks write one output at once while no
 /// whole-output operation can start. The lock is released when the value is deinitialized
 /// (or the process ends, however it ends).
-public final class OutputFolder: @unchecked Sendable {
+public final class OutputFolder: Sendable {
   /// The ownership marker's file name.
   public static let markerName = ".ds2-data"
   /// The lock file's name.

@@ -2,6 +2,7 @@ import Crypto
 import DS2Core
 import Dispatch
 import Foundation
+import Synchronization
 
 /// A record ready to store: encoded bytes plus what the writer tracks about it.
 public struct EncodedRecord: Sendable {
@@ -55,7 +56,7 @@ public struct EncodedRecord: Sendable {
 /// finisher's serial queue. One finisher can serve the writers of several splits;
 /// completions are reported in the order shards were handed over, with the position the
 /// writer was at.
-public final class ShardFinisher: @unchecked Sendable {
+public final class ShardFinisher: Sendable {
   /// A shard that is durable and has its final name.
   public struct Completion: Sendable {
     public var split: String
@@ -65,13 +66,13 @@ public final class ShardFinisher: @unchecked Sendable {
   }
 
   private let queue = DispatchQueue(label: "ds2-data.shard-finisher", qos: .userInitiated)
-  private let digestOn: (@escaping @Sendable () -> Void) -> Void
-  private let lock = NSLock()
-  private var completions: [Completion] = []
-  private var failure: Error?
+  private let digestOn: @Sendable (@escaping @Sendable () -> Void) -> Void
+  private let state = Mutex<(completions: [Completion], failure: Error?)>(([], nil))
 
   /// - Parameter digestOn: runs a digest computation; by default on a global queue.
-  public init(digestOn: @escaping (@escaping @Sendable () -> Void) -> Void = { DispatchQueue.global(qos: .userInitiated).async(execute: $0) }) {
+  public init(
+    digestOn: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { DispatchQueue.global(qos: .userInitiated).async(execute: $0) }
+  ) {
     self.digestOn = digestOn
   }
 
@@ -83,10 +84,7 @@ public final class ShardFinisher: @unchecked Sendable {
     let digest = PendingDigest()
     digestOn { digest.fulfil(Result { try SplitWriter.sizeAndDigest(path: partial) }) }
     queue.async { [self] in
-      lock.lock()
-      let failed = failure != nil
-      lock.unlock()
-      if failed { return }
+      if state.withLock({ $0.failure != nil }) { return }
       do {
         try SplitWriter.synchronize(path: partial)
         var done = shard
@@ -95,13 +93,9 @@ public final class ShardFinisher: @unchecked Sendable {
         try FileManager.default.moveItem(atPath: partial, toPath: final)
         // The new name is on disk before the journal (written after this) lists the shard.
         AtomicFile.synchronizeDirectory(containing: final)
-        lock.lock()
-        completions.append(Completion(split: split, position: position, shard: done))
-        lock.unlock()
+        state.withLock { $0.completions.append(Completion(split: split, position: position, shard: done)) }
       } catch {
-        lock.lock()
-        failure = error
-        lock.unlock()
+        state.withLock { $0.failure = error }
       }
     }
   }
@@ -125,11 +119,11 @@ public final class ShardFinisher: @unchecked Sendable {
   /// Removes and returns the completions so far, and the first error a completion hit
   /// (shards handed over after that one are not completed; those before it are returned).
   public func takeCompletions() -> (completions: [Completion], failure: Error?) {
-    lock.lock()
-    defer { lock.unlock() }
-    let taken = completions
-    completions.removeAll()
-    return (taken, failure)
+    state.withLock { state in
+      let taken = state.completions
+      state.completions.removeAll()
+      return (taken, state.failure)
+    }
   }
 
   /// Blocks until every handed-over shard is completed (or failed). Its digest must be
@@ -138,18 +132,18 @@ public final class ShardFinisher: @unchecked Sendable {
 }
 
 /// A digest computed elsewhere, waited for by the finisher's queue.
-private final class PendingDigest: @unchecked Sendable {
+private final class PendingDigest: Sendable {
   private let ready = DispatchSemaphore(value: 0)
-  private var result: Result<(Int, String), Error>?
+  private let result = Mutex<Result<(Int, String), Error>?>(nil)
 
   func fulfil(_ result: Result<(Int, String), Error>) {
-    self.result = result
+    self.result.withLock { $0 = result }
     ready.signal()
   }
 
   func wait() -> Result<(Int, String), Error> {
     ready.wait()
-    return result!
+    return result.withLock { $0! }
   }
 }
 

@@ -24,7 +24,7 @@ public struct LoadedBatch: Sendable {
 /// statistics and interleaved into the padded time-major batch tensor. Every access to the
 /// datasets happens on the loader's queue, so the (non thread-safe) `Dataset` objects are
 /// never used concurrently.
-final class BatchLoader: @unchecked Sendable {
+final class BatchLoader: @unchecked Sendable {  // the Datasets (not thread-safe) are used only on `queue`
   private let datasets: [Dataset]
   private let sampleRates: [Double]
   let queue = DispatchQueue(label: "ds2-data.batch-loader", qos: .userInitiated)
@@ -86,7 +86,7 @@ final class BatchLoader: @unchecked Sendable {
 /// loader's queue for the next pass.
 final class Prefetcher {
   /// State shared with the background producer (which must not keep the prefetcher alive).
-  private final class Channel: @unchecked Sendable {
+  private final class Channel: @unchecked Sendable {  // every var is guarded by `condition`
     let condition = NSCondition()
     let depth: Int
     var ready: [Result<LoadedBatch, any Error>] = []

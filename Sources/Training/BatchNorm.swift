@@ -221,7 +221,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
         }
         let xHat = normalized.storage(rows.last!.upperBound * c)
         mean.withUnsafeBufferPointer { mean in
-          nonisolated(unsafe) let (x, y, xHat, mean, factor, offset) = (x, y, xHat, mean.baseAddress!, UnsafePointer(factor), UnsafePointer(offset))
+          nonisolated(unsafe) let (x, y, xHat, mean, factor, offset) = (x, y, xHat, mean.baseAddress!, UnsafePointer(factor), UnsafePointer(offset))  // blocks write disjoint rows of y and x̂
           let clips = clipsOutput
           forEachBlock(blocks) { _, block in
             BatchNormKernels.normalize(
@@ -235,7 +235,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
           factor[j] = scale.value.scalars[j] / (runningVariance.scalars[j] + epsilon).squareRoot()
           offset[j] = shift.value.scalars[j] - runningMean.scalars[j] * factor[j]
         }
-        nonisolated(unsafe) let (x, y, factor, offset) = (x, y, UnsafePointer(factor), UnsafePointer(offset))
+        nonisolated(unsafe) let (x, y, factor, offset) = (x, y, UnsafePointer(factor), UnsafePointer(offset))  // blocks write disjoint rows of y
         let clips = clipsOutput
         forEachBlock(blocks) { _, block in
           BatchNormKernels.normalize(x, rows: block, columns: c, xHat: nil, factor: factor, offset: offset, clips: clips, into: y)
@@ -252,7 +252,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     let m = Double(count)
     let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: blocks.count * c)
     defer { partials.deallocate() }
-    nonisolated(unsafe) let (source, sums) = (x, partials)
+    nonisolated(unsafe) let (source, sums) = (x, partials)  // blocks write disjoint rows of partial sums
     forEachBlock(blocks) { index, block in
       let sum = sums + index * c
       sum.initialize(repeating: 0, count: c)
@@ -260,7 +260,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     }
     let mean = combine(partials, blocks: blocks.count).map { Scalar($0 / m) }
     mean.withUnsafeBufferPointer { mean in
-      nonisolated(unsafe) let center = mean.baseAddress!
+      nonisolated(unsafe) let center = mean.baseAddress!  // read-only in the blocks
       forEachBlock(blocks) { index, block in
         let sum = sums + index * c
         sum.initialize(repeating: 0, count: c)
@@ -297,7 +297,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     // Per block: Σg and Σg·x̂, where g = d(loss)/d(γx̂ + β) is dy through the optional clip.
     let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: 2 * blocks.count * c)
     defer { partials.deallocate() }
-    nonisolated(unsafe) let (dy, dx, mask, xHat, sums) = (dy, dx, y, UnsafePointer(normalized.pointer), partials)
+    nonisolated(unsafe) let (dy, dx, mask, xHat, sums) = (dy, dx, y, UnsafePointer(normalized.pointer), partials)  // blocks write disjoint rows of dx and sums
     let blockCount = blocks.count
     // First pass: dx holds g.
     forEachBlock(blocks) { index, block in
@@ -322,7 +322,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
         meanGradientNormalized[j] = Scalar(sumGradientNormalized[j] / m)
       }
       // Second pass: dx = γ/σ · (g − mean(g) − x̂ · mean(g x̂)).
-      nonisolated(unsafe) let (f, a, b) = (UnsafePointer(factor), UnsafePointer(meanGradient), UnsafePointer(meanGradientNormalized))
+      nonisolated(unsafe) let (f, a, b) = (UnsafePointer(factor), UnsafePointer(meanGradient), UnsafePointer(meanGradientNormalized))  // read-only in the blocks
       forEachBlock(blocks) { _, block in
         BatchNormKernels.inputGradient(dx, xHat: xHat, rows: block, columns: c, factor: f, a: a, b: b)
       }

@@ -162,7 +162,7 @@ public final class Convolution2D<Scalar: TensorScalar>: Layer {
           let batch = x.shape[1]
           let parts = min(batch, pool.parts(for: Double(rowCount * patchSize * outputChannels), minimumPartSize: 1_000_000))
           nonisolated(unsafe) let layer = self  // transferPatches only reads the layer's settings
-          pool.forEach(parts) { [shape = x.shape, lengths, outputLengths] part in
+          pool.forEach(parts) { [shape = x.shape, lengths, outputLengths, first] part in
             layer.transferPatches(
               steps: first..<last, utterances: (batch * part / parts)..<(batch * (part + 1) / parts), source: input,
               patches: rows, inputShape: shape, lengths: lengths, outputLengths: outputLengths, gather: true)

@@ -103,7 +103,8 @@ final class PrepareTests: XCTestCase {
       while let name = enumerator.nextObject() as? String {
         var isDirectory: ObjCBool = false
         FileManager.default.fileExists(atPath: output + "/" + name, isDirectory: &isDirectory)
-        if !isDirectory.boolValue && name != "recipe.yaml" {
+        // The lock file records who held it and when: not dataset content.
+        if !isDirectory.boolValue && name != "recipe.yaml" && name != OutputFolder.lockName {
           contents[name] = FileManager.default.contents(atPath: output + "/" + name)
         }
       }
