@@ -1,3 +1,5 @@
+import Foundation
+
 /// Why one item (an utterance, a file or a transcript line) was left out of a dataset.
 ///
 /// Raw values are stable: they appear in `rejected.jsonl` and in summaries.
@@ -87,4 +89,21 @@ public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
   public var message: String
   public init(_ message: String) { self.message = message }
   public var description: String { message }
+}
+
+/// A file-system call that failed on a path the run writes or reads (disk full, I/O
+/// error, permissions): the path, the call and the system's error number.
+public struct FileSystemError: Error, Sendable, Equatable, CustomStringConvertible {
+  public var path: String
+  /// What was being done, with the system call: `fsync`, `write (…)`, `rename into place`.
+  public var operation: String
+  public var errorNumber: Int32
+
+  public init(path: String, operation: String, errorNumber: Int32) {
+    self.path = path
+    self.operation = operation
+    self.errorNumber = errorNumber
+  }
+
+  public var description: String { "\(path): \(operation) failed: \(String(cString: strerror(errorNumber)))" }
 }

@@ -7,9 +7,10 @@ struct Transcribe: ParsableCommand {
   static let configuration = CommandConfiguration(
     abstract: "Turn audio files into text with a trained run.",
     discussion: """
-      The checkpoint carries the feature parameters, normalization statistics and \
-      vocabulary, so any audio libsndfile reads (at any rate; channels are averaged) is \
-      featurized exactly like the training data. Prints `file<TAB>text` per file.
+      The checkpoint carries the feature parameters (channel rule and resample quality \
+      included), normalization statistics and vocabulary, so any audio libsndfile reads, \
+      at any rate, is featurized exactly like the training data. Prints `file<TAB>text` \
+      per file.
         ds2-data transcribe runs/ls some.flac other.wav
       Exit status: 0 all transcribed; 1 some file could not be read (named on stderr).
       """)

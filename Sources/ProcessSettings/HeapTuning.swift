@@ -19,8 +19,7 @@ public enum HeapTuning {
   /// Keeps freed step buffers in the heap for the next step (never trimmed), except blocks
   /// of at least `mapAboveBytes`, which are mapped and unmapped each time: a long batch's
   /// largest activations then leave no hole in the heap that the following shorter
-  /// batches cannot fill (measured on the DS2-small GRU: an 8-step run peaked at 954 MiB
-  /// with every block in the heap and at 858 MiB this way, at the same speed).
+  /// batches cannot fill, which keeps the peak lower at the same speed.
   public static func keepStepBuffers(mapAboveBytes: Int32 = 16 << 20) {
     #if os(Linux)
       _ = ds2_mallopt(ds2_m_mmap_threshold(), mapAboveBytes)

@@ -6,11 +6,11 @@ public enum AtomicFile {
   /// Writes `bytes` to `path.tmp`, flushes them to disk, renames the file over `path` and
   /// flushes the directory, so that after a crash `path` holds the old bytes or all of the
   /// new ones.
-  /// - Throws: `ConfigurationError` naming the path and the system error.
+  /// - Throws: `FileSystemError` naming the path, the call and the system error.
   public static func write(_ bytes: [UInt8], to path: String) throws {
     let temporary = path + ".tmp"
     let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else { throw ConfigurationError("\(temporary): cannot create: \(String(cString: strerror(errno)))") }
+    guard descriptor >= 0 else { throw FileSystemError(path: temporary, operation: "open (create)", errorNumber: errno) }
     var written = 0
     let failure: Int32? = bytes.withUnsafeBytes { raw in
       while written < raw.count {
@@ -26,12 +26,12 @@ public enum AtomicFile {
     close(descriptor)
     if let failure {
       unlink(temporary)
-      throw ConfigurationError("\(temporary): cannot write: \(String(cString: strerror(failure)))")
+      throw FileSystemError(path: temporary, operation: "write and fsync", errorNumber: failure)
     }
     guard rename(temporary, path) == 0 else {
       let code = errno
       unlink(temporary)
-      throw ConfigurationError("\(path): cannot rename the new file into place: \(String(cString: strerror(code)))")
+      throw FileSystemError(path: path, operation: "rename into place", errorNumber: code)
     }
     synchronizeDirectory(containing: path)
   }

@@ -240,7 +240,8 @@ public final class OutputFolder: Sendable {
     gethostname(&host, host.count - 1)
     let command = String(CommandLine.arguments.joined(separator: " ").prefix(300))
     let formatter = ISO8601DateFormatter()
-    let text = "pid \(getpid()) on \(String(cString: host)), since \(formatter.string(from: Date())): \(command)\n"
+    let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    let text = "pid \(getpid()) on \(hostName), since \(formatter.string(from: Date())): \(command)\n"
     ftruncate(descriptor, 0)
     _ = text.withCString { pwrite(descriptor, $0, strlen($0), 0) }
   }

@@ -169,7 +169,6 @@ public final class SplitWriter {
   /// estimates, page layout). A resume journal records it: a run is resumed only by the
   /// rules that began it, or its shards would follow two rules at once. Bump it with any
   /// change that moves shard boundaries or bytes for the same records.
-  /// 1: 8 MiB commits; 2: 2 MiB commits.
   public static let layoutVersion = 2
   /// Values per transaction: small enough that a run's last commit, on its critical path,
   /// is short; large enough that the per-commit page writes stay a small part.
@@ -286,26 +285,22 @@ public final class SplitWriter {
   }
 
   /// Flushes a closed file to disk (`fsync`).
+  /// - Throws: `FileSystemError` with the call and errno.
   static func synchronize(path: String) throws {
-    guard let handle = FileHandle(forUpdatingAtPath: path) else {
-      throw ConfigurationError("\(path): cannot open to flush it to disk")
-    }
-    defer { try? handle.close() }
-    do {
-      try handle.synchronize()
-    } catch {
-      throw ConfigurationError("\(path): fsync failed: \(error.localizedDescription)")
-    }
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else { throw FileSystemError(path: path, operation: "open to fsync", errorNumber: errno) }
+    defer { close(descriptor) }
+    guard fsync(descriptor) == 0 else { throw FileSystemError(path: path, operation: "fsync", errorNumber: errno) }
   }
 
   /// Size and SHA-256 (lowercase hex) of a file, read in 256 KiB blocks (they stay in
   /// the L2 cache between the copy out of the page cache and the hashing: measured faster
   /// than 4 MiB blocks or mapping the file).
-  /// - Throws: `ConfigurationError` naming the file when it cannot be opened or read.
+  /// - Throws: `FileSystemError` naming the file when it cannot be opened or read.
   public static func sizeAndDigest(path: String) throws -> (Int, String) {
     let descriptor = open(path, O_RDONLY | O_CLOEXEC)
     guard descriptor >= 0 else {
-      throw ConfigurationError("\(path): cannot open for checksumming: \(String(cString: strerror(errno)))")
+      throw FileSystemError(path: path, operation: "open for checksumming", errorNumber: errno)
     }
     defer { close(descriptor) }
     var hasher = SHA256()
@@ -316,7 +311,7 @@ public final class SplitWriter {
       let count = read(descriptor, block.baseAddress, block.count)
       if count < 0 {
         if errno == EINTR { continue }
-        throw ConfigurationError("\(path): read failed while checksumming: \(String(cString: strerror(errno)))")
+        throw FileSystemError(path: path, operation: "read for checksumming", errorNumber: errno)
       }
       if count == 0 { break }
       total += count

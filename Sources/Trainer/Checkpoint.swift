@@ -132,7 +132,7 @@ public struct Checkpoint {
   public static func read(path: String) throws -> Checkpoint {
     var status = stat()
     guard stat(path, &status) == 0 else {
-      throw ConfigurationError("\(path): cannot read the checkpoint: \(String(cString: strerror(errno)))")
+      throw FileSystemError(path: path, operation: "read the checkpoint", errorNumber: errno)
     }
     guard (status.st_mode & S_IFMT) == S_IFREG else { throw ConfigurationError("\(path): the checkpoint is not a regular file") }
     guard let data = FileManager.default.contents(atPath: path) else {

@@ -77,7 +77,7 @@ final class AudioDecodingTests: XCTestCase {
     let garbage = directory.file("garbage.flac")
     try Data("this is not audio".utf8).write(to: URL(fileURLWithPath: garbage))
     let empty = directory.file("empty.wav")
-    FileManager.default.createFile(atPath: empty, contents: nil)
+    _ = FileManager.default.createFile(atPath: empty, contents: nil)
     let missing = directory.path + "/missing.flac"
     for path in [garbage, empty, missing] {
       XCTAssertThrowsError(try AudioDecoder.decode(path: path)) { error in

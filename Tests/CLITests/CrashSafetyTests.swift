@@ -33,7 +33,7 @@ final class CrashSafetyTests: XCTestCase {
     let enumerator = FileManager.default.enumerator(atPath: directory)!
     while let name = enumerator.nextObject() as? String {
       var isDirectory: ObjCBool = false
-      FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
+      _ = FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory)
       if !isDirectory.boolValue && name != "recipe.yaml" && name != OutputFolder.lockName { files[name] = FileManager.default.contents(atPath: directory + "/" + name) }
     }
     return files

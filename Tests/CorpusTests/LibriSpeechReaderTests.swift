@@ -16,7 +16,7 @@ final class LibriSpeechReaderTests: XCTestCase {
       let folder = "\(root)/\(split)/\(speaker)/\(chapter)"
       try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
       for index in audio {
-        FileManager.default.createFile(atPath: "\(folder)/\(speaker)-\(chapter)-\(String(format: "%04d", index)).flac", contents: Data())
+        _ = FileManager.default.createFile(atPath: "\(folder)/\(speaker)-\(chapter)-\(String(format: "%04d", index)).flac", contents: Data())
       }
       var text = Data(lines.joined(separator: "\n").utf8)
       if lines.contains("<bad>") {

@@ -102,7 +102,7 @@ final class PrepareTests: XCTestCase {
       let enumerator = FileManager.default.enumerator(atPath: output)!
       while let name = enumerator.nextObject() as? String {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: output + "/" + name, isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: output + "/" + name, isDirectory: &isDirectory)
         // The lock file records who held it and when: not dataset content.
         if !isDirectory.boolValue && name != "recipe.yaml" && name != OutputFolder.lockName {
           contents[name] = FileManager.default.contents(atPath: output + "/" + name)
@@ -142,7 +142,7 @@ final class PrepareTests: XCTestCase {
     try Data("not a flac file".utf8).write(to: URL(fileURLWithPath: chapter + "/100-200-0901.flac"))
     try appendLine("100-200-0901 GARBAGE AUDIO", to: transcript)
     // empty: a zero-byte file
-    FileManager.default.createFile(atPath: chapter + "/100-200-0902.flac", contents: nil)
+    _ = FileManager.default.createFile(atPath: chapter + "/100-200-0902.flac", contents: nil)
     try appendLine("100-200-0902 EMPTY FILE", to: transcript)
     // too short: 10 ms, less than one window
     try audio("100-200-0903", Signals.sine(frequencyHertz: 300, seconds: 0.01, sampleRateHertz: 16_000))
@@ -297,7 +297,7 @@ final class RecipeTests: XCTestCase {
     let path = directory.path + "/fuzzed.yaml"
     var loaded = 0
     for _ in 0..<Mutator.iterations(short: 1500) {
-      FileManager.default.createFile(atPath: path, contents: Data(mutator.next()))
+      _ = FileManager.default.createFile(atPath: path, contents: Data(mutator.next()))
       do {
         let recipe = try Recipe.load(path: path)
         loaded += 1

@@ -123,7 +123,7 @@ public func appendLine(_ line: String, to path: String) throws {
 /// Appends raw bytes to `path`, creating it if needed.
 public func appendBytes(_ bytes: [UInt8], to path: String) throws {
   if !FileManager.default.fileExists(atPath: path) {
-    FileManager.default.createFile(atPath: path, contents: nil)
+    _ = FileManager.default.createFile(atPath: path, contents: nil)
   }
   let handle = FileHandle(forWritingAtPath: path)!
   defer { try? handle.close() }
