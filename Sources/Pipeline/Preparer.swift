@@ -73,6 +73,13 @@ public func augment(recipe: Recipe, options: PrepareOptions = PrepareOptions()) 
   return try Preparer(recipe: recipe, options: options, augmenting: true).run()
 }
 
+/// One `prepare` or `augment` run: composes the stages and owns what they report.
+///
+/// `DatasetFolder` claims, checks and empties the output; the corpus reader lists;
+/// `UtterancePlanner` decides what is featurized; `ShardStream` featurizes and writes the
+/// shards with the resume journal; this type merges the statistics and writes the side
+/// files and, last, the manifest. Rejections from every stage are collected here, in the
+/// order found, for `rejected.jsonl`.
 final class Preparer {
   let recipe: Recipe
   let options: PrepareOptions
@@ -81,17 +88,12 @@ final class Preparer {
   /// The run's compute threads.
   let pool: WorkerPool
   var rejections: [ItemError] = []
+  /// The resume journal this run starts from (fresh, or the one it resumes).
   var journal: RunJournal
   /// One featurizer per thread, being made (see `run`).
   var featurizersInFlight: Later<PerWorker<Featurizer>>!
-  /// The last journal write of a run, in flight while the manifest is written (see
-  /// `saveJournal`).
-  var pendingJournalWrite: Later<Void>?
   /// `rejected.jsonl` and `recipe.yaml`, being written (see `startSideFiles`).
   var sideFiles: Later<Void>?
-  /// Audio seconds featurized by this run; records found already written.
-  var processedAudioSeconds = 0.0
-  var resumedRecords = 0
   var logger: Logger { options.logger }
 
   /// The recipe settings that determine this run's output (see `Recipe.contentIdentity`).
@@ -100,8 +102,8 @@ final class Preparer {
   /// Set when augmenting: indexes noise and impulse responses, draws and applies plans.
   var augmenter: Augmenter?
   /// The claimed and locked output folder (set at the start of `run`).
-  private var claimedOutput: OutputFolder?
-  var ownedFolder: OutputFolder { claimedOutput! }
+  private var claimedFolder: DatasetFolder?
+  var folder: DatasetFolder { claimedFolder! }
 
   init(recipe: Recipe, options: PrepareOptions, augmenting: Bool) {
     self.recipe = recipe
@@ -114,16 +116,7 @@ final class Preparer {
     self.journal = RunJournal(recipe: identity)
   }
 
-  /// Saves the journal, after the write still in flight (if any) has finished.
-  /// - Throws: either write's error.
-  func saveJournal() throws {
-    if let pending = pendingJournalWrite {
-      pendingJournalWrite = nil
-      try pending.value()
-    }
-    try journal.save(directory: output)
-  }
-
+  /// Logs and keeps one rejection.
   func reject(_ error: ItemError) {
     logger.warning("rejected \(error)")
     rejections.append(error)
@@ -133,17 +126,17 @@ final class Preparer {
     let started = DispatchTime.now()
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
-    claimedOutput = try claimOutput()
-    // A journal write still in flight when the run throws lands before the caller goes on.
-    defer { _ = try? pendingJournalWrite?.value() }
+    claimedFolder = try DatasetFolder.claim(output, protecting: inputPaths(), logger: logger)
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
     if augmenting { report.verb = "augmented" }
-    if try existingDatasetMatches() {
+    if try folder.holdsDataset(identity: identity, force: options.force) {
       report.alreadyComplete = true
       return report
     }
-    let resuming = try openJournal()
+    let resumed = try folder.resumableJournal(for: journal, force: options.force)
+    if let resumed { journal = resumed }
+    let resuming = resumed != nil
     // FFTW plans take milliseconds to make: made while the corpus is listed.
     let featureParameters = makeFeatureParameters()
     featurizersInFlight = pool.later { [threads] in
@@ -180,9 +173,9 @@ final class Preparer {
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
-    let outputReady = Later(waitingWork: { [output, journal, ownedFolder] in
+    let outputReady = Later(waitingWork: { [output, journal, folder] in
       guard !resuming else { return }
-      try wipeOutput(ownedFolder)
+      try folder.wipe()
       try journal.save(directory: output)
     })
     // Also when the run throws: no half-written file races what the caller does next.
@@ -190,7 +183,12 @@ final class Preparer {
       _ = try? outputReady.value()
       _ = try? sideFiles?.value()
     }
-    let planned = try plan(listing.sources, vocabulary: vocabulary)
+    let planner = UtterancePlanner(
+      recipe: recipe, vocabulary: vocabulary, pool: pool, augmenter: augmenter, progress: options.progress,
+      cancellation: options.cancellation)
+    let plan = try planner.plan(listing.sources)
+    plan.rejections.forEach(reject)
+    let planned = plan.utterances
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
     // 4. Featurize and write each split in length order.
@@ -201,7 +199,13 @@ final class Preparer {
       })
     }
     try outputReady.value()
-    let shardsBySplit = try write(splitUtterances, bins: featureParameters.bins)
+    let stream = ShardStream(
+      recipe: recipe, pool: pool, featurizers: featurizersInFlight, augmenter: augmenter, journal: journal,
+      progress: options.progress, cancellation: options.cancellation, logger: logger, reject: { [self] in reject($0) },
+      lastShardClosed: { [self] in startSideFiles() })
+    // A journal write still in flight when the run throws lands before the caller goes on.
+    defer { stream.settleJournalWrite() }
+    let shardsBySplit = try stream.write(splitUtterances, bins: featureParameters.bins)
     if sideFiles == nil { startSideFiles() }
     try sideFiles?.value()
     logger.info("wrote all splits at \(elapsed(since: started))")
@@ -238,16 +242,40 @@ final class Preparer {
       recipe: identity, inputs: inputRoots())
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     // The dataset is complete: the journal's last save is moot, whether it failed or not.
-    _ = try? pendingJournalWrite?.value()
-    pendingJournalWrite = nil
+    stream.settleJournalWrite()
     try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
 
     report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
     report.peakMemoryBytes = peakResidentBytes()
     report.cpuSeconds = processCPUSeconds() - cpuAtStart
-    report.processedAudioSeconds = processedAudioSeconds
-    report.resumedRecords = resumedRecords
+    report.processedAudioSeconds = stream.processedAudioSeconds
+    report.resumedRecords = stream.resumedRecords
     return report
+  }
+
+  /// The folders this run reads, which its output must not be or contain.
+  func inputPaths() -> [String] {
+    var inputs = [recipe.corpus.root]
+    if augmenting, let config = recipe.augment {
+      inputs += [config.noise.bank, config.reverb.impulseResponses, config.statisticsFrom].compactMap { $0 }
+    }
+    return inputs
+  }
+
+  /// The normalization statistics of another (clean) dataset made with the same features.
+  /// - Throws: `ConfigurationError` when it cannot be read or its features differ.
+  func borrowedStatistics(from directory: String, features: FeatureParameters) throws -> (FeatureStatistics, [String]) {
+    let dataset: Dataset
+    do { dataset = try Dataset(directory: directory) } catch {
+      throw ConfigurationError("augment.statisticsFrom: \(error)")
+    }
+    var theirs = dataset.manifest.features
+    theirs.dtype = features.dtype
+    guard theirs == features else {
+      throw ConfigurationError("augment.statisticsFrom: \(directory) was made with different feature settings")
+    }
+    let normalization = dataset.manifest.normalization
+    return (normalization.statistics, normalization.statisticsSplits.map { "\(directory):\($0)" })
   }
 
   /// The run's input folders as absolute paths (`DatasetManifest.inputs`).

@@ -126,15 +126,25 @@ final class Prefetcher {
   }
 
   private let channel: Channel
+  private let loader: BatchLoader
+  private let plans: [BatchPlan]
+  private let inBackground: Bool
   private var remaining: Int
   /// Seconds `next()` has spent waiting for a batch.
   private(set) var waitSeconds = 0.0
 
-  init(loader: BatchLoader, plans: [BatchPlan], depth: Int = 3) {
+  /// - Parameter inBackground: load ahead on the loader's queue; false loads each batch
+  ///   when `next()` asks for it, on the loader's queue while the caller waits (a run on
+  ///   one thread then never computes on two).
+  init(loader: BatchLoader, plans: [BatchPlan], depth: Int = 3, inBackground: Bool = true) {
     precondition(depth >= 1, "prefetch depth must be at least 1")
     let channel = Channel(depth: depth)
     self.channel = channel
+    self.loader = loader
+    self.plans = plans
+    self.inBackground = inBackground
     remaining = plans.count
+    guard inBackground else { return }
     loader.queue.async {
       for plan in plans {
         guard channel.waitForSlot() else { return }
@@ -155,7 +165,13 @@ final class Prefetcher {
   func next() throws -> LoadedBatch? {
     guard remaining > 0 else { return nil }
     let started = DispatchTime.now().uptimeNanoseconds
-    let result = channel.take()
+    let result: Result<LoadedBatch, any Error>
+    if inBackground {
+      result = channel.take()
+    } else {
+      let (loader, plan) = (self.loader, plans[plans.count - remaining])
+      result = loader.queue.sync { Result { try loader.load(plan) } }
+    }
     waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
     remaining -= 1
     if case .failure = result { remaining = 0 }

@@ -21,7 +21,7 @@ func evaluate(
   var beamCharacters = ErrorCounts()
   var beamWords = ErrorCounts()
   var utterances = 0
-  let prefetcher = Prefetcher(loader: loader, plans: plans)
+  let prefetcher = Prefetcher(loader: loader, plans: plans, inBackground: model.pool.threadCount > 1)
   while let batch = try prefetcher.next() {
     let (logits, lengths) = model.forward(batch.features)
     let losses = CTC.loss(logits: logits, lengths: lengths, labels: batch.labels).losses

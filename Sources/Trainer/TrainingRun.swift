@@ -342,7 +342,8 @@ final class TrainingSession {
     training: while progress.epoch < epochs {
       optimizer.learningRate = Float(progress.learningRate)
       let order = batcher.order(epoch: progress.epoch)
-      let prefetcher = Prefetcher(loader: loader, plans: order[progress.batchesDone...].map { batcher.batches[$0] })
+      let prefetcher = Prefetcher(
+        loader: loader, plans: order[progress.batchesDone...].map { batcher.batches[$0] }, inBackground: model.pool.threadCount > 1)
       while progress.batchesDone < batchesPerEpoch {
         if options.shouldStop() || options.maxSteps.map({ report.sessionSteps >= $0 }) ?? false {
           prefetcher.cancel()

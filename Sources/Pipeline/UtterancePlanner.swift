@@ -7,14 +7,34 @@ import Foundation
 import Logging
 import Shards
 
-// Planning: transcripts, audio headers, filters, augmentation copies.
-extension Preparer {
-  // MARK: Planning
+/// The first stage of `prepare` after listing: decides what will be featurized.
+///
+/// Checks ids, encodes transcripts, probes audio headers (exact lengths without decoding),
+/// applies the duration filters and, when augmenting, expands each utterance of the
+/// augmented splits into its speed copies with their drawn plans. Reads only headers; writes
+/// nothing.
+struct UtterancePlanner {
+  let recipe: Recipe
+  let vocabulary: Vocabulary
+  let pool: WorkerPool
+  /// Set when augmenting.
+  let augmenter: Augmenter?
+  let progress: ProgressSink?
+  let cancellation: Cancellation
 
-  /// Checks ids, encodes transcripts, probes headers, applies filters; returns what will
-  /// be featurized. Ids are checked in order here; transcripts and headers per utterance
-  /// on the threads.
-  func plan(_ sources: [UtteranceSource], vocabulary: Vocabulary) throws -> [PlannedUtterance] {
+  /// What planning decided, in listing order.
+  struct Plan {
+    var utterances: [PlannedUtterance] = []
+    /// Why the others were left out, in the order found (ids, then headers, then copies).
+    var rejections: [ItemError] = []
+  }
+
+  /// Plans `sources`. Ids are checked in order here; transcripts and headers per
+  /// utterance on the pool's threads.
+  /// - Throws: `RunInterrupted` when cancelled.
+  func plan(_ sources: [UtteranceSource]) throws -> Plan {
+    var rejections: [ItemError] = []
+    func reject(_ error: ItemError) { rejections.append(error) }
     var seen: [String: Set<String>] = [:]
     var candidates: [UtteranceSource] = []
     for source in sources {
@@ -38,20 +58,20 @@ extension Preparer {
       candidates.append(source)
     }
 
-    let progress = PhaseProgress(sink: options.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
+    let progress = PhaseProgress(sink: self.progress, phase: "probe", itemsTotal: candidates.count, audioSecondsTotal: 0)
     var planned: [PlannedUtterance] = []
     planned.reserveCapacity(candidates.count)
     // A header probe takes microseconds: the threads take batches, not single files.
     let batch = 32
     try pool.orderedMap(
       count: (candidates.count + batch - 1) / batch, window: 16,
-      produce: { [candidates, recipe] chunk, _ -> [Result<PlannedUtterance, ItemError>] in
+      produce: { [candidates, recipe, vocabulary] chunk, _ -> [Result<PlannedUtterance, ItemError>] in
         candidates[(chunk * batch)..<min(candidates.count, (chunk + 1) * batch)].map { source in
-          Preparer.probe(source, vocabulary: vocabulary, recipe: recipe)
+          UtterancePlanner.probe(source, vocabulary: vocabulary, recipe: recipe)
         }
       },
       consume: { _, results in
-        try options.cancellation.check(output: output)
+        try cancellation.check(output: recipe.output)
         for result in results {
           switch result {
           case .success(let utterance): planned.append(utterance)
@@ -61,7 +81,8 @@ extension Preparer {
         }
       })
     progress.finish()
-    return augmenter.map { expand(planned, with: $0) } ?? planned
+    if let augmenter { planned = expand(planned, with: augmenter, reject: reject) }
+    return Plan(utterances: planned, rejections: rejections)
   }
 
   /// Encodes one utterance's transcript, reads its audio header and applies the duration
@@ -110,7 +131,9 @@ extension Preparer {
 
   /// Replaces each utterance of an augmented split by one copy per speed factor, each
   /// with its drawn plan; copies that get too short for one window are rejected.
-  func expand(_ planned: [PlannedUtterance], with augmenter: Augmenter) -> [PlannedUtterance] {
+  func expand(
+    _ planned: [PlannedUtterance], with augmenter: Augmenter, reject: (ItemError) -> Void
+  ) -> [PlannedUtterance] {
     let config = augmenter.config
     let augmented = Set(config.splits ?? recipe.corpus.trainingSplits)
     let rate = recipe.audio.sampleRateHertz

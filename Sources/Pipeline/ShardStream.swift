@@ -7,9 +7,68 @@ import Foundation
 import Logging
 import Shards
 
-// Writing: the ordered featurization stream into shards, with the resume journal.
-extension Preparer {
-  // MARK: Writing
+/// The writing stage of `prepare`: featurizes the planned utterances of every split, in
+/// length order, as one ordered stream on the pool's threads, writes them into size-capped
+/// shards (`SplitWriter`, `ShardFinisher`) and keeps the resume journal: each completed
+/// shard is journaled, and a run restarted with the same journal continues after the
+/// shards it lists.
+final class ShardStream {
+  let recipe: Recipe
+  let output: String
+  let pool: WorkerPool
+  /// One featurizer per pool thread, possibly still being made.
+  let featurizers: Later<PerWorker<Featurizer>>
+  let augmenter: Augmenter?
+  let progress: ProgressSink?
+  let cancellation: Cancellation
+  let logger: Logger
+  /// Told every item rejected while featurizing (and those a resumed journal lists), in order.
+  let reject: (ItemError) -> Void
+  /// Called once, when the last shard is closed: every rejection is known by then.
+  let lastShardClosed: () -> Void
+  /// The resume journal, as last saved or about to be.
+  private(set) var journal: RunJournal
+  /// The last journal write, in flight while the caller writes the manifest.
+  private var pendingJournalWrite: Later<Void>?
+  /// Audio seconds featurized by this run.
+  private(set) var processedAudioSeconds = 0.0
+  /// Records found already written (a resumed run).
+  private(set) var resumedRecords = 0
+
+  init(
+    recipe: Recipe, pool: WorkerPool, featurizers: Later<PerWorker<Featurizer>>, augmenter: Augmenter?, journal: RunJournal,
+    progress: ProgressSink?, cancellation: Cancellation, logger: Logger, reject: @escaping (ItemError) -> Void,
+    lastShardClosed: @escaping () -> Void
+  ) {
+    self.recipe = recipe
+    self.output = recipe.output
+    self.pool = pool
+    self.featurizers = featurizers
+    self.augmenter = augmenter
+    self.journal = journal
+    self.progress = progress
+    self.cancellation = cancellation
+    self.logger = logger
+    self.reject = reject
+    self.lastShardClosed = lastShardClosed
+  }
+
+  /// Saves the journal, after the write still in flight (if any) has finished.
+  /// - Throws: either write's error.
+  func saveJournal() throws {
+    if let pending = pendingJournalWrite {
+      pendingJournalWrite = nil
+      try pending.value()
+    }
+    try journal.save(directory: output)
+  }
+
+  /// Waits for the journal write in flight, if any, ignoring its error (the dataset is
+  /// complete, or the run already failed).
+  func settleJournalWrite() {
+    _ = try? pendingJournalWrite?.value()
+    pendingJournalWrite = nil
+  }
 
   /// What featurizing one utterance gave.
   enum Featurized: Sendable {
@@ -76,13 +135,13 @@ extension Preparer {
     }
 
     let rate = recipe.audio.sampleRateHertz
-    let featurizers = try featurizersInFlight.value()
+    let featurizers = try self.featurizers.value()
     let scratch = PerWorker(count: pool.threadCount) { _ in Augmenter.Scratch() }
     let augmenter = self.augmenter
     let dtype = recipe.shards.dtype
-    let cancellation = options.cancellation
+    let cancellation = self.cancellation
     let totalSeconds = items.reduce(0.0) { $0 + Double($1.utterance.samples) / Double(rate) }
-    let phase = PhaseProgress(sink: options.progress, phase: "featurize", itemsTotal: items.count, audioSecondsTotal: totalSeconds)
+    let phase = PhaseProgress(sink: progress, phase: "featurize", itemsTotal: items.count, audioSecondsTotal: totalSeconds)
     var writer: SplitWriter?
     func closeWriter() throws {
       guard let current = writer else { return }
@@ -147,7 +206,7 @@ extension Preparer {
           // (and the side files are written meanwhile).
           if index == items.count - 1 {
             try closeWriter()
-            startSideFiles()
+            lastShardClosed()
           }
           try journalCompletions()
           let seconds = Double(item.utterance.samples) / Double(rate)
@@ -191,6 +250,7 @@ extension Preparer {
   /// in 64 MiB, at most 32 per thread, and never fewer than 4 per thread + 4 (which may
   /// exceed 64 MiB for very long utterances).
   func window(for utterances: [PlannedUtterance]) -> Int {
+    let threads = pool.threadCount
     let bytesPerValue = recipe.shards.dtype == .float16 ? 2 : 4
     let bins = recipe.features.bins(sampleRateHertz: recipe.audio.sampleRateHertz)
     let largest = utterances.map(\.frames).max() ?? 1
