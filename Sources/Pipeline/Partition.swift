@@ -1,0 +1,72 @@
+import DS2Core
+import Foundation
+
+/// Which part of a partitioned `prepare` or `augment` a task runs: part `index` of
+/// `count` (`--partition K/N`, or `--partition auto/N` with K from the scheduler).
+///
+/// N is always given: a scheduler's own task count is not the partition count (Slurm's
+/// `SLURM_ARRAY_TASK_COUNT` is 2 when only two failed tasks are resubmitted with
+/// `--array=5,17`). K is 0-based; an array numbered from 1 (`--array=1-64`) is refused
+/// with the fix rather than shifted, since a resubmission of some tasks leaves no way to
+/// tell the offset.
+public struct Partition: Sendable, Equatable, CustomStringConvertible {
+  /// K, in `0..<count`.
+  public let index: Int
+  /// N, at least 1.
+  public let count: Int
+
+  /// Most partitions accepted.
+  public static let maximumCount = 100_000
+
+  /// - Throws: `ConfigurationError` when `index` is not in `0..<count` or `count` is out
+  ///   of range.
+  public init(index: Int, count: Int) throws {
+    guard (1...Self.maximumCount).contains(count) else {
+      throw ConfigurationError("--partition: the partition count \(count) must be 1 … \(Self.maximumCount)")
+    }
+    guard (0..<count).contains(index) else {
+      throw ConfigurationError(
+        "--partition: index \(index) is outside 0 … \(count - 1) for \(count) partition(s) (indices start at 0)")
+    }
+    self.index = index
+    self.count = count
+  }
+
+  /// The scheduler variables that carry a task's index, in the order they are looked up:
+  /// Slurm job arrays, then Kubernetes Indexed Jobs.
+  public static let indexVariables = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"]
+
+  /// Parses `K/N` or `auto/N`; `auto` takes K from `environment` (`indexVariables`).
+  /// - Throws: `ConfigurationError` naming what is wrong and how to fix it.
+  public static func parse(_ text: String, environment: [String: String]) throws -> Partition {
+    let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+    guard parts.count == 2, let count = Int(parts[1]) else {
+      throw ConfigurationError("--partition \(text): expected K/N or auto/N, such as 3/8 or auto/8 (N, the number of parts, is always given)")
+    }
+    guard parts[0] == "auto" else {
+      guard let index = Int(parts[0]) else {
+        throw ConfigurationError("--partition \(text): \(parts[0]) is neither an index nor auto")
+      }
+      return try Partition(index: index, count: count)
+    }
+    guard let (name, value) = indexVariables.lazy.compactMap({ name in environment[name].map { (name, $0) } }).first else {
+      throw ConfigurationError(
+        "--partition auto/\(count): none of \(indexVariables.joined(separator: ", ")) is set; run it as a Slurm array task "
+          + "or a Kubernetes Indexed Job, or give the index: --partition K/\(count)")
+    }
+    guard let index = Int(value.trimmingCharacters(in: .whitespaces)) else {
+      throw ConfigurationError("--partition auto/\(count): \(name)=\(value) is not an index")
+    }
+    do {
+      return try Partition(index: index, count: count)
+    } catch {
+      let fix =
+        name == "SLURM_ARRAY_TASK_ID"
+        ? "submit the array as --array=0-\(count - 1) (indices start at 0), or pass --partition $((SLURM_ARRAY_TASK_ID - 1))/\(count) for an array numbered from 1"
+        : "the Job's completions must equal the partition count \(count)"
+      throw ConfigurationError("--partition auto/\(count): \(name)=\(index) is outside 0 … \(count - 1); \(fix)")
+    }
+  }
+
+  public var description: String { "\(index)/\(count)" }
+}
