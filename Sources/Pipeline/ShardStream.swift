@@ -111,6 +111,14 @@ final class ShardStream {
       }
     }
 
+    // Where every shard starts, from the plan alone (`SplitWriter.planShards`).
+    var plannedShards: [String: [PlannedShard]] = [:]
+    for (split, utterances) in splits {
+      plannedShards[split] = SplitWriter.planShards(
+        valueSizes: utterances.map { plannedValueBytes($0, bins: bins) }, keySizes: utterances.map { 4 + $0.id.utf8.count },
+        maxShardBytes: recipe.shards.maxShardBytes)
+    }
+
     // Shard digests run on the map's threads, ahead of new items.
     let pool = self.pool
     let finisher = ShardFinisher(digestOn: { pool.submit($0) })
@@ -191,7 +199,7 @@ final class ShardStream {
             try closeWriter()
             writer = try SplitWriter(
               directory: output, split: item.split, bins: bins, maxShardBytes: recipe.shards.maxShardBytes,
-              firstShardIndex: journal.splits[item.split]!.shards.count, finisher: finisher)
+              plannedShards: plannedShards[item.split]!, finisher: finisher)
           }
           writer!.position = item.position
           switch result {
@@ -258,11 +266,37 @@ final class ShardStream {
     return max(4 * threads + 4, min(fitting, 32 * threads))
   }
 
+  /// The stored size of `utterance`'s record as planned (its info as drawn: the speaker and
+  /// the augmentation plan).
+  func plannedValueBytes(_ utterance: PlannedUtterance, bins: Int) -> Int {
+    let info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: utterance.augmentation)
+    let infoBytes: Int
+    if utterance.augmentation == nil, let speaker = info.speaker {
+      infoBytes = #"{"speaker":""}"#.utf8.count + jsonEscapedLength(speaker)
+    } else {
+      infoBytes = info.json.utf8.count
+    }
+    return RecordLayout.valueSize(
+      idBytes: utterance.id.utf8.count, transcriptBytes: utterance.source.transcript.utf8.count, infoBytes: infoBytes,
+      labelCount: utterance.labels.count, frames: utterance.frames, bins: bins, dtype: recipe.shards.dtype)
+  }
+
   /// True when every journaled shard file exists with the journaled size.
   func journaledShardsExist(_ shards: [ShardInfo]) -> Bool {
     shards.allSatisfy { shard in
       let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
       return (attributes?[.size] as? NSNumber)?.intValue == shard.bytes
+    }
+  }
+}
+
+/// UTF-8 bytes of `text` as a JSON string body (quotes, backslashes and control characters escaped).
+func jsonEscapedLength(_ text: String) -> Int {
+  text.utf8.reduce(0) { length, byte in
+    switch byte {
+    case UInt8(ascii: "\""), UInt8(ascii: "\\"), 0x08, 0x0c, 0x0a, 0x0d, 0x09: return length + 2
+    case 0..<0x20: return length + 6
+    default: return length + 1
     }
   }
 }

@@ -69,6 +69,15 @@ public enum RecordLayout {
   }
   /// Bytes in the fixed header.
   public static let headerSize = 40
+
+  /// Bytes of an encoded record (docs/FORMAT.md §3): header, id, transcript and info,
+  /// padded to 4 bytes, then the labels and the features.
+  public static func valueSize(
+    idBytes: Int, transcriptBytes: Int, infoBytes: Int, labelCount: Int, frames: Int, bins: Int, dtype: FeatureDType
+  ) -> Int {
+    let stringsEnd = headerSize + idBytes + transcriptBytes + infoBytes
+    return ((stringsEnd + 3) & ~3) + 4 * labelCount + frames * bins * dtype.byteWidth
+  }
   /// Longest id that fits an LMDB key (511 bytes) after the 4-byte frame prefix.
   public static let maxIdBytes = 507
 
@@ -100,7 +109,9 @@ extension ShardRecord {
     let stringsEnd = RecordLayout.headerSize + idBytes.count + textBytes.count + infoBytes.count
     let labelsOffset = (stringsEnd + 3) & ~3
     let featuresOffset = labelsOffset + 4 * labels.count
-    let total = featuresOffset + frames * bins * dtype.byteWidth
+    let total = RecordLayout.valueSize(
+      idBytes: idBytes.count, transcriptBytes: textBytes.count, infoBytes: infoBytes.count, labelCount: labels.count,
+      frames: frames, bins: bins, dtype: dtype)
     return [UInt8](unsafeUninitializedCapacity: total) { buffer, count in
       let raw = UnsafeMutableRawBufferPointer(buffer)
       UnsafeMutableRawBufferPointer(rebasing: raw[0..<featuresOffset]).initializeMemory(as: UInt8.self, repeating: 0)

@@ -147,11 +147,28 @@ private final class PendingDigest: Sendable {
   }
 }
 
+/// One shard of a split as planned before any record is computed (`SplitWriter.planShards`).
+public struct PlannedShard: Sendable, Equatable {
+  /// The position (index in the split's length order) of its first record.
+  public var start: Int
+  /// Its estimated file size if every planned record is written.
+  public var estimatedBytes: Int
+
+  public init(start: Int, estimatedBytes: Int) {
+    self.start = start
+    self.estimatedBytes = estimatedBytes
+  }
+}
+
 /// Writes the records of one split, in the order given, into size-capped LMDB shards.
 ///
-/// Records must arrive in ascending key order (frames, then id). A new shard starts when
-/// the next record would push the current one's estimated file size past
-/// `maxShardBytes`. Each shard is written as `<file>.partial`; when it is full it is
+/// Records must arrive in ascending key order (frames, then id). Where shards start is
+/// planned from the planned records' sizes (`planShards`): a new shard starts where the
+/// next record would push the estimated file size past `maxShardBytes`. A record that is
+/// then rejected leaves its planned room unused, so no later boundary moves: a shard's
+/// records depend only on the plan, which is what lets separate tasks write separate
+/// shards of one dataset. A shard all of whose records are rejected is not written (its
+/// index stays unused). Each shard is written as `<file>.partial`; when it is full it is
 /// closed and handed to the `ShardFinisher`, which makes it durable and renames it, and
 /// reports it. Transactions commit every `commitBytes` of values, a rule that depends only
 /// on the records, and every shard starts from an empty file, so a shard's bytes depend
@@ -169,10 +186,12 @@ public final class SplitWriter {
   /// estimates, page layout). A resume journal records it: a run is resumed only by the
   /// rules that began it, or its shards would follow two rules at once. Bump it with any
   /// change that moves shard boundaries or bytes for the same records.
-  public static let layoutVersion = 2
+  public static let layoutVersion = 3
   /// Values per transaction: small enough that a run's last commit, on its critical path,
   /// is short; large enough that the per-commit page writes stay a small part.
-  private let commitBytes = 2 << 20
+  static let commitBytes = 2 << 20
+  /// The planned shards of the split.
+  public let plannedShards: [PlannedShard]
   private let finisher: ShardFinisher
   private var nextShardIndex: Int
   private var environment: LMDBEnvironment?
@@ -184,17 +203,20 @@ public final class SplitWriter {
   /// - Parameters:
   ///   - directory: the dataset directory; shards go to `<directory>/shards/`.
   ///   - maxShardBytes: the size cap of one shard file.
-  ///   - firstShardIndex: the index of the first shard this writer writes (a resumed
-  ///     run continues after the shards it already has).
+  ///   - plannedShards: where the split's shards start (`planShards`); the shard of a
+  ///     record is the one whose range holds `position`.
   ///   - finisher: completes closed shards in the background.
+  /// - Precondition: `plannedShards` is not empty and starts at position 0.
   public init(
-    directory: String, split: String, bins: Int, maxShardBytes: Int, firstShardIndex: Int = 0, finisher: ShardFinisher
+    directory: String, split: String, bins: Int, maxShardBytes: Int, plannedShards: [PlannedShard], finisher: ShardFinisher
   ) throws {
+    precondition(plannedShards.first?.start == 0, "planned shards start at position 0")
     self.directory = directory
     self.split = split
     self.bins = bins
     self.maxShardBytes = maxShardBytes
-    self.nextShardIndex = firstShardIndex
+    self.plannedShards = plannedShards
+    self.nextShardIndex = 0
     self.finisher = finisher
     current = ShardAccumulator(bins: bins)
     try FileManager.default.createDirectory(
@@ -206,6 +228,42 @@ public final class SplitWriter {
   static func estimatedBytes(valueSize: Int, keySize: Int) -> Int {
     let page = 4096
     return ((valueSize + 16 + page - 1) / page) * page + 2 * (keySize + 24)
+  }
+
+  /// The shards of a split whose records, in order, encode to `valueSizes` bytes under
+  /// keys of `keySizes` bytes: a new shard starts where the next record would push the
+  /// estimated file size (`estimatedBytes`, commit overhead every `commitBytes` of values)
+  /// past `maxShardBytes`. Always at least one shard, starting at 0.
+  public static func planShards(valueSizes: [Int], keySizes: [Int], maxShardBytes: Int) -> [PlannedShard] {
+    precondition(valueSizes.count == keySizes.count, "one key size per value size")
+    var shards = [PlannedShard(start: 0, estimatedBytes: shardOverheadBytes)]
+    var records = 0
+    var pendingBytes = 0
+    for (index, (valueSize, keySize)) in zip(valueSizes, keySizes).enumerated() {
+      let size = estimatedBytes(valueSize: valueSize, keySize: keySize)
+      let growth = size + (pendingBytes + valueSize >= commitBytes ? commitOverheadBytes : 0)
+      if records > 0 && shards[shards.count - 1].estimatedBytes + growth > maxShardBytes {
+        shards.append(PlannedShard(start: index, estimatedBytes: shardOverheadBytes))
+        records = 0
+        pendingBytes = 0
+      }
+      shards[shards.count - 1].estimatedBytes += growth
+      records += 1
+      pendingBytes += valueSize
+      if pendingBytes >= commitBytes { pendingBytes = 0 }
+    }
+    return shards
+  }
+
+  /// The planned shard whose range holds `position`.
+  func plannedShardIndex(containing position: Int) -> Int {
+    var low = 0
+    var high = plannedShards.count - 1
+    while low < high {
+      let middle = (low + high + 1) / 2
+      if plannedShards[middle].start <= position { low = middle } else { high = middle - 1 }
+    }
+    return low
   }
 
   /// Fixed file bytes of a shard: two meta pages, the root, free-list pages — with room.
@@ -230,15 +288,17 @@ public final class SplitWriter {
     }
     lastKey = record.key
     let size = Self.estimatedBytes(valueSize: record.value.count, keySize: record.key.count)
-    let growth = size + (pendingBytes + record.value.count >= commitBytes ? Self.commitOverheadBytes : 0)
-    if current.records > 0 && current.estimatedBytes + growth > maxShardBytes {
-      try closeShard()
+    let growth = size + (pendingBytes + record.value.count >= Self.commitBytes ? Self.commitOverheadBytes : 0)
+    let shard = plannedShardIndex(containing: position)
+    if environment != nil && shard != nextShardIndex { try closeShard() }
+    if environment == nil {
+      nextShardIndex = shard
+      try startShard(capacityBytes: max(size, plannedShards[shard].estimatedBytes))
     }
-    if environment == nil { try startShard(firstRecordBytes: size) }
     current.add(record, estimatedBytes: growth)
     pending.append((record.key, record.value))
     pendingBytes += record.value.count
-    if pendingBytes >= commitBytes { try flush() }
+    if pendingBytes >= Self.commitBytes { try flush() }
   }
 
   /// Closes the last shard and hands it to the finisher (which may still be working on
@@ -252,11 +312,11 @@ public final class SplitWriter {
     return "shards/\(split)-" + String(repeating: "0", count: max(0, 5 - index.count)) + index + ".mdb"
   }
 
-  private func startShard(firstRecordBytes: Int) throws {
+  private func startShard(capacityBytes: Int) throws {
     let path = directory + "/" + shardFileName + ".partial"
     try? FileManager.default.removeItem(atPath: path)
-    // Room for the cap (or one oversized record), branch pages and page reuse slack.
-    let capacity = max(maxShardBytes, firstRecordBytes)
+    // Room for the cap (or a larger planned shard), branch pages and page reuse slack.
+    let capacity = max(maxShardBytes, capacityBytes)
     let mapSize = ((capacity + capacity / 8 + (4 << 20)) / 4096 + 1) * 4096
     environment = try LMDBEnvironment(path: path, readOnly: false, mapSizeBytes: mapSize)
     current = ShardAccumulator(bins: bins)

@@ -115,6 +115,38 @@ final class PrepareTests: XCTestCase {
     for (name, data) in files[0] { XCTAssertEqual(data, files[1][name], "\(name) differs between 1 and 2 threads") }
   }
 
+  /// Shard boundaries come from the plan: an utterance whose header is fine but whose audio
+  /// fails to decode is rejected and leaves its planned room unused, so every other shard
+  /// of the split keeps its name, records and bytes.
+  func testARecordThatFailsToDecodeMovesNoLaterShardBoundary() throws {
+    let directory = TemporaryDirectory("boundaries")
+    let root = try makeCorpus(directory, perSplit: 72)
+    func shards(_ output: String) throws -> [ShardInfo] {
+      let recipe = makeRecipe(root: root, output: output)  // 1 MiB shards
+      _ = try prepare(recipe: recipe, options: quietOptions())
+      return try Dataset(directory: output).manifest.split(named: "train-clean-100")!.shards
+    }
+    let before = try shards(directory.path + "/before")
+    XCTAssertGreaterThanOrEqual(before.count, 3)
+    // Truncate the audio of a record of the first shard: its header still gives the length.
+    let dataset = try Dataset(directory: directory.path + "/before")
+    var victim: String?
+    try dataset.forEachRecord(split: "train-clean-100") { record in
+      victim = record.id
+      return false
+    }
+    let id = try XCTUnwrap(victim)
+    let parts = id.split(separator: "-")
+    let path = "\(root)/LibriSpeech/train-clean-100/\(parts[0])/\(parts[1])/\(id).flac"
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: path))
+
+    let after = try shards(directory.path + "/after")
+    XCTAssertEqual(after.map(\.file), before.map(\.file))
+    XCTAssertEqual(after[0].records, before[0].records - 1)
+    XCTAssertEqual(Array(after.dropFirst()), Array(before.dropFirst()), "a later shard changed")
+  }
+
   func testResampledCorpusHasExactLengths() throws {
     let directory = TemporaryDirectory("resample")
     let root = try makeCorpus(directory, perSplit: 3, rate: 22_050)

@@ -145,9 +145,7 @@ final class SplitWriterTests: XCTestCase {
     for i in 0..<90 { records.append(makeRecord(id: String(format: "u%03d", i), frames: 60 + (i * 37) % 80, bins: bins, seed: UInt64(i))) }
     records.sort { ($0.frames, $0.id) < ($1.frames, $1.id) }
     let finisher = ShardFinisher()
-    let writer = try SplitWriter(directory: directory.path, split: "train", bins: bins, maxShardBytes: 1 << 20, finisher: finisher)
-    for record in records { try writer.append(EncodedRecord(record, dtype: .float16)) }
-    try writer.finish()
+    try writeSplit(records.map { EncodedRecord($0, dtype: .float16) }, directory: directory.path, split: "train", finisher: finisher)
     finisher.waitUntilIdle()
     let (completions, failure) = finisher.takeCompletions()
     XCTAssertNil(failure)
@@ -183,9 +181,10 @@ final class SplitWriterTests: XCTestCase {
     for _ in 0..<2 {
       let directory = TemporaryDirectory("shards")
       let finisher = ShardFinisher()
-      let writer = try SplitWriter(directory: directory.path, split: "s", bins: 161, maxShardBytes: 1 << 20, finisher: finisher)
-      for i in 0..<40 { try writer.append(EncodedRecord(makeRecord(id: String(format: "%03d", i), frames: 50 + i, bins: 161, seed: UInt64(i)), dtype: .float16)) }
-      try writer.finish()
+      let records = (0..<40).map { i in
+        EncodedRecord(makeRecord(id: String(format: "%03d", i), frames: 50 + i, bins: 161, seed: UInt64(i)), dtype: .float16)
+      }
+      try writeSplit(records, directory: directory.path, split: "s", finisher: finisher)
       finisher.waitUntilIdle()
       digests.append(finisher.takeCompletions().completions.map(\.shard.sha256))
     }
@@ -252,4 +251,17 @@ final class DigestTests: XCTestCase {
       XCTAssertTrue("\(error)".contains("missing"), "the error names the file: \(error)")
     }
   }
+}
+
+/// Writes `records` (in key order) as one split with shards planned from their sizes.
+func writeSplit(_ records: [EncodedRecord], directory: String, split: String, maxShardBytes: Int = 1 << 20, finisher: ShardFinisher) throws {
+  let planned = SplitWriter.planShards(
+    valueSizes: records.map(\.value.count), keySizes: records.map(\.key.count), maxShardBytes: maxShardBytes)
+  let writer = try SplitWriter(
+    directory: directory, split: split, bins: 161, maxShardBytes: maxShardBytes, plannedShards: planned, finisher: finisher)
+  for (position, record) in records.enumerated() {
+    writer.position = position
+    try writer.append(record)
+  }
+  try writer.finish()
 }
