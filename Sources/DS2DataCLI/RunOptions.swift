@@ -17,10 +17,25 @@ struct RunOptions: ParsableArguments {
   @Flag(help: "Replace an existing dataset (or unfinished run) in the output directory made from a different recipe.")
   var force = false
 
+  @Option(
+    help: ArgumentHelp(
+      "Write only part K of N (K/N, K from 0), or auto/N with K from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX; join the parts with ds2-data merge.",
+      valueName: "K/N"))
+  var partition: String?
+
   @OptionGroup var logging: LoggingOptions
 
   func validate() throws {
     if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
+    _ = try parsedPartition()
+  }
+
+  /// `--partition` parsed, K taken from the scheduler's variables for `auto/N`.
+  func parsedPartition() throws -> Partition? {
+    guard let partition else { return nil }
+    var parsed: Partition?
+    try checkFlags { parsed = try Partition.parse(partition, environment: ProcessInfo.processInfo.environment) }
+    return parsed
   }
 
   /// Applies the overrides other than `output` to `recipe`.
@@ -34,6 +49,7 @@ struct RunOptions: ParsableArguments {
   func run(_ body: (PrepareOptions) throws -> PrepareReport) throws {
     logging.bootstrap()
     var options = PrepareOptions(force: force)
+    options.partition = try parsedPartition()
     if logging.showsProgress { options.progress = TerminalProgress() }
     let signals = SignalHandling(cancellation: options.cancellation)
     defer { withExtendedLifetime(signals) {} }
@@ -45,6 +61,8 @@ struct RunOptions: ParsableArguments {
       throw ExitCode(128 + interrupted.signal)
     }
     print(report.summary)
-    if report.rejectedCount > 0 { throw ExitCode(exitCodeWithRejections) }
+    // A part's rejections are reported by merge: a task that did its part exits 0, so that
+    // a scheduler's dependency (Slurm afterok) starts the merge.
+    if report.rejectedCount > 0 && report.partition == nil { throw ExitCode(exitCodeWithRejections) }
   }
 }

@@ -18,10 +18,12 @@ struct DatasetFolder: Sendable {
   /// Claims `path`: refuses unsafe paths, folders holding anything but a ds2-data dataset,
   /// and any folder that is or holds one of `inputs`; locks it for this run.
   /// - Throws: `ConfigurationError` with the reason (and the holder of the lock).
-  static func claim(_ path: String, protecting inputs: [String], logger: Logger) throws -> DatasetFolder {
+  static func claim(
+    _ path: String, protecting inputs: [String], lock: OutputFolder.LockMode = .exclusive, logger: Logger
+  ) throws -> DatasetFolder {
     do {
       let owned = try OutputFolder(
-        path: path, kind: .dataset, protectedPaths: inputs, legacyEvidence: ["manifest.json", RunJournal.fileName])
+        path: path, kind: .dataset, protectedPaths: inputs, lock: lock, legacyEvidence: ["manifest.json", RunJournal.fileName])
       return DatasetFolder(owned: owned, logger: logger)
     } catch let error as OutputFolderError {
       throw ConfigurationError(error.message)

@@ -1,5 +1,6 @@
 import DS2Core
 import Foundation
+import Shards
 
 /// Which part of a partitioned `prepare` or `augment` a task runs: part `index` of
 /// `count` (`--partition K/N`, or `--partition auto/N` with K from the scheduler).
@@ -69,4 +70,58 @@ public struct Partition: Sendable, Equatable, CustomStringConvertible {
   }
 
   public var description: String { "\(index)/\(count)" }
+}
+
+extension Partition {
+  /// The positions of each split this part writes: a run of whole planned shards of the
+  /// stream (splits in order, shards in order). A shard goes to the part in whose share of
+  /// the total planned audio seconds its midpoint falls, so parts take about equally long
+  /// and each is contiguous. Splits with no shard of this part get an empty range.
+  /// - Parameters:
+  ///   - splits: per split in order, its planned shards and the planned seconds of each
+  ///     position.
+  func ranges(of splits: [(name: String, shards: [PlannedShard], seconds: [Double])]) -> [String: Range<Int>] {
+    let total = splits.reduce(0.0) { $0 + $1.seconds.reduce(0, +) }
+    var before = 0.0
+    var ranges: [String: Range<Int>] = [:]
+    for split in splits {
+      var mine: Range<Int>?
+      for (index, shard) in split.shards.enumerated() {
+        let end = index + 1 < split.shards.count ? split.shards[index + 1].start : split.seconds.count
+        let seconds = split.seconds[shard.start..<end].reduce(0, +)
+        let part = total > 0 ? min(count - 1, Int(Double(count) * (before + seconds / 2) / total)) : 0
+        before += seconds
+        if part == self.index { mine = (mine?.lowerBound ?? shard.start)..<end }
+      }
+      ranges[split.name] = mine ?? 0..<0
+    }
+    return ranges
+  }
+}
+
+/// `partitions/K/part.json`: what part K of a partitioned run made, for `merge`.
+struct PartManifest: Codable, Equatable {
+  static let formatName = "ds2-data.part"
+  static let fileName = "part.json"
+  var format = formatName
+  var index: Int
+  var count: Int
+  /// The recipe identity (`Recipe.contentIdentity`); every part of one output has the same.
+  var identity: JSONValue
+  var augmenting: Bool
+  /// The whole recipe, so that `merge` writes what a single run writes.
+  var recipe: Recipe
+  var features: FeatureParameters
+  var vocabulary: Vocabulary
+  /// The splits present, in recipe order, and those missing.
+  var splits: [String]
+  var missingSplits: [String]
+  var inputs: InputRoots
+  var noiseFiles: Int?
+  /// Rejections of listing and planning (the same in every part; merge takes part 0's).
+  var planRejections: [ItemError]
+  /// Rejections while featurizing this part's positions, in stream order.
+  var rejections: [ItemError]
+  /// This part's completed shards per split, in order.
+  var shards: [String: [ShardInfo]]
 }

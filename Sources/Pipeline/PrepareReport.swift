@@ -32,6 +32,13 @@ public struct PrepareReport: Sendable {
   public var resumedRecords = 0
   /// Usable files in the noise bank (augment).
   public var noiseFiles: Int?
+  /// Set for one part of a partitioned run: which part, its planned audio seconds and the
+  /// whole run's.
+  public var partition: Partition?
+  /// Set by `merge`: how many parts it joined.
+  public var mergedParts: Int?
+  public var partitionShareSeconds = 0.0
+  public var plannedSeconds = 0.0
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
@@ -55,6 +62,17 @@ public struct PrepareReport: Sendable {
     if let noiseFiles {
       lines.append("  noise bank: \(noiseFiles) usable file(s)")
     }
+    if let partition {
+      if partitionShareSeconds == 0 {
+        lines.append("  part \(partition): nothing to do (no shard falls to it); merge with: ds2-data merge \(outputDirectory)")
+      } else {
+        lines.append(
+          String(
+            format: "  part %@: %.2f h of the %.2f h planned (%.1f %%); when every part is done: ds2-data merge %@",
+            partition.description, partitionShareSeconds / 3600, plannedSeconds / 3600,
+            100 * partitionShareSeconds / max(plannedSeconds, 1e-9), outputDirectory))
+      }
+    }
     if resumedRecords > 0 {
       lines.append("  resumed: \(resumedRecords) records were already written by an interrupted run")
     }
@@ -66,6 +84,12 @@ public struct PrepareReport: Sendable {
       lines.append("  rejected \(rejectedCount): " + reasons.joined(separator: ", ") + " (see rejected.jsonl)")
     } else {
       lines.append("  rejected 0")
+    }
+    if let mergedParts {
+      let head = String(
+        format: "merged %@ from %d part(s): %d records, %.3f h audio, %@ in %.2f s", outputDirectory, mergedParts, records,
+        audioSeconds / 3600, formatBytes(outputBytes), wallSeconds)
+      return ([head] + lines).joined(separator: "\n")
     }
     let head = String(
       format: "%@ %@: %d records, %.3f h audio, %@ in %.2f s — %.0f× real time (%.0f× per thread, %d threads; %.0f audio-s per CPU-s), peak memory %@",

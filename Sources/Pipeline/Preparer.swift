@@ -18,6 +18,8 @@ public struct PrepareOptions {
   public var progress: ProgressSink?
   /// Checked between items; when cancelled the run stops with `RunInterrupted`.
   public var cancellation = Cancellation()
+  /// Write only this part of the dataset (`--partition K/N`); `merge` joins the parts.
+  public var partition: Partition?
   public var logger = Logger(label: "ds2-data.prepare")
 
   public init(force: Bool = false, progress: ProgressSink? = nil) {
@@ -126,7 +128,14 @@ final class Preparer {
     let started = DispatchTime.now()
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
-    claimedFolder = try DatasetFolder.claim(output, protecting: inputPaths(), logger: logger)
+    let partition = options.partition
+    if partition != nil && options.force {
+      throw ConfigurationError(
+        "--force cannot be combined with --partition: parts never remove what other parts wrote; "
+          + "replace the dataset with one prepare --force first, or choose another --output")
+    }
+    claimedFolder = try DatasetFolder.claim(
+      output, protecting: inputPaths(), lock: partition == nil ? .exclusive : .shared, logger: logger)
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
     if augmenting { report.verb = "augmented" }
@@ -134,7 +143,15 @@ final class Preparer {
       report.alreadyComplete = true
       return report
     }
-    let resumed = try folder.resumableJournal(for: journal, force: options.force)
+    let part = try partition.map { try PartFolder.claim(partition: $0, in: folder, identity: identity) }
+    if let part, part.isComplete(identity: identity) {
+      report.alreadyComplete = true
+      report.partition = partition
+      return report
+    }
+    let journalDirectory = part?.path ?? output
+    let resumed =
+      try part.map { $0.resumableJournal(for: journal) } ?? folder.resumableJournal(for: journal, force: options.force)
     if let resumed { journal = resumed }
     let resuming = resumed != nil
     // FFTW plans take milliseconds to make: made while the corpus is listed.
@@ -173,10 +190,10 @@ final class Preparer {
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
-    let outputReady = Later(waitingWork: { [output, journal, folder] in
+    let outputReady = Later(waitingWork: { [journal, folder, part, journalDirectory] in
       guard !resuming else { return }
-      try folder.wipe()
-      try journal.save(directory: output)
+      if let part { try part.startOver(in: folder) } else { try folder.wipe() }
+      try journal.save(directory: journalDirectory)
     })
     // Also when the run throws: no half-written file races what the caller does next.
     defer {
@@ -192,7 +209,6 @@ final class Preparer {
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
     // 4. Featurize and write each split in length order.
-    var splitInfos: [SplitInfo] = []
     let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
       (split, planned.filter { $0.source.split == split }.sorted {
         $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id)
@@ -201,45 +217,64 @@ final class Preparer {
     try outputReady.value()
     let stream = ShardStream(
       recipe: recipe, pool: pool, featurizers: featurizersInFlight, augmenter: augmenter, journal: journal,
-      progress: options.progress, cancellation: options.cancellation, logger: logger, reject: { [self] in reject($0) },
-      lastShardClosed: { [self] in startSideFiles() })
+      journalDirectory: journalDirectory, progress: options.progress, cancellation: options.cancellation, logger: logger,
+      reject: { [self] in reject($0) }, lastShardClosed: { [self] in if partition == nil { startSideFiles() } })
     // A journal write still in flight when the run throws lands before the caller goes on.
     defer { stream.settleJournalWrite() }
-    let shardsBySplit = try stream.write(splitUtterances, bins: featureParameters.bins)
+    let plannedShards = stream.plannedShards(for: splitUtterances, bins: featureParameters.bins)
+    let rate = Double(recipe.audio.sampleRateHertz)
+    let ranges = partition?.ranges(
+      of: splitUtterances.map { split, utterances in
+        (split, plannedShards[split]!, utterances.map { Double($0.samples) / rate })
+      })
+    let rejectionsBeforeWriting = rejections.count
+    let shardsBySplit = try stream.write(
+      splitUtterances, bins: featureParameters.bins, plannedShards: plannedShards, ranges: ranges)
+    if let partition, let part {
+      let manifest = PartManifest(
+        index: partition.index, count: partition.count, identity: identity, augmenting: augmenting, recipe: recipe,
+        features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0),
+        missingSplits: listing.missingSplits, inputs: inputRoots(), noiseFiles: report.noiseFiles,
+        planRejections: partition.index == 0 ? Array(rejections.prefix(rejectionsBeforeWriting)) : [],
+        rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit)
+      try part.finish(with: manifest)
+      stream.settleJournalWrite()
+      try? FileManager.default.removeItem(atPath: part.path + "/" + RunJournal.fileName)
+      report.partition = partition
+      for (split, utterances) in splitUtterances {
+        let seconds = utterances.map { Double($0.samples) / rate }
+        report.plannedSeconds += seconds.reduce(0, +)
+        if let range = ranges?[split] { report.partitionShareSeconds += seconds[range].reduce(0, +) }
+      }
+      for (split, _) in splitUtterances {
+        let shards = shardsBySplit[split] ?? []
+        let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
+        report.splits.append(
+          .init(
+            name: split, records: info.records, audioSeconds: info.audioSeconds, shards: shards.count,
+            bytes: shards.reduce(0) { $0 + $1.bytes }))
+      }
+      for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
+      report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+      report.peakMemoryBytes = peakResidentBytes()
+      report.cpuSeconds = processCPUSeconds() - cpuAtStart
+      report.processedAudioSeconds = stream.processedAudioSeconds
+      report.resumedRecords = stream.resumedRecords
+      return report
+    }
     if sideFiles == nil { startSideFiles() }
     try sideFiles?.value()
     logger.info("wrote all splits at \(elapsed(since: started))")
-    for (split, _) in splitUtterances {
-      let shards = shardsBySplit[split] ?? []
-      let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
-      splitInfos.append(info)
+    let (manifest, splitInfos) = try assembleManifest(
+      features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0), shardsBySplit: shardsBySplit,
+      missingSplits: listing.missingSplits, inputs: inputRoots())
+    for info in splitInfos {
       report.splits.append(
         .init(
-          name: split, records: info.records, audioSeconds: info.audioSeconds, shards: shards.count,
-          bytes: shards.reduce(0) { $0 + $1.bytes }))
-    }
-
-    // 5. Statistics, side files, manifest.
-    var statistics = FeatureStatistics(bins: featureParameters.bins)
-    var statisticsSplits = presentTraining
-    for split in splitInfos where presentTraining.contains(split.name) {
-      for shard in split.shards { statistics.merge(shard.statistics) }
-    }
-    if augmenting, let source = recipe.augment?.statisticsFrom {
-      (statistics, statisticsSplits) = try borrowedStatistics(from: source, features: featureParameters)
+          name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
+          bytes: info.shards.reduce(0) { $0 + $1.bytes }))
     }
     for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
-    let manifest = DatasetManifest(
-      toolVersion: toolVersion, seed: recipe.seed, features: featureParameters,
-      normalization: NormalizationInfo(
-        mode: recipe.normalization.mode, statisticsSplits: statisticsSplits, statistics: statistics,
-        stdFloor: recipe.normalization.stdFloor),
-      vocabulary: vocabulary, splits: splitInfos,
-      rejected: RejectionSummary(
-        count: rejections.count,
-        byReason: Dictionary(uniqueKeysWithValues: report.rejectionsByReason.map { ($0.key.rawValue, $0.value) }),
-        file: "rejected.jsonl"),
-      recipe: identity, inputs: inputRoots())
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     // The dataset is complete: the journal's last save is moot, whether it failed or not.
     stream.settleJournalWrite()
@@ -251,6 +286,39 @@ final class Preparer {
     report.processedAudioSeconds = stream.processedAudioSeconds
     report.resumedRecords = stream.resumedRecords
     return report
+  }
+
+  /// The manifest of the dataset whose splits (in order) hold `shardsBySplit`, with this
+  /// run's rejections: split totals, the training splits' statistics merged in shard order
+  /// (or those of `augment.statisticsFrom`), the rejection summary. Shared by a whole run
+  /// and by `merge`, so that both write the same bytes.
+  func assembleManifest(
+    features: FeatureParameters, vocabulary: Vocabulary, splits: [String], shardsBySplit: [String: [ShardInfo]],
+    missingSplits: [String], inputs: InputRoots
+  ) throws -> (DatasetManifest, [SplitInfo]) {
+    let presentTraining = recipe.corpus.trainingSplits.filter { !missingSplits.contains($0) }
+    let splitInfos = splits.map { split in
+      makeSplitInfo(name: split, shards: shardsBySplit[split] ?? [], isTraining: recipe.corpus.trainingSplits.contains(split))
+    }
+    var statistics = FeatureStatistics(bins: features.bins)
+    var statisticsSplits = presentTraining
+    for split in splitInfos where presentTraining.contains(split.name) {
+      for shard in split.shards { statistics.merge(shard.statistics) }
+    }
+    if augmenting, let source = recipe.augment?.statisticsFrom {
+      (statistics, statisticsSplits) = try borrowedStatistics(from: source, features: features)
+    }
+    var byReason: [String: Int] = [:]
+    for rejection in rejections { byReason[rejection.reason.rawValue, default: 0] += 1 }
+    let manifest = DatasetManifest(
+      toolVersion: toolVersion, seed: recipe.seed, features: features,
+      normalization: NormalizationInfo(
+        mode: recipe.normalization.mode, statisticsSplits: statisticsSplits, statistics: statistics,
+        stdFloor: recipe.normalization.stdFloor),
+      vocabulary: vocabulary, splits: splitInfos,
+      rejected: RejectionSummary(count: rejections.count, byReason: byReason, file: "rejected.jsonl"),
+      recipe: identity, inputs: inputs)
+    return (manifest, splitInfos)
   }
 
   /// The folders this run reads, which its output must not be or contain.

@@ -28,6 +28,8 @@ final class ShardStream {
   let lastShardClosed: () -> Void
   /// The resume journal, as last saved or about to be.
   private(set) var journal: RunJournal
+  /// Where the journal lives: the dataset folder, or a partition's folder.
+  let journalDirectory: String
   /// The last journal write, in flight while the caller writes the manifest.
   private var pendingJournalWrite: Later<Void>?
   /// Audio seconds featurized by this run.
@@ -37,7 +39,7 @@ final class ShardStream {
 
   init(
     recipe: Recipe, pool: WorkerPool, featurizers: Later<PerWorker<Featurizer>>, augmenter: Augmenter?, journal: RunJournal,
-    progress: ProgressSink?, cancellation: Cancellation, logger: Logger, reject: @escaping (ItemError) -> Void,
+    journalDirectory: String, progress: ProgressSink?, cancellation: Cancellation, logger: Logger, reject: @escaping (ItemError) -> Void,
     lastShardClosed: @escaping () -> Void
   ) {
     self.recipe = recipe
@@ -46,6 +48,7 @@ final class ShardStream {
     self.featurizers = featurizers
     self.augmenter = augmenter
     self.journal = journal
+    self.journalDirectory = journalDirectory
     self.progress = progress
     self.cancellation = cancellation
     self.logger = logger
@@ -60,7 +63,7 @@ final class ShardStream {
       pendingJournalWrite = nil
       try pending.value()
     }
-    try journal.save(directory: output)
+    try journal.save(directory: journalDirectory)
   }
 
   /// Waits for the journal write in flight, if any, ignoring its error (the dataset is
@@ -89,13 +92,20 @@ final class ShardStream {
   /// Featurizes and writes every split's utterances (each split already in length order)
   /// as one ordered stream, so that the workers never drain between splits; resumes
   /// after the shards the journal lists. Returns each split's shards.
-  func write(_ splits: [(String, [PlannedUtterance])], bins: Int) throws -> [String: [ShardInfo]] {
+  /// - Parameters:
+  ///   - plannedShards: where each split's shards start (`plannedShards(for:bins:)`).
+  ///   - ranges: the positions of each split to write (a partition's share); nil: all.
+  func write(
+    _ splits: [(String, [PlannedUtterance])], bins: Int, plannedShards: [String: [PlannedShard]],
+    ranges: [String: Range<Int>]? = nil
+  ) throws -> [String: [ShardInfo]] {
     // Restore journaled progress; collect what is left to do.
     var items: [WorkItem] = []
     var rejectionsBySplit: [String: [(position: Int, error: ItemError)]] = [:]
     var countBySplit: [String: Int] = [:]
     for (split, utterances) in splits {
-      countBySplit[split] = utterances.count
+      let range = ranges?[split] ?? 0..<utterances.count
+      countBySplit[split] = range.upperBound
       var progress = journal.splits[split] ?? RunJournal.SplitProgress()
       if !journaledShardsExist(progress.shards) {
         logger.warning("shards of \(split) listed in \(RunJournal.fileName) are missing or changed; rewriting the split")
@@ -106,17 +116,9 @@ final class ShardStream {
       rejectionsBySplit[split] = progress.rejections.map { (-1, $0) }
       resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
       if progress.finished { continue }
-      for position in progress.consumed..<utterances.count {
+      for position in max(progress.consumed, range.lowerBound)..<range.upperBound {
         items.append(WorkItem(split: split, position: position, utterance: utterances[position]))
       }
-    }
-
-    // Where every shard starts, from the plan alone (`SplitWriter.planShards`).
-    var plannedShards: [String: [PlannedShard]] = [:]
-    for (split, utterances) in splits {
-      plannedShards[split] = SplitWriter.planShards(
-        valueSizes: utterances.map { plannedValueBytes($0, bins: bins) }, keySizes: utterances.map { 4 + $0.id.utf8.count },
-        maxShardBytes: recipe.shards.maxShardBytes)
     }
 
     // Shard digests run on the map's threads, ahead of new items.
@@ -235,7 +237,7 @@ final class ShardStream {
     var shards: [String: [ShardInfo]] = [:]
     for (split, utterances) in splits {
       var progress = journal.splits[split]!
-      progress.consumed = utterances.count
+      progress.consumed = ranges?[split]?.upperBound ?? utterances.count
       progress.rejections = rejectionsBySplit[split, default: []].map(\.error)
       progress.finished = true
       journal.splits[split] = progress
@@ -248,7 +250,7 @@ final class ShardStream {
       try pending.value()
     }
     let snapshot = journal
-    pendingJournalWrite = backgroundWrite(to: output + "/" + RunJournal.fileName) { try snapshot.text() }
+    pendingJournalWrite = backgroundWrite(to: journalDirectory + "/" + RunJournal.fileName) { try snapshot.text() }
     return shards
   }
 
@@ -264,6 +266,17 @@ final class ShardStream {
     let largest = utterances.map(\.frames).max() ?? 1
     let fitting = (64 << 20) / max(1, largest * bins * bytesPerValue)
     return max(4 * threads + 4, min(fitting, 32 * threads))
+  }
+
+  /// Where each split's shards start, from the plan alone (`SplitWriter.planShards`).
+  func plannedShards(for splits: [(String, [PlannedUtterance])], bins: Int) -> [String: [PlannedShard]] {
+    var planned: [String: [PlannedShard]] = [:]
+    for (split, utterances) in splits {
+      planned[split] = SplitWriter.planShards(
+        valueSizes: utterances.map { plannedValueBytes($0, bins: bins) }, keySizes: utterances.map { 4 + $0.id.utf8.count },
+        maxShardBytes: recipe.shards.maxShardBytes)
+    }
+    return planned
   }
 
   /// The stored size of `utterance`'s record as planned (its info as drawn: the speaker and

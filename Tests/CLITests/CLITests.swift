@@ -27,7 +27,7 @@ final class CLITests: XCTestCase {
   func testHelpForEveryCommand() throws {
     let top = try runBinary(["--help"])
     XCTAssertEqual(top.status, 0)
-    for command in ["prepare", "augment", "inspect", "verify", "train", "evaluate", "transcribe"] {
+    for command in ["prepare", "augment", "merge", "inspect", "verify", "train", "evaluate", "transcribe"] {
       XCTAssertTrue(top.stdout.contains(command), top.stdout)
       let help = try runBinary([command, "--help"])
       XCTAssertEqual(help.status, 0, command)

@@ -1,0 +1,103 @@
+import DS2Core
+import Foundation
+import Logging
+import Shards
+
+/// Joins the parts of a partitioned `prepare` or `augment` (the `ds2-data merge` command):
+/// checks that every part `0..<N` is complete, made from one recipe, and that its shards
+/// are there with their recorded sizes; concatenates the shards of each split in part
+/// order, merges the statistics in shard order and the rejections in plan order, and
+/// writes `rejected.jsonl`, `recipe.yaml` and, last and atomically, `manifest.json`: the
+/// same bytes a single run of the recipe writes. Then removes `partitions/`. A merged
+/// output is left as it is (a second merge does nothing).
+/// - Throws: `ConfigurationError` naming a missing, unfinished or foreign part, or a
+///   missing or changed shard.
+public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge")) throws -> PrepareReport {
+  let started = DispatchTime.now()
+  let folder = try DatasetFolder.claim(output, protecting: [], logger: logger)
+  let root = output + "/" + PartFolder.folderName
+  let parts = PartFolder.parts(in: root)
+  var report = PrepareReport(outputDirectory: output)
+  guard let (firstIndex, firstPath) = parts.first else {
+    if RegularFile.exists(output + "/manifest.json") {
+      report.alreadyComplete = true
+      return report
+    }
+    throw ConfigurationError("\(output): no parts to merge (no \(PartFolder.folderName)/K folders); run prepare --partition K/N first")
+  }
+  guard let first = PartFolder.readManifest(firstPath) else {
+    throw ConfigurationError("\(firstPath): part \(firstIndex) is unfinished (no \(PartManifest.fileName)); rerun prepare --partition \(firstIndex)/N")
+  }
+  let count = first.count
+  var manifests: [PartManifest] = []
+  for index in 0..<count {
+    let path = root + "/\(index)"
+    guard let manifest = PartFolder.readManifest(path) else {
+      let state = RunJournal.load(directory: path) != nil ? "is unfinished" : "is missing"
+      throw ConfigurationError(
+        "\(output): part \(index) of \(count) \(state); run prepare --partition \(index)/\(count) (same recipe) and merge again")
+    }
+    guard manifest.identity == first.identity, manifest.count == count, manifest.index == index else {
+      throw ConfigurationError(
+        "\(path): part \(index) was made from another recipe or as part of another split (differs in: "
+          + "\(differingKeys(manifest.identity, first.identity).joined(separator: ", ")); parts \(count))")
+    }
+    manifests.append(manifest)
+  }
+  if let extra = parts.first(where: { $0.0 >= count }) {
+    throw ConfigurationError("\(extra.1): a part beyond the \(count) parts the others name; remove it or rerun with N = \(extra.0 + 1)")
+  }
+  var shardsBySplit: [String: [ShardInfo]] = [:]
+  for split in first.splits {
+    shardsBySplit[split] = manifests.flatMap { $0.shards[split] ?? [] }
+  }
+  for shard in shardsBySplit.values.joined() {
+    let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
+    guard (attributes?[.size] as? NSNumber)?.intValue == shard.bytes else {
+      throw ConfigurationError(
+        "\(output)/\(shard.file): missing, or not the \(shard.bytes) bytes its part recorded (changed after the part finished?); "
+          + "rerun that part's task")
+    }
+  }
+
+  var options = PrepareOptions()
+  options.logger = logger
+  let preparer = Preparer(recipe: first.recipe, options: options, augmenting: first.augmenting)
+  preparer.rejections = first.planRejections + manifests.flatMap(\.rejections)
+  let (manifest, splitInfos) = try preparer.assembleManifest(
+    features: first.features, vocabulary: first.vocabulary, splits: first.splits, shardsBySplit: shardsBySplit,
+    missingSplits: first.missingSplits, inputs: first.inputs)
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+  var rejected = ""
+  for rejection in preparer.rejections {
+    rejected += String(decoding: try encoder.encode(rejection), as: UTF8.self) + "\n"
+  }
+  try atomicWrite(rejected, to: output + "/rejected.jsonl")
+  try atomicWrite(first.recipe.yaml(), to: output + "/recipe.yaml")
+  try atomicWrite(preparer.encodeManifest(manifest), to: output + "/manifest.json")
+  // The parts are merged: their folders are ours to remove.
+  for (_, path) in parts {
+    for name in [PartManifest.fileName, RunJournal.fileName, OutputFolder.markerName, OutputFolder.lockName] {
+      try? FileManager.default.removeItem(atPath: path + "/" + name)
+    }
+    rmdir(path)  // fails, leaving it, if it holds anything else
+  }
+  rmdir(root)
+  _ = folder
+
+  report.verb = first.augmenting ? "augmented" : "prepared"
+  report.mergedParts = count
+  report.noiseFiles = first.noiseFiles
+  report.missingSplits = first.missingSplits
+  for info in splitInfos {
+    report.splits.append(
+      .init(
+        name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
+        bytes: info.shards.reduce(0) { $0 + $1.bytes }))
+  }
+  for rejection in preparer.rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
+  report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+  report.peakMemoryBytes = peakResidentBytes()
+  return report
+}

@@ -1,0 +1,101 @@
+import DS2Core
+import Foundation
+import Shards
+
+/// `partitions/K/` of a partitioned run: locked by the task writing part K (a second task
+/// with the same index, as Kubernetes may start, is refused), holding the part's resume
+/// journal and, once the part is done, `part.json`.
+struct PartFolder: Sendable {
+  static let folderName = "partitions"
+  let owned: OutputFolder
+  let partition: Partition
+  var path: String { owned.path }
+
+  /// Claims `partitions/K` of `folder` (whose whole output the caller holds with a shared
+  /// lock).
+  /// - Throws: `ConfigurationError` when another task writes part K, or when another part
+  ///   of this output was made from a different recipe or as one of a different number of
+  ///   parts (naming the part and the differing settings).
+  static func claim(partition: Partition, in folder: DatasetFolder, identity: JSONValue) throws -> PartFolder {
+    let root = folder.path + "/" + folderName
+    do {
+      try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    } catch {
+      throw ConfigurationError("cannot create \(root): \(error.localizedDescription)")
+    }
+    for (index, other) in parts(in: root) {
+      if let manifest = readManifest(other) {
+        if manifest.identity != identity {
+          throw ConfigurationError(
+            "\(other) is part \(index) of a dataset made from a different recipe (differs in: "
+              + "\(differingKeys(manifest.identity, identity).joined(separator: ", "))); every part of one output runs the same recipe")
+        }
+        if manifest.count != partition.count {
+          throw ConfigurationError(
+            "\(other) is part \(index) of \(manifest.count) parts, but this task says \(partition.count): "
+              + "every task of one output gives the same N")
+        }
+      } else if let journal = RunJournal.load(directory: other), journal.recipe != identity {
+        throw ConfigurationError(
+          "\(other) holds an unfinished part of a different recipe (differs in: "
+            + "\(differingKeys(journal.recipe, identity).joined(separator: ", "))); every part of one output runs the same recipe")
+      }
+    }
+    do {
+      let owned = try OutputFolder(path: root + "/\(partition.index)", kind: .dataset)
+      return PartFolder(owned: owned, partition: partition)
+    } catch let error as OutputFolderError {
+      throw ConfigurationError("part \(partition): \(error.message)")
+    }
+  }
+
+  /// The numbered part folders under `root`, by index.
+  static func parts(in root: String) -> [(Int, String)] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+    return entries.compactMap { name in Int(name).map { ($0, root + "/" + name) } }.sorted { $0.0 < $1.0 }
+  }
+
+  /// The part's `part.json`, if it is there and readable.
+  static func readManifest(_ directory: String) -> PartManifest? {
+    guard let bytes = try? RegularFile.read(directory + "/" + PartManifest.fileName, maxBytes: DatasetManifest.maxBytes) else {
+      return nil
+    }
+    return try? JSONDecoder().decode(PartManifest.self, from: Data(bytes))
+  }
+
+  /// True when this part is done for `identity` and `partition` (its `part.json` says so).
+  func isComplete(identity: JSONValue) -> Bool {
+    guard let manifest = Self.readManifest(path) else { return false }
+    return manifest.identity == identity && manifest.count == partition.count && manifest.index == partition.index
+  }
+
+  /// The part's unfinished journal of this recipe and shard layout, if any.
+  func resumableJournal(for fresh: RunJournal) -> RunJournal? {
+    guard let existing = RunJournal.load(directory: path), existing.recipe == fresh.recipe, existing.layout == fresh.layout
+    else { return nil }
+    return existing
+  }
+
+  /// A fresh start: removes the part's `part.json` and journal (its shard files are
+  /// rewritten when the run reaches them) and creates the dataset's `shards/`.
+  func startOver(in folder: DatasetFolder) throws {
+    do {
+      let names = [PartManifest.fileName, RunJournal.fileName]
+      try owned.removeOwnedFiles(names + names.map { $0 + ".tmp" })
+    } catch let error as OutputFolderError {
+      throw ConfigurationError(error.message)
+    }
+    do {
+      try FileManager.default.createDirectory(atPath: folder.path + "/shards", withIntermediateDirectories: true)
+    } catch {
+      throw ConfigurationError("cannot create \(folder.path)/shards: \(error.localizedDescription)")
+    }
+  }
+
+  /// Writes `part.json` (atomically): the part is complete.
+  func finish(with manifest: PartManifest) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    try atomicWrite(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: path + "/" + PartManifest.fileName)
+  }
+}

@@ -1,0 +1,121 @@
+import DS2Core
+import Foundation
+import Shards
+import TestSupport
+import XCTest
+
+@testable import Pipeline
+
+/// `prepare --partition K/N` by N tasks, then `merge`: the same bytes as one run.
+final class PartitionedPrepareTests: XCTestCase {
+  func quiet(_ partition: Partition? = nil) -> PrepareOptions {
+    var options = PrepareOptions()
+    options.logger.logLevel = .critical
+    options.partition = partition
+    return options
+  }
+
+  /// The dataset files that must be identical (recipe.yaml records the output path).
+  func contents(_ output: String) throws -> [String: Data] {
+    var files: [String: Data] = [:]
+    let enumerator = FileManager.default.enumerator(atPath: output)!
+    while let name = enumerator.nextObject() as? String {
+      var isDirectory: ObjCBool = false
+      _ = FileManager.default.fileExists(atPath: output + "/" + name, isDirectory: &isDirectory)
+      if !isDirectory.boolValue && !["recipe.yaml", OutputFolder.lockName].contains(name) {
+        files[name] = FileManager.default.contents(atPath: output + "/" + name)
+      }
+    }
+    return files
+  }
+
+  /// A corpus with a rejection at planning (a transcript line without audio) and one while
+  /// featurizing (audio truncated behind a readable header), 1 MiB shards: for N = 1, 2, 3,
+  /// 7 and more parts than shards, tasks run in reverse order and merged give the
+  /// single run's manifest, rejections and shards byte for byte; a second merge does
+  /// nothing; `verify` passes.
+  func testMergedPartsAreByteIdenticalToOneRun() throws {
+    let directory = TemporaryDirectory("partitions")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 30))
+    let chapter = root + "/LibriSpeech/train-clean-100"
+    let speakers = try FileManager.default.contentsOfDirectory(atPath: chapter).sorted()
+    let chapters = try FileManager.default.contentsOfDirectory(atPath: chapter + "/" + speakers[0]).sorted()
+    let folder = chapter + "/" + speakers[0] + "/" + chapters[0]
+    let audio = try FileManager.default.contentsOfDirectory(atPath: folder).filter { $0.hasSuffix(".flac") }.sorted()
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: folder + "/" + audio[0]))
+    try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: folder + "/" + audio[0]))
+    let transcript = try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasSuffix(".trans.txt") }!
+    try appendLine("\(speakers[0])-\(chapters[0])-9999 NO AUDIO HERE", to: folder + "/" + transcript)
+
+    func recipe(_ output: String) -> Recipe {
+      var recipe = Recipe(
+        name: "parts", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean", "test-clean"]),
+        output: output)
+      recipe.threads = 1
+      recipe.shards.maxShardBytes = 1 << 20
+      return recipe
+    }
+    let single = directory.path + "/single"
+    let whole = try prepare(recipe: recipe(single), options: quiet())
+    XCTAssertEqual(whole.rejectedCount, 2)
+    let expected = try contents(single)
+    let shardCount = try Dataset(directory: single).manifest.splits.reduce(0) { $0 + $1.shards.count }
+    XCTAssertGreaterThanOrEqual(shardCount, 4)
+
+    for count in [1, 2, 3, 7, shardCount + 3] {
+      let output = directory.path + "/parts-\(count)"
+      for index in (0..<count).reversed() {
+        let report = try prepare(recipe: recipe(output), options: quiet(try Partition(index: index, count: count)))
+        XCTAssertEqual(report.partition, try Partition(index: index, count: count))
+      }
+      let merged = try merge(output: output)
+      XCTAssertEqual(merged.rejectedCount, 2, "N = \(count)")
+      XCTAssertEqual(merged.records, whole.records, "N = \(count)")
+      let got = try contents(output)
+      XCTAssertEqual(Set(got.keys), Set(expected.keys), "N = \(count)")
+      for (name, data) in expected { XCTAssertEqual(got[name], data, "N = \(count): \(name) differs from the single run") }
+      XCTAssertFalse(FileManager.default.fileExists(atPath: output + "/partitions"), "N = \(count)")
+      XCTAssertTrue(try merge(output: output).alreadyComplete, "a second merge does nothing")
+      XCTAssertTrue(verifyDataset(directory: output).isIntact, "N = \(count)")
+    }
+  }
+
+  /// A missing part, a part of another recipe, another N, and a shard changed after its
+  /// part finished: each refused with a message naming it; nothing written is lost.
+  func testMergeNamesWhatIsMissingOrWrong() throws {
+    let directory = TemporaryDirectory("partitions-bad")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 12))
+    var recipe = Recipe(
+      name: "parts", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+      output: directory.path + "/out")
+    recipe.threads = 1
+    _ = try prepare(recipe: recipe, options: quiet(try Partition(index: 1, count: 2)))
+    XCTAssertThrowsError(try merge(output: recipe.output)) {
+      XCTAssertTrue("\($0)".contains("part 0 of 2 is missing"), "\($0)")
+    }
+    var other = recipe
+    other.features.windowSeconds = 0.025
+    XCTAssertThrowsError(try prepare(recipe: other, options: quiet(try Partition(index: 0, count: 2)))) {
+      XCTAssertTrue("\($0)".contains("different recipe") && "\($0)".contains("features.windowSeconds"), "\($0)")
+    }
+    XCTAssertThrowsError(try prepare(recipe: recipe, options: quiet(try Partition(index: 0, count: 3)))) {
+      XCTAssertTrue("\($0)".contains("of 2 parts, but this task says 3"), "\($0)")
+    }
+    var forced = quiet(try Partition(index: 0, count: 2))
+    forced.force = true
+    XCTAssertThrowsError(try prepare(recipe: recipe, options: forced)) {
+      XCTAssertTrue("\($0)".contains("--force cannot be combined with --partition"), "\($0)")
+    }
+    let done = try prepare(recipe: recipe, options: quiet(try Partition(index: 0, count: 2)))
+    XCTAssertFalse(done.alreadyComplete)
+    XCTAssertTrue(try prepare(recipe: recipe, options: quiet(try Partition(index: 0, count: 2))).alreadyComplete)
+    let shards = try FileManager.default.contentsOfDirectory(atPath: recipe.output + "/shards").filter { $0.hasSuffix(".mdb") }.sorted()
+    try appendBytes([0], to: recipe.output + "/shards/" + shards[0])
+    XCTAssertThrowsError(try merge(output: recipe.output)) {
+      XCTAssertTrue("\($0)".contains("shards/\(shards[0])") && "\($0)".contains("recorded"), "\($0)")
+    }
+    XCTAssertTrue(FileManager.default.fileExists(atPath: recipe.output + "/partitions/0/part.json"), "nothing is lost")
+  }
+}
