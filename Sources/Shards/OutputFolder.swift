@@ -100,9 +100,11 @@ public final class OutputFolder: Sendable {
       } catch {
         throw OutputFolderError("\(path): cannot list the output folder: \(Self.reason(error))")
       }
-      let foreign = entries.filter { $0 != Self.lockName && $0 != Self.markerName }
+      // The marker's temporary file may be another task's marker being written.
+      let foreign = entries.filter { $0 != Self.lockName && $0 != Self.markerName && $0 != Self.markerName + ".tmp" }
       let adopted = !foreign.isEmpty && legacyEvidence.contains { entries.contains($0) && Self.isLegacyOutput(path + "/" + $0) }
-      if !foreign.isEmpty && !adopted {
+      // Another task of a partitioned run may have marked the folder since it was read.
+      if !foreign.isEmpty && !adopted && Self.readMarker(marker) != kind {
         let shown = foreign.prefix(5).joined(separator: ", ") + (foreign.count > 5 ? ", … (\(foreign.count) entries)" : "")
         throw OutputFolderError(
           "\(path): the folder is not empty and was not written by ds2-data (it holds \(shown)); "
@@ -130,7 +132,11 @@ public final class OutputFolder: Sendable {
       do {
         try AtomicFile.write(Array("{\"kind\":\"\(kind.rawValue)\",\"tool\":\"ds2-data\"}\n".utf8), to: marker)
       } catch {
-        throw OutputFolderError("\(marker): cannot write the ownership marker: \(error)")
+        // Tasks of a partitioned run start together on a new output and race to write the
+        // same marker: losing that race is fine when the winner's marker says the same.
+        if Self.readMarker(marker) != kind {
+          throw OutputFolderError("\(marker): cannot write the ownership marker: \(error)")
+        }
       }
     }
   }

@@ -113,6 +113,43 @@ final class CrashSafetyTests: XCTestCase {
     XCTAssertGreaterThan(interruptedRuns, 0, "no run was caught mid-way; the corpus is too small for this machine")
   }
 
+  /// Two parts of a partitioned run, started together on one output: a second task with
+  /// the index of a running one is refused; part 0 killed with SIGKILL at random moments
+  /// and rerun; then merge gives the bytes of one uninterrupted run.
+  func testPartitionTasksKilledAndRerunMergeByteIdentical() throws {
+    let directory = TemporaryDirectory("kill-parts")
+    let recipe = try makeCorpus(directory)
+    let reference = directory.path + "/reference"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", reference, "-q"]).status, 0)
+    let expected = contents(of: reference)
+    let output = directory.path + "/parts"
+    var generator = SeededGenerator(seed: UInt64(Date().timeIntervalSince1970))
+    let other = try start(["prepare", recipe, "--output", output, "-q", "--threads", "1", "--partition", "1/2"])
+    for attempt in 0..<3 {
+      let process = try start(["prepare", recipe, "--output", output, "-q", "--threads", "1", "--partition", "0/2"])
+      if attempt == 0 {
+        _ = waitForWriting(output, of: process)
+        let twin = try runBinary(["prepare", recipe, "--output", output, "-q", "--threads", "1", "--partition", "0/2"])
+        if process.isRunning {
+          XCTAssertEqual(twin.status, 1, twin.stderr)
+          XCTAssertTrue(twin.stderr.contains("part 0/2") && twin.stderr.contains("another ds2-data process"), twin.stderr)
+        }
+      } else {
+        usleep(UInt32(10_000 + generator.next() % 200_000))
+      }
+      if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+      process.waitUntilExit()
+    }
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "-q", "--partition", "0/2"]).status, 0)
+    other.waitUntilExit()
+    XCTAssertEqual(other.terminationStatus, 0)
+    let merged = try runBinary(["merge", output])
+    XCTAssertEqual(merged.status, 0, merged.stderr)
+    let actual = contents(of: output)
+    XCTAssertEqual(Set(actual.keys), Set(expected.keys))
+    for (name, data) in expected { XCTAssertEqual(actual[name], data, "\(name) differs from the uninterrupted run") }
+  }
+
   func testCtrlCStopsCleanlyWithStatus130AndResumes() throws {
     let directory = TemporaryDirectory("sigint")
     let recipe = try makeCorpus(directory)

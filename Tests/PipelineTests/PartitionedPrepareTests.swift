@@ -1,3 +1,4 @@
+import Augmentation
 import DS2Core
 import Foundation
 import Shards
@@ -79,6 +80,30 @@ final class PartitionedPrepareTests: XCTestCase {
       XCTAssertTrue(try merge(output: output).alreadyComplete, "a second merge does nothing")
       XCTAssertTrue(verifyDataset(directory: output).isIntact, "N = \(count)")
     }
+  }
+
+  /// `augment --partition`: speed copies, noise and reverberation drawn per item, so any
+  /// task makes the same copy; three parts merged equal one run.
+  func testAugmentedPartsMergeByteIdentical() throws {
+    let directory = TemporaryDirectory("partitions-augment")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 12))
+    var recipe = Recipe(
+      name: "aug-parts", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+      output: directory.path + "/single")
+    recipe.threads = 1
+    var config = AugmentConfig()
+    config.noise.bank = repositoryRoot + "/corpora/mini-musan"
+    config.noise.probability = 0.8
+    recipe.augment = config
+    _ = try augment(recipe: recipe, options: quiet())
+    let expected = try contents(recipe.output)
+    recipe.output = directory.path + "/parts"
+    for index in 0..<3 { _ = try augment(recipe: recipe, options: quiet(try Partition(index: index, count: 3))) }
+    _ = try merge(output: recipe.output)
+    let got = try contents(recipe.output)
+    XCTAssertEqual(Set(got.keys), Set(expected.keys))
+    for (name, data) in expected { XCTAssertEqual(got[name], data, "\(name) differs from the single augment run") }
   }
 
   /// A missing part, a part of another recipe, another N, and a shard changed after its
