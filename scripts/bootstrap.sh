@@ -9,6 +9,7 @@ packages=(
   espeak-ng sox flac                                                            # corpus and fixture generation
   tar gzip                                                                      # AISHELL-1 speaker archives
   python3                                                                       # scripts/fuzz-hostile (standard library only)
+  slurm-wlm                                                                     # Tests/slurm: partitions under a real scheduler
 )
 
 missing=()
@@ -24,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo="sudo"
   fi
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 command -v swift >/dev/null || {

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Partitioned preparation under a real Slurm (run by scripts/test; issue 13, item 4).
+#
+# Starts a one-node Slurm of its own (slurmctld + slurmd, auth/none, state in a temporary
+# folder), then:
+#  1. `sbatch --array=0-3` of `prepare --partition auto/4` of a generated corpus, and a
+#     `merge` job with `--dependency=afterok`: the result equals a single-machine run,
+#     byte for byte (every shard, manifest.json, rejected.jsonl);
+#  2. the same with task 2 killed (SIGKILL through scancel) once it is writing, and only
+#     index 2 resubmitted (`--array=2`, the partition count still 4): still identical.
+# Stops exactly the daemons it started (their PID files), also on failure.
+#   Tests/slurm/run.sh BINARY
+set -euo pipefail
+binary="$(realpath "$1")"
+repo="$(cd "$(dirname "$0")/../.." && pwd)"
+work="$(mktemp -d /tmp/ds2-slurm.XXXXXX)"
+state="$work/state"
+mkdir -p "$state/ctld" "$state/d"
+export SLURM_CONF="$state/slurm.conf"
+sed -e "s|@HOST@|$(hostname -s)|g" -e "s|@CPUS@|$(nproc)|g" -e "s|@STATE@|$state|g" \
+  -e "s|@CTLD_PORT@|${DS2_SLURMCTLD_PORT:-6917}|g" -e "s|@D_PORT@|${DS2_SLURMD_PORT:-6918}|g" \
+  "$repo/Tests/slurm/slurm.conf.in" >"$SLURM_CONF"
+
+stop() {
+  local pids=""
+  for f in "$state/slurmd.pid" "$state/slurmctld.pid"; do
+    if [ -f "$f" ]; then pid=$(cat "$f"); kill "$pid" 2>/dev/null && pids="$pids $pid"; fi
+  done
+  for _ in $(seq 100); do
+    alive=""; for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+    [ -z "$alive" ] && break; sleep 0.1
+  done
+  for p in $alive; do kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap stop EXIT
+fail() { echo "Tests/slurm: FAIL: $*" >&2; tail -n 20 "$state"/*.log >&2 2>/dev/null || true; exit 1; }
+
+/usr/sbin/slurmctld -f "$SLURM_CONF"
+/usr/sbin/slurmd -f "$SLURM_CONF"
+for i in $(seq 120); do
+  [ "$(sinfo -h -N -o %t 2>/dev/null || true)" = idle ] && break
+  [ "$i" = 120 ] && fail "the node did not become idle: $(sinfo -N 2>&1)"
+  sleep 0.5
+done
+
+# A corpus large enough that a task runs for a few seconds: 8,000 one-second utterances,
+# FLACs made by sox once and hard-linked under every name (LibriSpeech layout).
+corpus="$work/corpus"
+mkdir -p "$corpus"
+for i in 0 1 2 3; do sox -n -r 16000 -b 16 -c 1 "$work/source-$i.flac" synth "1.$i" pinknoise vol 0.3; done
+python3 - "$work" "$corpus" <<'PY'
+import os, sys
+work, root = sys.argv[1], sys.argv[2]
+words = "ZERO ONE TWO THREE FOUR FIVE SIX SEVEN EIGHT NINE".split()
+for index in range(8000):
+    split = "train-clean-100" if index < 7000 else "dev-clean"
+    speaker, chapter, item = 100 + index // 500, 10 + (index // 50) % 10, index % 50
+    folder = os.path.join(root, "LibriSpeech", split, str(speaker), str(chapter))
+    os.makedirs(folder, exist_ok=True)
+    name = f"{speaker}-{chapter}-{item:04d}"
+    os.link(os.path.join(work, f"source-{index % 4}.flac"), os.path.join(folder, name + ".flac"))
+    with open(os.path.join(folder, f"{speaker}-{chapter}.trans.txt"), "a") as f:
+        f.write(name + " NUMBER " + " ".join(words[int(d)] for d in str(index)) + "\n")
+PY
+recipe="$work/recipe.yaml"
+cat >"$recipe" <<YAML
+corpus: {kind: librispeech, root: $corpus, splits: [train-clean-100, dev-clean]}
+shards: {maxShardBytes: 4194304}
+YAML
+
+"$binary" prepare "$recipe" --output "$work/single" --threads 1 -q >/dev/null
+digests() { (cd "$1" && find . -type f ! -name recipe.yaml ! -name .ds2-data.lock | LC_ALL=C sort | xargs sha256sum); }
+digests "$work/single" >"$work/expected"
+
+wait_for() {  # wait_for JOB...: until none of the jobs is queued or running
+  for _ in $(seq 600); do
+    [ -z "$(squeue -h -j "$(IFS=,; echo "$*")" 2>/dev/null)" ] && return 0
+    sleep 0.2
+  done
+  fail "jobs $* did not finish: $(squeue 2>&1)"
+}
+
+# 1. An array of 4 and a dependent merge.
+out="$work/parts"
+array=$(sbatch --parsable --array=0-3 --cpus-per-task=1 -o "$work/task-%a.log" \
+  --wrap "'$binary' prepare '$recipe' --output '$out' --partition auto/4 --threads 1")
+merge=$(sbatch --parsable --dependency=afterok:"$array" -o "$work/merge.log" --wrap "'$binary' merge '$out'")
+wait_for "$array" "$merge"
+[ -f "$out/manifest.json" ] || fail "no manifest after the merge job: $(cat "$work"/task-*.log "$work/merge.log" 2>&1 | tail -n 20)"
+digests "$out" >"$work/got"
+cmp -s "$work/expected" "$work/got" || fail "array + merge differs from the single run: $(diff "$work/expected" "$work/got" | head)"
+echo "Tests/slurm: sbatch --array=0-3 + afterok merge: byte-identical to one run"
+
+# 2. Task 2 killed while writing, only index 2 resubmitted, then merge.
+out="$work/killed"
+array=$(sbatch --parsable --array=0-3 --cpus-per-task=1 -o "$work/killed-%a.log" \
+  --wrap "'$binary' prepare '$recipe' --output '$out' --partition auto/4 --threads 1")
+for _ in $(seq 3000); do
+  [ -f "$out/partitions/2/progress.json" ] && break
+  sleep 0.01
+done
+sleep 0.3
+scancel --signal=KILL "${array}_2"
+wait_for "$array"
+[ ! -f "$out/partitions/2/part.json" ] || echo "Tests/slurm: (task 2 finished before it was killed; the resubmission is a no-op)"
+again=$(sbatch --parsable --array=2 --cpus-per-task=1 -o "$work/again-%a.log" \
+  --wrap "'$binary' prepare '$recipe' --output '$out' --partition auto/4 --threads 1")
+merge=$(sbatch --parsable --dependency=afterok:"$again" -o "$work/merge2.log" --wrap "'$binary' merge '$out'")
+wait_for "$again" "$merge"
+[ -f "$out/manifest.json" ] || fail "no manifest after the resubmission: $(cat "$work"/again-*.log "$work/merge2.log" 2>&1 | tail -n 20)"
+digests "$out" >"$work/got"
+cmp -s "$work/expected" "$work/got" || fail "killed + resubmitted differs from the single run: $(diff "$work/expected" "$work/got" | head)"
+echo "Tests/slurm: task 2 killed, --array=2 resubmitted, merged: byte-identical to one run"
