@@ -85,7 +85,9 @@ let package = Package(
     .testTarget(name: "TrainingTests", dependencies: ["Training", "DS2Core"]),
     .testTarget(
       name: "TrainerTests", dependencies: ["Trainer", "Training", "Shards", "Pipeline", "DS2Core", "TestSupport"]),
-    .testTarget(name: "CLITests", dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport"]),
+    .testTarget(
+      name: "CLITests",
+      dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport", .product(name: "Yams", package: "Yams")]),
   ],
   swiftLanguageModes: [.v6]
 )

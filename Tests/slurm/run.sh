@@ -3,9 +3,10 @@
 #
 # Starts a one-node Slurm of its own (slurmctld + slurmd, auth/none, state in a temporary
 # folder), then:
-#  1. `sbatch --array=0-3` of `prepare --partition auto/4` of a generated corpus, and a
-#     `merge` job with `--dependency=afterok`: the result equals a single-machine run,
-#     byte for byte (every shard, manifest.json, rejected.jsonl);
+#  1. deploy/slurm/prepare.sbatch as `--array=0-3` (`prepare --partition auto/4`) of a
+#     generated corpus, and deploy/slurm/merge.sbatch with `--dependency=afterok`: the
+#     result equals a single-machine run, byte for byte (every shard, manifest.json,
+#     rejected.jsonl);
 #  2. the same with task 2 killed (SIGKILL through scancel) once it is writing, and only
 #     index 2 resubmitted (`--array=2`, the partition count still 4): still identical.
 # Stops exactly the daemons it started (their PID files), also on failure.
@@ -81,16 +82,20 @@ wait_for() {  # wait_for JOB...: until none of the jobs is queued or running
   fail "jobs $* did not finish: $(squeue 2>&1)"
 }
 
-# 1. An array of 4 and a dependent merge.
+# 1. The deployment scripts: deploy/slurm/prepare.sbatch as an array of 4 and
+#    merge.sbatch after it (memory and time lowered to fit this one-node test cluster).
 out="$work/parts"
-array=$(sbatch --parsable --array=0-3 --cpus-per-task=1 -o "$work/task-%a.log" \
-  --wrap "'$binary' prepare '$recipe' --output '$out' --partition auto/4 --threads 1")
-merge=$(sbatch --parsable --dependency=afterok:"$array" -o "$work/merge.log" --wrap "'$binary' merge '$out'")
+export PATH="$(dirname "$binary"):$PATH"
+fit=(--mem=200M --time=10 --cpus-per-task=1)
+array=$(sbatch --parsable --array=0-3 "${fit[@]}" -o "$work/task-%a.log" \
+  --export=ALL,N=4,RECIPE="$recipe",OUTPUT="$out" "$repo/deploy/slurm/prepare.sbatch")
+merge=$(sbatch --parsable --dependency=afterok:"$array" "${fit[@]}" -o "$work/merge.log" \
+  --export=ALL,OUTPUT="$out" "$repo/deploy/slurm/merge.sbatch")
 wait_for "$array" "$merge"
 [ -f "$out/manifest.json" ] || fail "no manifest after the merge job: $(cat "$work"/task-*.log "$work/merge.log" 2>&1 | tail -n 20)"
 digests "$out" >"$work/got"
 cmp -s "$work/expected" "$work/got" || fail "array + merge differs from the single run: $(diff "$work/expected" "$work/got" | head)"
-echo "Tests/slurm: sbatch --array=0-3 + afterok merge: byte-identical to one run"
+echo "Tests/slurm: deploy/slurm/prepare.sbatch --array=0-3 + merge.sbatch (afterok): byte-identical to one run"
 
 # 2. Task 2 killed while writing, only index 2 resubmitted, then merge.
 out="$work/killed"
