@@ -16,34 +16,14 @@ binary="$(realpath "$1")"
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 work="$(mktemp -d /tmp/ds2-slurm.XXXXXX)"
 state="$work/state"
-mkdir -p "$state/ctld" "$state/d"
 export SLURM_CONF="$state/slurm.conf"
-sed -e "s|@HOST@|$(hostname -s)|g" -e "s|@CPUS@|$(nproc)|g" -e "s|@STATE@|$state|g" \
-  -e "s|@CTLD_PORT@|${DS2_SLURMCTLD_PORT:-6917}|g" -e "s|@D_PORT@|${DS2_SLURMD_PORT:-6918}|g" \
-  "$repo/Tests/slurm/slurm.conf.in" >"$SLURM_CONF"
-
 stop() {
-  local pids=""
-  for f in "$state/slurmd.pid" "$state/slurmctld.pid"; do
-    if [ -f "$f" ]; then pid=$(cat "$f"); kill "$pid" 2>/dev/null && pids="$pids $pid"; fi
-  done
-  for _ in $(seq 100); do
-    alive=""; for p in $pids; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-    [ -z "$alive" ] && break; sleep 0.1
-  done
-  for p in $alive; do kill -9 "$p" 2>/dev/null || true; done
+  "$repo/scripts/local-slurm" stop "$state" || true
   rm -rf "$work"
 }
 trap stop EXIT
 fail() { echo "Tests/slurm: FAIL: $*" >&2; tail -n 20 "$state"/*.log >&2 2>/dev/null || true; exit 1; }
-
-/usr/sbin/slurmctld -f "$SLURM_CONF"
-/usr/sbin/slurmd -f "$SLURM_CONF"
-for i in $(seq 120); do
-  [ "$(sinfo -h -N -o %t 2>/dev/null || true)" = idle ] && break
-  [ "$i" = 120 ] && fail "the node did not become idle: $(sinfo -N 2>&1)"
-  sleep 0.5
-done
+"$repo/scripts/local-slurm" start "$state" || fail "Slurm did not start"
 
 # A corpus large enough that a task runs for a few seconds: 8,000 one-second utterances,
 # FLACs made by sox once and hard-linked under every name (LibriSpeech layout).
