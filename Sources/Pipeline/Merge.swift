@@ -15,6 +15,8 @@ import Shards
 public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge")) throws -> PrepareReport {
   let started = DispatchTime.now()
   let folder = try DatasetFolder.claim(output, protecting: [], logger: logger)
+  // The lock is held until the merge returns, not only until the folder's last use.
+  defer { withExtendedLifetime(folder) {} }
   let root = output + "/" + PartFolder.folderName
   let parts = PartFolder.parts(in: root)
   var report = PrepareReport(outputDirectory: output)
@@ -84,7 +86,6 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
     rmdir(path)  // fails, leaving it, if it holds anything else
   }
   rmdir(root)
-  _ = folder
 
   report.verb = first.augmenting ? "augmented" : "prepared"
   report.mergedParts = count

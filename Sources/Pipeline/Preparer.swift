@@ -144,6 +144,8 @@ final class Preparer {
       return report
     }
     let part = try partition.map { try PartFolder.claim(partition: $0, in: folder, identity: identity) }
+    // The part's lock is held until the run returns.
+    defer { withExtendedLifetime(part) {} }
     if let part, part.isComplete(identity: identity) {
       report.alreadyComplete = true
       report.partition = partition
