@@ -91,13 +91,8 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   report.mergedParts = count
   report.noiseFiles = first.noiseFiles
   report.missingSplits = first.missingSplits
-  for info in splitInfos {
-    report.splits.append(
-      .init(
-        name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
-        bytes: info.shards.reduce(0) { $0 + $1.bytes }))
-  }
-  for rejection in preparer.rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
+  report.addSplits(splitInfos)
+  report.countRejections(preparer.rejections)
   report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
   report.peakMemoryBytes = peakResidentBytes()
   return report

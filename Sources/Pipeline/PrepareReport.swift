@@ -1,5 +1,6 @@
 import DS2Core
 import Foundation
+import Shards
 
 /// What a `prepare` run did.
 public struct PrepareReport: Sendable {
@@ -46,6 +47,21 @@ public struct PrepareReport: Sendable {
   public var rejectedCount: Int { rejectionsByReason.values.reduce(0, +) }
   /// Audio seconds featurized per wall second.
   public var realTimeFactor: Double { wallSeconds > 0 ? processedAudioSeconds / wallSeconds : 0 }
+
+  /// Adds one summary line per split: records, audio, shards, bytes.
+  mutating func addSplits(_ infos: [SplitInfo]) {
+    for info in infos {
+      splits.append(
+        .init(
+          name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
+          bytes: info.shards.reduce(0) { $0 + $1.bytes }))
+    }
+  }
+
+  /// Counts `rejections` by reason.
+  mutating func countRejections(_ rejections: [ItemError]) {
+    for rejection in rejections { rejectionsByReason[rejection.reason, default: 0] += 1 }
+  }
 
   /// One-paragraph human summary.
   public var summary: String {

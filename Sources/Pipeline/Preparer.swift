@@ -248,20 +248,13 @@ final class Preparer {
         report.plannedSeconds += seconds.reduce(0, +)
         if let range = ranges?[split] { report.partitionShareSeconds += seconds[range].reduce(0, +) }
       }
-      for (split, _) in splitUtterances {
-        let shards = shardsBySplit[split] ?? []
-        let info = makeSplitInfo(name: split, shards: shards, isTraining: recipe.corpus.trainingSplits.contains(split))
-        report.splits.append(
-          .init(
-            name: split, records: info.records, audioSeconds: info.audioSeconds, shards: shards.count,
-            bytes: shards.reduce(0) { $0 + $1.bytes }))
-      }
-      for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
-      report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-      report.peakMemoryBytes = peakResidentBytes()
-      report.cpuSeconds = processCPUSeconds() - cpuAtStart
-      report.processedAudioSeconds = stream.processedAudioSeconds
-      report.resumedRecords = stream.resumedRecords
+      report.addSplits(
+        splitUtterances.map { split, _ in
+          makeSplitInfo(
+            name: split, shards: shardsBySplit[split] ?? [], isTraining: recipe.corpus.trainingSplits.contains(split))
+        })
+      report.countRejections(rejections)
+      finish(&report)
       return report
     }
     if sideFiles == nil { startSideFiles() }
@@ -270,24 +263,23 @@ final class Preparer {
     let (manifest, splitInfos) = try assembleManifest(
       features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0), shardsBySplit: shardsBySplit,
       missingSplits: listing.missingSplits, inputs: inputRoots())
-    for info in splitInfos {
-      report.splits.append(
-        .init(
-          name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
-          bytes: info.shards.reduce(0) { $0 + $1.bytes }))
-    }
-    for rejection in rejections { report.rejectionsByReason[rejection.reason, default: 0] += 1 }
+    report.addSplits(splitInfos)
+    report.countRejections(rejections)
     try atomicWrite(encodeManifest(manifest), to: output + "/manifest.json")
     // The dataset is complete: the journal's last save is moot, whether it failed or not.
     stream.settleJournalWrite()
     try? FileManager.default.removeItem(atPath: output + "/" + RunJournal.fileName)
-
-    report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-    report.peakMemoryBytes = peakResidentBytes()
-    report.cpuSeconds = processCPUSeconds() - cpuAtStart
-    report.processedAudioSeconds = stream.processedAudioSeconds
-    report.resumedRecords = stream.resumedRecords
+    finish(&report)
     return report
+
+    /// The run's time, memory and work done.
+    func finish(_ report: inout PrepareReport) {
+      report.wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
+      report.peakMemoryBytes = peakResidentBytes()
+      report.cpuSeconds = processCPUSeconds() - cpuAtStart
+      report.processedAudioSeconds = stream.processedAudioSeconds
+      report.resumedRecords = stream.resumedRecords
+    }
   }
 
   /// The manifest of the dataset whose splits (in order) hold `shardsBySplit`, with this
