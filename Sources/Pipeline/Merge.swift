@@ -53,6 +53,13 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   for split in first.splits {
     shardsBySplit[split] = manifests.flatMap { $0.shards[split] ?? [] }
   }
+  for (index, manifest) in manifests.enumerated() {
+    for shard in manifest.shards.values.joined() {
+      do { try DatasetManifest.checkShardPath(shard.file, manifest: root + "/\(index)/" + PartManifest.fileName) } catch {
+        throw ConfigurationError("\(error)")
+      }
+    }
+  }
   for shard in shardsBySplit.values.joined() {
     let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
     guard (attributes?[.size] as? NSNumber)?.intValue == shard.bytes else {
@@ -69,6 +76,8 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   let (manifest, splitInfos) = try preparer.assembleManifest(
     features: first.features, vocabulary: first.vocabulary, splits: first.splits, shardsBySplit: shardsBySplit,
     missingSplits: first.missingSplits, inputs: first.inputs)
+  // What readers will check, checked before anything is written.
+  do { try manifest.validate(path: output + "/manifest.json") } catch { throw ConfigurationError("merge: \(error)") }
   let encoder = JSONEncoder()
   encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
   var rejected = ""

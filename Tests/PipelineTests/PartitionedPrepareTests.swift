@@ -142,5 +142,11 @@ final class PartitionedPrepareTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("shards/\(shards[0])") && "\($0)".contains("recorded"), "\($0)")
     }
     XCTAssertTrue(FileManager.default.fileExists(atPath: recipe.output + "/partitions/0/part.json"), "nothing is lost")
+    // A part.json edited to point outside the dataset is refused before anything is written.
+    let partPath = recipe.output + "/partitions/1/part.json"
+    let text = try String(contentsOfFile: partPath, encoding: .utf8)
+    try text.replacingOccurrences(of: "\"shards/", with: "\"../shards/").write(toFile: partPath, atomically: true, encoding: .utf8)
+    XCTAssertThrowsError(try merge(output: recipe.output)) { XCTAssertTrue("\($0)".contains("../shards/"), "\($0)") }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: recipe.output + "/manifest.json"))
   }
 }
