@@ -90,7 +90,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   // The parts are merged: their folders are ours to remove.
   for (_, path) in parts {
     for name in [PartManifest.fileName, RunJournal.fileName, OutputFolder.markerName, OutputFolder.lockName] {
-      try? FileManager.default.removeItem(atPath: path + "/" + name)
+      unlink(path + "/" + name)  // files only: a folder of that name is not ours and stays
     }
     rmdir(path)  // fails, leaving it, if it holds anything else
   }
