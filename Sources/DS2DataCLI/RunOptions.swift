@@ -23,6 +23,10 @@ struct RunOptions: ParsableArguments {
       valueName: "K/N"))
   var partition: String?
 
+  @Flag(
+    help: "List and probe only, and write the plan that --partition tasks read (partitions/plan.bin in the output): run it once before the tasks of a large corpus.")
+  var planOnly = false
+
   @OptionGroup var logging: LoggingOptions
 
   func validate() throws {
@@ -50,6 +54,7 @@ struct RunOptions: ParsableArguments {
     logging.bootstrap()
     var options = PrepareOptions(force: force)
     options.partition = try parsedPartition()
+    options.planOnly = planOnly
     if logging.showsProgress { options.progress = TerminalProgress() }
     let signals = SignalHandling(cancellation: options.cancellation)
     defer { withExtendedLifetime(signals) {} }
@@ -61,8 +66,8 @@ struct RunOptions: ParsableArguments {
       throw ExitCode(128 + interrupted.signal)
     }
     print(report.summary)
-    // A part's rejections are reported by merge: a task that did its part exits 0, so that
-    // a scheduler's dependency (Slurm afterok) starts the merge.
-    if report.rejectedCount > 0 && report.partition == nil { throw ExitCode(exitCodeWithRejections) }
+    // A part's (and the plan's) rejections are reported by merge: a task that did its part
+    // exits 0, so that a scheduler's dependency (Slurm afterok) starts the next job.
+    if report.rejectedCount > 0 && report.partition == nil && report.planFile == nil { throw ExitCode(exitCodeWithRejections) }
   }
 }

@@ -8,7 +8,8 @@ import Shards
 /// are there with their recorded sizes; concatenates the shards of each split in part
 /// order, merges the statistics in shard order and the rejections in plan order, and
 /// writes `rejected.jsonl`, `recipe.yaml` and, last and atomically, `manifest.json`: the
-/// same bytes a single run of the recipe writes. Then removes `partitions/`. A merged
+/// same bytes a single run of the recipe writes. Then removes `partitions/` (the parts and
+/// the plan). A merged
 /// output is left as it is (a second merge does nothing).
 /// - Throws: `ConfigurationError` naming a missing, unfinished or foreign part, or a
 ///   missing or changed shard.
@@ -44,6 +45,13 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
         "\(path): part \(index) was made from another recipe or as part of another split (differs in: "
           + "\(differingKeys(manifest.identity, first.identity).joined(separator: ", ")); parts \(count))")
     }
+    guard manifest.planDigest == first.planDigest else {
+      throw ConfigurationError(
+        "\(path): part \(index) was made "
+          + (manifest.planDigest == nil ? "by listing the corpus itself" : "from the plan with digest \(manifest.planDigest!)")
+          + ", part \(firstIndex) " + (first.planDigest == nil ? "by listing the corpus itself" : "from the plan with digest \(first.planDigest!)")
+          + " (the plan was written after some parts ran, or the corpus changed); rerun the parts that differ")
+    }
     manifests.append(manifest)
   }
   if let extra = parts.first(where: { $0.0 >= count }) {
@@ -60,12 +68,18 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
       }
     }
   }
-  for shard in shardsBySplit.values.joined() {
-    let attributes = try? FileManager.default.attributesOfItem(atPath: output + "/" + shard.file)
-    guard (attributes?[.size] as? NSNumber)?.intValue == shard.bytes else {
-      throw ConfigurationError(
-        "\(output)/\(shard.file): missing, or not the \(shard.bytes) bytes its part recorded (changed after the part finished?); "
-          + "rerun that part's task")
+  for (index, manifest) in manifests.enumerated() {
+    for shard in manifest.shards.values.joined() {
+      let path = output + "/" + shard.file
+      let stamp = StoredPlan.FileStamp(path: path)
+      let recorded = manifest.shardStamps?[shard.file]
+      guard let stamp, stamp.bytes == shard.bytes,
+        recorded == nil || recorded! == [stamp.bytes, stamp.modifiedNanoseconds]
+      else {
+        throw ConfigurationError(
+          "\(path): " + (stamp == nil ? "missing" : "changed after part \(index) finished (its size or modification time differs)")
+            + "; rerun part \(index): prepare --partition \(index)/\(count) (same recipe), then merge again")
+      }
     }
   }
 
@@ -94,6 +108,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
     }
     rmdir(path)  // fails, leaving it, if it holds anything else
   }
+  unlink(root + "/" + StoredPlan.fileName)
   rmdir(root)
 
   report.verb = first.augmenting ? "augmented" : "prepared"

@@ -124,4 +124,8 @@ struct PartManifest: Codable, Equatable {
   var rejections: [ItemError]
   /// This part's completed shards per split, in order.
   var shards: [String: [ShardInfo]]
+  /// `StoredPlan.digest` of the plan the part was made from (nil: it listed and probed).
+  var planDigest: String?
+  /// Size and modification time of each of its shards when the part finished, by file.
+  var shardStamps: [String: [Int64]]?
 }

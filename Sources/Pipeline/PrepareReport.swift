@@ -40,6 +40,13 @@ public struct PrepareReport: Sendable {
   public var mergedParts: Int?
   public var partitionShareSeconds = 0.0
   public var plannedSeconds = 0.0
+  /// Set by the plan step: the plan file written (or found current), and what it holds.
+  public var planFile: String?
+  public var plannedUtterances = 0
+  public var planBytes = 0
+  public var planWasCurrent = false
+  /// Set for a part that read the plan step's plan instead of listing and probing.
+  public var planRead: String?
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
@@ -89,6 +96,9 @@ public struct PrepareReport: Sendable {
             100 * partitionShareSeconds / max(plannedSeconds, 1e-9), outputDirectory))
       }
     }
+    if let planRead {
+      lines.append("  read the plan \(planRead) (listing and header probing skipped)")
+    }
     if resumedRecords > 0 {
       lines.append("  resumed: \(resumedRecords) records were already written by an interrupted run")
     }
@@ -100,6 +110,17 @@ public struct PrepareReport: Sendable {
       lines.append("  rejected \(rejectedCount): " + reasons.joined(separator: ", ") + " (see rejected.jsonl)")
     } else {
       lines.append("  rejected 0")
+    }
+    if let planFile {
+      let head =
+        planWasCurrent
+        ? "\(planFile): already the plan of this recipe and corpus; nothing to do"
+        : String(
+          format: "planned %d utterances, %.3f h audio, into %@ (%@) in %.2f s, peak memory %@", plannedUtterances,
+          plannedSeconds / 3600, planFile, formatBytes(planBytes), wallSeconds, formatBytes(peakMemoryBytes))
+      return ([head] + lines.filter { !$0.hasPrefix("  rejected 0") }
+        + ["  next: every task runs the same command with --partition K/N (or auto/N) instead of --plan-only, then ds2-data merge \(outputDirectory)"])
+        .joined(separator: "\n")
     }
     if let mergedParts {
       let head = String(

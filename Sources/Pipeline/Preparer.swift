@@ -20,6 +20,9 @@ public struct PrepareOptions {
   public var cancellation = Cancellation()
   /// Write only this part of the dataset (`--partition K/N`); `merge` joins the parts.
   public var partition: Partition?
+  /// Only list and probe, and write the plan that partition tasks read
+  /// (`partitions/plan.bin`, `--plan-only`).
+  public var planOnly = false
   public var logger = Logger(label: "ds2-data.prepare")
 
   public init(force: Bool = false, progress: ProgressSink? = nil) {
@@ -129,10 +132,13 @@ final class Preparer {
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
     let partition = options.partition
-    if partition != nil && options.force {
+    if (partition != nil || options.planOnly) && options.force {
       throw ConfigurationError(
-        "--force cannot be combined with --partition: parts never remove what other parts wrote; "
+        "--force cannot be combined with --partition or --plan-only: parts never remove what other parts wrote; "
           + "replace the dataset with one prepare --force first, or choose another --output")
+    }
+    if partition != nil && options.planOnly {
+      throw ConfigurationError("--plan-only writes the plan for all parts: run it once, without --partition, before the tasks")
     }
     claimedFolder = try DatasetFolder.claim(
       output, protecting: inputPaths(), lock: partition == nil ? .exclusive : .shared, logger: logger)
@@ -142,6 +148,13 @@ final class Preparer {
     if try folder.holdsDataset(identity: identity, force: options.force) {
       report.alreadyComplete = true
       return report
+    }
+    let planPath = folder.path + "/" + PartFolder.folderName + "/" + StoredPlan.fileName
+    let stored = partition != nil && RegularFile.exists(planPath) ? try StoredPlan.read(planPath) : nil
+    if let stored, stored.header.identity != identity {
+      throw ConfigurationError(
+        "\(planPath) was written for a different recipe (differs in: "
+          + "\(differingKeys(stored.header.identity, identity).joined(separator: ", "))); every part runs the recipe of the plan")
     }
     let part = try partition.map { try PartFolder.claim(partition: $0, in: folder, identity: identity) }
     // The part's lock is held until the run returns.
@@ -158,13 +171,20 @@ final class Preparer {
     let resuming = resumed != nil
     // FFTW plans take milliseconds to make: made while the corpus is listed.
     let featureParameters = makeFeatureParameters()
+    let planOnly = options.planOnly
     featurizersInFlight = pool.later { [threads] in
-      try PerWorker(count: threads) { _ in try Featurizer(parameters: featureParameters) }
+      try PerWorker(count: planOnly ? 0 : threads) { _ in try Featurizer(parameters: featureParameters) }
     }
 
-    // 1. List.
-    let reader = try makeCorpusReader(recipe.corpus, pool: pool)
-    let listing = try reader.list(splits: recipe.corpus.splits)
+    // 1. List (a task with a stored plan takes the listing's outcome from it).
+    let listing: CorpusListing
+    if let stored {
+      listing = CorpusListing(
+        sources: [], rejections: stored.header.listingRejections, missingSplits: stored.header.missingSplits)
+      logger.info("read the plan \(planPath): \(stored.utterances.count) utterances")
+    } else {
+      listing = try makeCorpusReader(recipe.corpus, pool: pool).list(splits: recipe.corpus.splits)
+    }
     report.missingSplits = listing.missingSplits
     for split in listing.missingSplits {
       logger.warning("split \(split) is not under \(recipe.corpus.root); skipping it")
@@ -179,8 +199,8 @@ final class Preparer {
 
     // 2. Texts, 3. headers.
     logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
-    let vocabulary = try makeVocabulary(for: recipe.corpus, listing: listing)
-    if augmenting, let config = recipe.augment {
+    let vocabulary = try stored?.header.vocabulary ?? makeVocabulary(for: recipe.corpus, listing: listing)
+    if augmenting, !options.planOnly, let config = recipe.augment {
       let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed, pool: pool)
       if let bank = augmenter.bank {
         logger.notice("noise bank \(bank.root): \(bank.files.count) usable file(s), \(bank.rejections.count) rejected")
@@ -193,7 +213,7 @@ final class Preparer {
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
     let outputReady = Later(waitingWork: { [journal, folder, part, journalDirectory] in
-      guard !resuming else { return }
+      guard !resuming, !planOnly else { return }
       if let part { try part.startOver(in: folder) } else { try folder.wipe() }
       try journal.save(directory: journalDirectory)
     })
@@ -203,11 +223,22 @@ final class Preparer {
       _ = try? sideFiles?.value()
     }
     let planner = UtterancePlanner(
-      recipe: recipe, vocabulary: vocabulary, pool: pool, augmenter: augmenter, progress: options.progress,
-      cancellation: options.cancellation)
-    let plan = try planner.plan(listing.sources)
-    plan.rejections.forEach(reject)
-    let planned = plan.utterances
+      recipe: recipe, vocabulary: vocabulary, pool: pool, progress: options.progress, cancellation: options.cancellation)
+    let probed =
+      try stored.map { UtterancePlanner.Plan(utterances: $0.utterances, rejections: $0.header.probeRejections) }
+      ?? planner.plan(listing.sources)
+    if options.planOnly {
+      return try writePlan(
+        StoredPlan(
+          header: .init(
+            identity: identity, missingSplits: listing.missingSplits, listingRejections: listing.rejections,
+            probeRejections: probed.rejections, vocabulary: vocabulary, utterances: probed.utterances.count),
+          utterances: probed.utterances, stamps: try stamps(of: probed.utterances)),
+        to: planPath, report: &report, started: started)
+    }
+    probed.rejections.forEach(reject)
+    var planned = probed.utterances
+    if let augmenter { planned = planner.expand(planned, with: augmenter, reject: reject) }
     logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
     // 4. Featurize and write each split in length order.
@@ -229,6 +260,14 @@ final class Preparer {
       of: splitUtterances.map { split, utterances in
         (split, plannedShards[split]!, utterances.map { Double($0.samples) / rate })
       })
+    if let stored, let ranges {
+      // This task reads only its own positions' files: those must be as planned.
+      var paths = Set<String>()
+      for (split, utterances) in splitUtterances {
+        for utterance in utterances[ranges[split] ?? 0..<0] { paths.insert(utterance.source.audioPath) }
+      }
+      try stored.checkFiles(paths, planPath: planPath)
+    }
     let rejectionsBeforeWriting = rejections.count
     let shardsBySplit = try stream.write(
       splitUtterances, bins: featureParameters.bins, plannedShards: plannedShards, ranges: ranges)
@@ -238,11 +277,18 @@ final class Preparer {
         features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0),
         missingSplits: listing.missingSplits, inputs: inputRoots(), noiseFiles: report.noiseFiles,
         planRejections: partition.index == 0 ? Array(rejections.prefix(rejectionsBeforeWriting)) : [],
-        rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit)
+        rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit,
+        planDigest: stored?.digest,
+        shardStamps: Dictionary(
+          uniqueKeysWithValues: shardsBySplit.values.joined().map { shard in
+            let stamp = StoredPlan.FileStamp(path: output + "/" + shard.file)
+            return (shard.file, [stamp?.bytes ?? -1, stamp?.modifiedNanoseconds ?? -1])
+          }))
       try part.finish(with: manifest)
       stream.settleJournalWrite()
       try? FileManager.default.removeItem(atPath: part.path + "/" + RunJournal.fileName)
       report.partition = partition
+      report.planRead = stored.map { _ in planPath }
       for (split, utterances) in splitUtterances {
         let seconds = utterances.map { Double($0.samples) / rate }
         report.plannedSeconds += seconds.reduce(0, +)

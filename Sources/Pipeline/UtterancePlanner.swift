@@ -10,15 +10,13 @@ import Shards
 /// The first stage of `prepare` after listing: decides what will be featurized.
 ///
 /// Checks ids, encodes transcripts, probes audio headers (exact lengths without decoding),
-/// applies the duration filters and, when augmenting, expands each utterance of the
+/// applies the duration filters; when augmenting, `expand` then turns each utterance of the
 /// augmented splits into its speed copies with their drawn plans. Reads only headers; writes
 /// nothing.
 struct UtterancePlanner {
   let recipe: Recipe
   let vocabulary: Vocabulary
   let pool: WorkerPool
-  /// Set when augmenting.
-  let augmenter: Augmenter?
   let progress: ProgressSink?
   let cancellation: Cancellation
 
@@ -29,8 +27,8 @@ struct UtterancePlanner {
     var rejections: [ItemError] = []
   }
 
-  /// Plans `sources`. Ids are checked in order here; transcripts and headers per
-  /// utterance on the pool's threads.
+  /// Plans `sources` (before augmentation's copies). Ids are checked in order here;
+  /// transcripts and headers per utterance on the pool's threads.
   /// - Throws: `RunInterrupted` when cancelled.
   func plan(_ sources: [UtteranceSource]) throws -> Plan {
     var rejections: [ItemError] = []
@@ -81,7 +79,6 @@ struct UtterancePlanner {
         }
       })
     progress.finish()
-    if let augmenter { planned = expand(planned, with: augmenter, reject: reject) }
     return Plan(utterances: planned, rejections: rejections)
   }
 

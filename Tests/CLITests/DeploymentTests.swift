@@ -46,6 +46,19 @@ final class DeploymentTests: XCTestCase {
     let single = directory.path + "/single"
     XCTAssertEqual(try runBinary(["prepare", recipe, "--output", single, "-q"]).status, 0)
     let output = directory.path + "/job"
+    // The plan Job first: its pod writes the plan the indexed pods read.
+    let planJob = try load("deploy/kubernetes/plan-job.yaml")
+    XCTAssertEqual(planJob["kind"] as? String, "Job")
+    let planPod = try XCTUnwrap((planJob["spec"] as? [String: Any])?["template"] as? [String: Any])
+    let planContainer = try XCTUnwrap(((planPod["spec"] as? [String: Any])?["containers"] as? [[String: Any]])?.first)
+    var planArguments = Array(try XCTUnwrap(planContainer["command"] as? [String]).dropFirst())
+    XCTAssertTrue(planArguments.contains("--plan-only"))
+    XCTAssertEqual(planArguments[1], command[2], "the plan and the pods run one recipe")
+    planArguments[1] = recipe
+    planArguments[try XCTUnwrap(planArguments.firstIndex(of: "--output")) + 1] = output
+    planArguments[try XCTUnwrap(planArguments.firstIndex(of: "--threads")) + 1] = "1"
+    let planned = try runBinary(planArguments + ["-q"])
+    XCTAssertEqual(planned.status, 0, planned.stderr)
     var arguments = Array(command.dropFirst())
     arguments[1] = recipe
     arguments[try XCTUnwrap(arguments.firstIndex(of: "--output")) + 1] = output
@@ -53,6 +66,7 @@ final class DeploymentTests: XCTestCase {
     for index in 0..<completions {
       let pod = try runBinary(arguments + ["-q"], limitSeconds: 120, environment: ["JOB_COMPLETION_INDEX": "\(index)", "SLURM_ARRAY_TASK_ID": nil])
       XCTAssertEqual(pod.status, 0, "index \(index): \(pod.stderr)")
+      XCTAssertTrue(pod.stdout.contains("read the plan"), "index \(index): \(pod.stdout)")
     }
     XCTAssertEqual(try runBinary(["merge", output]).status, 0)
     for name in try FileManager.default.contentsOfDirectory(atPath: single + "/shards") + ["manifest.json", "rejected.jsonl"] {

@@ -137,9 +137,15 @@ final class PartitionedPrepareTests: XCTestCase {
     XCTAssertFalse(done.alreadyComplete)
     XCTAssertTrue(try prepare(recipe: recipe, options: quiet(try Partition(index: 0, count: 2))).alreadyComplete)
     let shards = try FileManager.default.contentsOfDirectory(atPath: recipe.output + "/shards").filter { $0.hasSuffix(".mdb") }.sorted()
-    try appendBytes([0], to: recipe.output + "/shards/" + shards[0])
+    // One byte changed in place: the size is the same, the modification time is not.
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: recipe.output + "/shards/" + shards[0]))
+    try handle.seek(toOffset: 100)
+    let byte = try XCTUnwrap(handle.readData(ofLength: 1).first)
+    try handle.seek(toOffset: 100)
+    handle.write(Data([byte ^ 0xFF]))
+    try handle.close()
     XCTAssertThrowsError(try merge(output: recipe.output)) {
-      XCTAssertTrue("\($0)".contains("shards/\(shards[0])") && "\($0)".contains("recorded"), "\($0)")
+      XCTAssertTrue("\($0)".contains("shards/\(shards[0])") && "\($0)".contains("changed after part"), "\($0)")
     }
     XCTAssertTrue(FileManager.default.fileExists(atPath: recipe.output + "/partitions/0/part.json"), "nothing is lost")
     // A part.json edited to point outside the dataset is refused before anything is written.
@@ -148,5 +154,75 @@ final class PartitionedPrepareTests: XCTestCase {
     try text.replacingOccurrences(of: "\"shards/", with: "\"../shards/").write(toFile: partPath, atomically: true, encoding: .utf8)
     XCTAssertThrowsError(try merge(output: recipe.output)) { XCTAssertTrue("\($0)".contains("../shards/"), "\($0)") }
     XCTAssertFalse(FileManager.default.fileExists(atPath: recipe.output + "/manifest.json"))
+  }
+
+  /// The plan step: `--plan-only` lists and probes once; tasks read `partitions/plan.bin`
+  /// and the merge equals one run byte for byte (also for augment). A task of another
+  /// recipe, a corpus file changed after the plan, a new plan after parts ran, and a
+  /// damaged plan are each refused, naming what is wrong.
+  func testPlanStepGivesTheSameBytesAndGuardsItsInputs() throws {
+    let directory = TemporaryDirectory("partitions-plan")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 16))
+    var recipe = Recipe(
+      name: "plan", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+      output: directory.path + "/single")
+    recipe.threads = 1
+    recipe.shards.maxShardBytes = 1 << 20
+    var config = AugmentConfig()
+    config.noise.bank = repositoryRoot + "/corpora/mini-musan"
+    config.noise.probability = 0.8
+    var planOnly = quiet()
+    planOnly.planOnly = true
+
+    for augmenting in [false, true] {
+      var recipe = recipe
+      recipe.output = directory.path + "/single-\(augmenting)"
+      if augmenting { recipe.augment = config }
+      let run = augmenting ? augment : prepare
+      _ = try run(recipe, quiet())
+      let expected = try contents(recipe.output)
+      recipe.output = directory.path + "/planned-\(augmenting)"
+      let planned = try run(recipe, planOnly)
+      XCTAssertEqual(planned.planFile, recipe.output + "/partitions/plan.bin")
+      XCTAssertTrue(try run(recipe, planOnly).planWasCurrent, "the same plan again is a no-op")
+      for index in 0..<3 { _ = try run(recipe, quiet(try Partition(index: index, count: 3))) }
+      let part = try XCTUnwrap(PartFolder.readManifest(recipe.output + "/partitions/2"))
+      XCTAssertEqual(part.planDigest, try StoredPlan.read(recipe.output + "/partitions/plan.bin").digest)
+      _ = try merge(output: recipe.output)
+      let got = try contents(recipe.output)
+      XCTAssertEqual(Set(got.keys), Set(expected.keys), "augmenting: \(augmenting)")
+      for (name, data) in expected { XCTAssertEqual(got[name], data, "\(name) differs from the single run (augmenting: \(augmenting))") }
+    }
+
+    // Another recipe against the plan.
+    recipe.output = directory.path + "/guarded"
+    _ = try prepare(recipe: recipe, options: planOnly)
+    var other = recipe
+    other.features.windowSeconds = 0.025
+    XCTAssertThrowsError(try prepare(recipe: other, options: quiet(try Partition(index: 0, count: 2)))) {
+      XCTAssertTrue("\($0)".contains("plan.bin was written for a different recipe") && "\($0)".contains("features.windowSeconds"), "\($0)")
+    }
+    // A corpus file touched after the plan: the task that reads it stops, naming it.
+    let listing = try StoredPlan.read(recipe.output + "/partitions/plan.bin")
+    let touched = listing.utterances.last!.source.audioPath
+    try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 60)], ofItemAtPath: touched)
+    let tasks = try (0..<2).map { try Partition(index: $0, count: 2) }
+    let failures = tasks.compactMap { task -> String? in
+      do { _ = try prepare(recipe: recipe, options: quiet(task)); return nil } catch { return "\(error)" }
+    }
+    XCTAssertEqual(failures.count, 1, "exactly the task whose part holds the file stops: \(failures)")
+    XCTAssertTrue(failures.first?.contains("\(touched) changed") ?? false, "\(failures)")
+    // Writing a new plan after parts ran is refused; so is a damaged plan.
+    XCTAssertThrowsError(try prepare(recipe: recipe, options: planOnly)) {
+      XCTAssertTrue("\($0)".contains("was made from the plan now in"), "\($0)")
+    }
+    let planPath = recipe.output + "/partitions/plan.bin"
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: planPath))
+    bytes[bytes.count / 2] ^= 0x01
+    try bytes.write(to: URL(fileURLWithPath: planPath))
+    XCTAssertThrowsError(try prepare(recipe: recipe, options: quiet(tasks[0]))) {
+      XCTAssertTrue("\($0)".contains("damaged plan (checksum mismatch)"), "\($0)")
+    }
   }
 }

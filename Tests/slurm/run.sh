@@ -3,11 +3,11 @@
 #
 # Starts a one-node Slurm of its own (slurmctld + slurmd, auth/none, state in a temporary
 # folder), then:
-#  1. deploy/slurm/prepare.sbatch as `--array=0-3` (`prepare --partition auto/4`) of a
-#     generated corpus, and deploy/slurm/merge.sbatch with `--dependency=afterok`: the
-#     result equals a single-machine run, byte for byte (every shard, manifest.json,
-#     rejected.jsonl);
-#  2. the same with task 2 killed (SIGKILL through scancel) once it is writing, and only
+#  1. deploy/slurm/plan.sbatch (`prepare --plan-only`), then deploy/slurm/prepare.sbatch as
+#     `--array=0-3` (`prepare --partition auto/4`, reading the plan) of a generated corpus,
+#     and deploy/slurm/merge.sbatch, each with `--dependency=afterok`: the result equals a
+#     single-machine run, byte for byte (every shard, manifest.json, rejected.jsonl);
+#  2. the same without the plan step, with task 2 killed (SIGKILL through scancel) once it is writing, and only
 #     index 2 resubmitted (`--array=2`, the partition count still 4): still identical.
 # Stops exactly the daemons it started (their PID files), also on failure.
 #   Tests/slurm/run.sh BINARY
@@ -67,15 +67,17 @@ wait_for() {  # wait_for JOB...: until none of the jobs is queued or running
 out="$work/parts"
 export PATH="$(dirname "$binary"):$PATH"
 fit=(--mem=200M --time=10 --cpus-per-task=1)
-array=$(sbatch --parsable --array=0-3 "${fit[@]}" -o "$work/task-%a.log" \
+plan=$(sbatch --parsable "${fit[@]}" -o "$work/plan.log" --export=ALL,RECIPE="$recipe",OUTPUT="$out" "$repo/deploy/slurm/plan.sbatch")
+array=$(sbatch --parsable --dependency=afterok:"$plan" --array=0-3 "${fit[@]}" -o "$work/task-%a.log" \
   --export=ALL,N=4,RECIPE="$recipe",OUTPUT="$out" "$repo/deploy/slurm/prepare.sbatch")
 merge=$(sbatch --parsable --dependency=afterok:"$array" "${fit[@]}" -o "$work/merge.log" \
   --export=ALL,OUTPUT="$out" "$repo/deploy/slurm/merge.sbatch")
-wait_for "$array" "$merge"
-[ -f "$out/manifest.json" ] || fail "no manifest after the merge job: $(cat "$work"/task-*.log "$work/merge.log" 2>&1 | tail -n 20)"
+wait_for "$plan" "$array" "$merge"
+grep -q "read the plan" "$work/task-0.log" || fail "task 0 did not read the plan: $(cat "$work/plan.log" "$work/task-0.log" | tail -n 20)"
+[ -f "$out/manifest.json" ] || fail "no manifest after the merge job: $(cat "$work/plan.log" "$work"/task-*.log "$work/merge.log" 2>&1 | tail -n 20)"
 digests "$out" >"$work/got"
 cmp -s "$work/expected" "$work/got" || fail "array + merge differs from the single run: $(diff "$work/expected" "$work/got" | head)"
-echo "Tests/slurm: deploy/slurm/prepare.sbatch --array=0-3 + merge.sbatch (afterok): byte-identical to one run"
+echo "Tests/slurm: deploy/slurm/plan.sbatch, prepare.sbatch --array=0-3 and merge.sbatch (afterok each): byte-identical to one run"
 
 # 2. Task 2 killed while writing, only index 2 resubmitted, then merge.
 out="$work/killed"
