@@ -7,6 +7,7 @@
 //
 //   DS2DataCLI (ds2-data)          thin argument parsing → one library call per command
 //   Pipeline   Trainer             orchestration / training runs (batches, checkpoints, decoding)
+//              DataParallel        MPI collectives for data-parallel training (the only MPI user)
 //              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
 //   DS2Core                        value types, errors, RNG, statistics, the worker pool — no C
@@ -38,6 +39,8 @@ let package = Package(
     .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
     .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
     // glibc extensions Swift's Glibc module leaves out: sync_file_range (Shards), mallopt (ProcessSettings).
+    // OpenMPI (Debian: libopenmpi-dev) for data-parallel training.
+    .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
     .systemLibrary(name: "CSyncFileRange"),
     .systemLibrary(name: "CMalloc"),
 
@@ -58,6 +61,7 @@ let package = Package(
         .product(name: "Logging", package: "swift-log"),
       ]),
     .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"]),
+    .target(name: "DataParallel", dependencies: ["Training", "CMPI"]),
     .target(
       name: "Trainer",
       dependencies: ["DS2Core", "Training", "Shards", "Audio", "Features", .product(name: "Yams", package: "Yams")]),
@@ -66,7 +70,7 @@ let package = Package(
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
-        "ProcessSettings", "Pipeline", "Training", "Trainer", "DS2Core", "Augmentation",
+        "ProcessSettings", "Pipeline", "Training", "Trainer", "DataParallel", "DS2Core", "Augmentation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -87,7 +91,9 @@ let package = Package(
       name: "TrainerTests", dependencies: ["Trainer", "Training", "Shards", "Pipeline", "DS2Core", "TestSupport"]),
     .testTarget(
       name: "CLITests",
-      dependencies: ["DS2DataCLI", "Shards", "DS2Core", "TestSupport", .product(name: "Yams", package: "Yams")]),
+      dependencies: [
+        "DS2DataCLI", "Shards", "DS2Core", "TestSupport", "Trainer", "Training", .product(name: "Yams", package: "Yams"),
+      ]),
   ],
   swiftLanguageModes: [.v6]
 )

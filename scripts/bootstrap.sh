@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   pkg-config
   libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
+  libopenmpi-dev openmpi-bin                                                    # linked (data-parallel training) and mpirun
   espeak-ng sox flac                                                            # corpus and fixture generation
   tar gzip                                                                      # AISHELL-1 speaker archives
   python3                                                                       # scripts/fuzz-hostile (standard library only)

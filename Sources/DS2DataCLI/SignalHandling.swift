@@ -9,13 +9,16 @@ import Pipeline
 final class SignalHandling {
   private var sources: [DispatchSourceSignal] = []
 
-  init(cancellation: Cancellation) {
+  /// - Parameter quiet: say nothing on a signal (the other ranks of a data-parallel run).
+  init(cancellation: Cancellation, quiet: Bool = false) {
     for number in [SIGINT, SIGTERM] {
       signal(number, SIG_IGN)
       let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
       source.setEventHandler {
         if cancellation.signal != nil { _exit(128 + number) }
-        FileHandle.standardError.write(Data("\nds2-data: stopping after the current items (signal \(number))…\n".utf8))
+        if !quiet {
+          FileHandle.standardError.write(Data("\nds2-data: stopping after the current items (signal \(number))…\n".utf8))
+        }
         cancellation.cancel(signal: number)
       }
       source.resume()

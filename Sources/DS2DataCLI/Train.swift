@@ -1,4 +1,5 @@
 import ArgumentParser
+import DataParallel
 import DS2Core
 import Foundation
 import Pipeline
@@ -19,6 +20,11 @@ struct Train: ParsableCommand {
         ds2-data train out/librispeech --model recipes/models/ds2-small.yaml --epochs 20 --output runs/ls
         ds2-data train --resume runs/ls
         ds2-data train --benchmark --cell rnn --threads 2
+      Data-parallel on MPI: the same command under an MPI launcher, each rank (process) \
+      taking its share of every batch (batchSize stays the global batch); rank 0 writes \
+      the run folder. SIGTERM or Ctrl-C stops every rank with one checkpoint.
+        mpirun -np 4 ds2-data train out/librispeech --output runs/ls --threads 1
+        srun --mpi=pmix -n 4 ds2-data train out/librispeech --output runs/ls
       """)
 
   @Argument(help: "Dataset directories to train on together (e.g. clean + augmented).")
@@ -41,6 +47,9 @@ struct Train: ParsableCommand {
 
   @Option(help: "Threads for BLAS, CTC and the recurrent directions, 0–1024 (overrides the model YAML; 0 = one per core).")
   var threads: Int?
+
+  @Option(help: "Under an MPI launcher: seconds a rank waits for the others in one collective before it ends the job (a rank died or hangs), 1–86400.")
+  var collectiveTimeout: Double = 600
 
   @Flag(help: "Time training steps on synthetic batches shaped like the PyTorch peer's; no dataset needed.")
   var benchmark = false
@@ -78,6 +87,7 @@ struct Train: ParsableCommand {
       if let epochs { try ConfigurationCheck.value(epochs, in: TrainingSection.epochsRange, "--epochs") }
       if let maxSteps { try ConfigurationCheck.value(maxSteps, in: 1...Int.max, "--max-steps", allowed: "1 or more") }
       if let threads { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) }
+      try ConfigurationCheck.value(collectiveTimeout, in: 1...86_400, "--collective-timeout")
     }
     if benchmark {
       guard RecurrentCell(rawValue: cell) != nil else { throw ValidationError("--cell must be gru or rnn") }
@@ -102,6 +112,14 @@ struct Train: ParsableCommand {
   func run() throws {
     logging.bootstrap()
     LoggingOptions.configureForTraining()
+    // Started by mpirun or srun: one rank of a data-parallel run.
+    var collective: MPICollective?
+    if MPICollective.isLaunchedByMPI() {
+      do { collective = try MPICollective(timeoutSeconds: collectiveTimeout) } catch {
+        throw ConfigurationError("started by an MPI launcher, but \(error)")
+      }
+    }
+    defer { collective?.finalize() }
     if benchmark {
       var options = BenchmarkOptions()
       options.cell = RecurrentCell(rawValue: cell)!
@@ -111,7 +129,9 @@ struct Train: ParsableCommand {
       options.layers = layers
       options.convolutionChannels = convChannels
       options.batchSize = batchSize
+      options.collective = collective
       let result = try benchmarkTraining(options)
+      guard (collective?.rank ?? 0) == 0 else { return }
       if json {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -128,15 +148,18 @@ struct Train: ParsableCommand {
     options.epochs = epochs
     options.maxSteps = maxSteps
     options.threads = threads
-    let display = TrainingDisplay(live: logging.showsProgress, quiet: logging.quiet)
+    let writer = (collective?.rank ?? 0) == 0
+    let display = TrainingDisplay(live: logging.showsProgress && writer, quiet: logging.quiet || !writer)
     options.observer = display
     let cancellation = Cancellation()
     options.shouldStop = { cancellation.signal != nil }
-    let signals = SignalHandling(cancellation: cancellation)
+    collective?.stopRequested = { cancellation.signal != nil }
+    options.collective = collective
+    let signals = SignalHandling(cancellation: cancellation, quiet: !writer)
     let report = try train(options)
     withExtendedLifetime(signals) {}
     display.clearLine()
-    print(report.summary)
+    if writer { print(report.summary) }
     if let signal = cancellation.signal { throw ExitCode(128 + signal) }
   }
 }

@@ -6,7 +6,7 @@ import Training
 /// Settings of the training-throughput benchmark (`ds2-data train --benchmark`), shaped like
 /// the PyTorch peer (`ds2_small.py`): utterances of 2–10 s (uniform), 161 bins, ~14
 /// characters per second, sorted by length and cut into batches, batch order shuffled.
-public struct BenchmarkOptions: Sendable {
+public struct BenchmarkOptions {
   public var cell: RecurrentCell = .gru
   public var hidden = 256
   public var layers = 3
@@ -16,6 +16,8 @@ public struct BenchmarkOptions: Sendable {
   public var warmupSteps = 3
   public var steps = 12
   public var seed: UInt64 = 1234
+  /// Data-parallel: each rank computes its share of every batch (`batchSize` is global).
+  public var collective: (any Collective)?
 
   public init() {}
 }
@@ -51,12 +53,17 @@ public struct BenchmarkResult: Sendable, Codable {
   public var blasCore: String
   /// The CPU's model name (`/proc/cpuinfo`).
   public var cpuModel: String
+  /// Data-parallel: the ranks, and the share of rank 0's step time spent in collectives.
+  public var ranks: Int?
+  public var communicationShare: Double?
 
   public var summary: String {
     String(
       format: "%@-%d×%d batch %d, %d thread(s): %.1f audio-s/s (%.1f per thread-CPU-s), %.0f ms/step (median), %.2f GFLOP/audio-s, %.1f GFLOP/s, peak %.0f MiB, CPU/wall %.2f, load %@",
       cell, layers, hidden, batch, threads, audioSecondsPerSecond, audioSecondsPerThreadCPUSecond, msStepMedian,
-      gflopPerAudioSecond, gflops, peakMemoryMiB, cpuPerWall, loadAverage) + "\n  \(cpuModel); \(blasCore)"
+      gflopPerAudioSecond, gflops, peakMemoryMiB, cpuPerWall, loadAverage)
+      + (ranks.map { String(format: "; %d ranks (threads per rank), communication %.1f%% of step time", $0, 100 * (communicationShare ?? 0)) } ?? "")
+      + "\n  \(cpuModel); \(blasCore)"
   }
 }
 
@@ -68,6 +75,12 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     convLayers: [.init(channels: options.convolutionChannels, kernelTime: 11, kernelFrequency: 41, strideTime: 2, strideFrequency: 2)],
     rnnCell: options.cell, rnnLayers: options.layers, rnnHidden: options.hidden, vocabularySize: 29, seed: 0)
   let model = try DS2Model<Float>(config: config, pool: WorkerPool(threads: options.threads))
+  let collective = options.collective
+  model.collective = collective
+  if let collective, options.batchSize < collective.size {
+    throw ConfigurationError("--batch-size \(options.batchSize) is smaller than the \(collective.size) ranks")
+  }
+  var communication = 0.0
   let optimizer = SGD<Float>(learningRate: 3e-4, momentum: 0.9, nesterov: true)
   let batches = SyntheticBatches(count: options.warmupSteps + options.steps, batchSize: options.batchSize, seed: options.seed, config: config)
   var stepSeconds: [Double] = []
@@ -77,19 +90,26 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
   var losses: [Double] = []
   var cpu = 0.0
   for index in 0..<(options.warmupSteps + options.steps) {
-    let batch = batches.batch(index)
+    let (batch, whole) = batches.batch(index, rank: collective?.rank ?? 0, of: collective?.size ?? 1)
     let cpuBefore = processCPUSeconds()
+    let communicationBefore = collective?.communicationSeconds ?? 0
     let started = DispatchTime.now().uptimeNanoseconds
     model.zeroGradients()
-    let result = model.computeGradients(batch: batch.features, labels: batch.labels)
+    let result = model.computeGradients(
+      batch: batch.features, labels: batch.labels, meanOver: collective == nil ? nil : whole.count)
+    if let collective { sumGradients(model.parameters, over: collective) }
     clipGradientNorm(model.parameters, maxNorm: 400)
     optimizer.step(model.parameters)
     let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-    losses.append(Double(result.losses.filter(\.isFinite).reduce(0, +)) / Double(batch.labels.count))
+    let stepCommunication = (collective?.communicationSeconds ?? 0) - communicationBefore
+    var loss = [Double(result.losses.filter(\.isFinite).reduce(0, +))]
+    if let collective { loss = collective.sum(loss) }
+    losses.append(loss[0] / Double(whole.count))
     guard index >= options.warmupSteps else { continue }
     cpu += processCPUSeconds() - cpuBefore
     stepSeconds.append(seconds)
-    let lengths = batch.features.lengths
+    communication += stepCommunication
+    let lengths = whole
     audio += Double(lengths.reduce(0, +)) / 100
     padded += Double(lengths.count * lengths.max()!) / 100
     flops += stepFLOPs(config: config, lengths: lengths)
@@ -106,7 +126,8 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     peakMemoryMiB: Double(peakResidentBytes()) / 1_048_576, cpuPerWall: cpu / total,
     audioSecondsPerThreadCPUSecond: audio / cpu * Double(options.threads), lossFirst: losses.first ?? .nan,
     lossLast: losses.last ?? .nan, loadAverage: loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "),
-    blasCore: BLASKernels.summary, cpuModel: cpuModelName())
+    blasCore: BLASKernels.summary, cpuModel: cpuModelName(), ranks: collective?.size,
+    communicationShare: collective.map { _ in communication / total })
 }
 
 /// Matrix-product FLOPs of one training step, counted as `ds2_small.py` counts them.
@@ -157,8 +178,10 @@ struct SyntheticBatches {
     durations = order.map { Array(pool[($0 * batchSize)..<(($0 + 1) * batchSize)]) }
   }
 
-  /// Batch `index` of the visiting order.
-  func batch(_ index: Int) -> LoadedBatch {
+  /// Batch `index` of the visiting order: rank `rank`'s share of its utterances (every
+  /// `ranks`-th, from the `rank`-th: all of them for one rank), and the frames of every
+  /// utterance of the whole batch.
+  func batch(_ index: Int, rank: Int = 0, of ranks: Int = 1) -> (LoadedBatch, [Int]) {
     var generator = SeededGenerator(seed: seed, id: "batch", copy: index)
     let bins = config.inputBins
     var utterances: [[Float]] = []
@@ -188,10 +211,13 @@ struct SyntheticBatches {
       while CTC.minimumFrames(label) > config.outputLength(inputFrames: frames) { label.removeLast() }
       labels.append(label)
     }
-    let features = FeatureBatch<Float>(bins: bins, utterances: utterances)
-    return LoadedBatch(
-      features: features, labels: labels, transcripts: [], ids: [],
+    let whole = utterances.map { $0.count / bins }
+    let share = Array(stride(from: rank, to: utterances.count, by: ranks))
+    let features = FeatureBatch<Float>(bins: bins, utterances: share.map { utterances[$0] })
+    let batch = LoadedBatch(
+      features: features, labels: share.map { labels[$0] }, transcripts: [], ids: [],
       audioSeconds: Double(features.lengths.reduce(0, +)) / 100, loadSeconds: 0)
+    return (batch, whole)
   }
 }
 

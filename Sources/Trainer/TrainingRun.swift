@@ -30,6 +30,11 @@ public struct StepMetrics: Sendable, Codable {
   /// Wall seconds of the step, and how much of it was spent waiting for data.
   public var seconds: Double
   public var dataWaitSeconds: Double
+  /// Data-parallel training: seconds this rank (0) spent in collectives during the step
+  /// (gradient and batch-normalization sums, including waiting for the other ranks), and
+  /// the number of ranks. Absent in a single process.
+  public var communicationSeconds: Double?
+  public var ranks: Int?
   /// Audio seconds per wall second of this step.
   public var audioSecondsPerSecond: Double
   /// Estimated seconds to the end of training, from this session's mean step time.
@@ -62,6 +67,9 @@ public struct TrainOptions {
   public var observer: TrainingObserver?
   /// Checked between steps; when it returns true the run writes a checkpoint and stops.
   public var shouldStop: () -> Bool = { false }
+  /// Data-parallel training (`mpirun -np R ds2-data train …`): the ranks. Each takes its
+  /// share of every batch; rank 0 alone writes the run folder. Nil: one process.
+  public var collective: (any Collective)?
 
   public init(datasets: [String], recipe: ModelRecipe, output: String) {
     self.datasets = datasets
@@ -87,6 +95,10 @@ public struct TrainingReport: Sendable {
   public var stoppedEarly: Bool
   public var peakMemoryBytes: Int
   public var parameterCount: Int
+  /// Processes that trained together (1 without MPI), and the seconds rank 0 spent in
+  /// their collectives.
+  public var ranks = 1
+  public var communicationSeconds = 0.0
 
   /// Share of step time spent waiting for data.
   public var dataWaitShare: Double { stepSeconds > 0 ? dataWaitSeconds / stepSeconds : 0 }
@@ -96,6 +108,9 @@ public struct TrainingReport: Sendable {
     if stoppedEarly { text += " (stopped; resume with --resume)" }
     text += String(format: ", %.0f audio-s in %.1f s (%.1f audio-s/s)", audioSeconds, stepSeconds, stepSeconds > 0 ? audioSeconds / stepSeconds : 0)
     text += String(format: ", data wait %.2f%%", 100 * dataWaitShare)
+    if ranks > 1 {
+      text += String(format: "; %d ranks, communication %.1f%% of step time", ranks, stepSeconds > 0 ? 100 * communicationSeconds / stepSeconds : 0)
+    }
     if let last = progress.evaluations.last {
       text += String(format: "; dev %@ loss %.3f CER %.2f%% WER %.2f%%", last.split, last.loss, 100 * last.cer, 100 * last.wer)
     }
@@ -132,7 +147,51 @@ public struct RunLayout: Sendable {
 ///   `resume`, no run to resume), `DatasetError` / `LMDBError` while reading,
 ///   `TrainingError` for an invalid model.
 public func train(_ options: TrainOptions) throws -> TrainingReport {
-  try TrainingSession(options).run()
+  guard let collective = options.collective else {
+    let session = try TrainingSession(options)
+    try session.setUpOutput()
+    return try session.run()
+  }
+  // Every rank reaches each agreement, even one whose set-up failed, so that all of them
+  // stop together with the same error instead of waiting for each other.
+  var session: TrainingSession?
+  var failure: String?
+  do { session = try TrainingSession(options) } catch { failure = "\(error)" }
+  try agree(collective, failure: failure, fingerprint: session?.fingerprint ?? .null)
+  do { if collective.rank == 0 { try session!.setUpOutput() } } catch { failure = "\(error)" }
+  try agree(collective, failure: failure, fingerprint: .null)
+  return try session!.run()
+}
+
+/// Gathers every rank's set-up outcome and fingerprint (datasets, model and training
+/// settings) and throws the same error on every rank when one failed or when they differ.
+/// - Throws: `ConfigurationError` naming the first failing rank and its error, or the rank
+///   whose settings differ from rank 0's and in what.
+func agree(_ collective: any Collective, failure: String?, fingerprint: JSONValue) throws {
+  let encoder = JSONEncoder()
+  encoder.outputFormatting = [.sortedKeys]
+  let mine = JSONValue.object(["failure": failure.map(JSONValue.string) ?? .null, "fingerprint": fingerprint])
+  let all = collective.gather(Array((try? encoder.encode(mine)) ?? Data()))
+  let decoded = all.map { try? JSONDecoder().decode(JSONValue.self, from: Data($0)) }
+  for (rank, value) in decoded.enumerated() {
+    if case .object(let fields)? = value, case .string(let message)? = fields["failure"] {
+      throw ConfigurationError("rank \(rank) of \(collective.size): \(message)")
+    }
+  }
+  guard case .object(let first)? = decoded[0], let reference = first["fingerprint"] else {
+    throw ConfigurationError("rank 0 of \(collective.size): unreadable start-up check")
+  }
+  for (rank, value) in decoded.enumerated().dropFirst() {
+    guard case .object(let fields)? = value, let theirs = fields["fingerprint"], theirs == reference else {
+      var differences: [String] = []
+      if case .object(let fields)? = value, case .object(let a) = reference, case .object(let b)? = fields["fingerprint"] {
+        differences = Set(a.keys).union(b.keys).sorted().filter { a[$0] != b[$0] }
+      }
+      throw ConfigurationError(
+        "rank \(rank) of \(collective.size) was started with other settings than rank 0 (differ: "
+          + "\(differences.isEmpty ? "its start-up check" : differences.joined(separator: ", "))); start every rank with the same command")
+    }
+  }
 }
 
 final class TrainingSession {
@@ -147,14 +206,19 @@ final class TrainingSession {
   let epochs: Int
   let trainSplits: [String]
   let evaluationSplit: String?
-  let metrics: MetricsLog
-  /// The run folder, owned and locked while the session lives.
-  let folder: OutputFolder
+  var metrics: MetricsLog?
+  /// The run folder, owned and locked while the session lives (by rank 0 alone in
+  /// data-parallel training).
+  var folder: OutputFolder?
+  /// The checkpoint this session continues from.
+  let resumed: Checkpoint?
+  /// Rank 0 (or the only process) writes checkpoints and metrics.
+  var writesOutput: Bool { (options.collective?.rank ?? 0) == 0 }
 
   init(_ options: TrainOptions) throws {
     self.options = options
     layout = RunLayout(options.output)
-    let resumed: Checkpoint?
+    var resumed: Checkpoint?
     if options.resume {
       guard FileManager.default.fileExists(atPath: layout.latest) else {
         throw ConfigurationError("\(options.output): no checkpoint to resume from (\(layout.latest) is missing)")
@@ -178,12 +242,7 @@ final class TrainingSession {
     datasets = try datasetPaths.map { path in
       do { return try Dataset(directory: path) } catch let error as DatasetError { throw ConfigurationError(error.message) }
     }
-    do {
-      folder = try OutputFolder(
-        path: options.output, kind: .trainingRun, protectedPaths: datasetPaths, legacyEvidence: ["checkpoints"])
-    } catch let error as OutputFolderError {
-      throw ConfigurationError(error.message)
-    }
+    self.resumed = resumed
     let first = datasets[0].manifest
     for (path, dataset) in zip(datasetPaths, datasets).dropFirst() {
       guard dataset.manifest.features.bins == first.features.bins, dataset.manifest.vocabulary == first.vocabulary else {
@@ -209,10 +268,55 @@ final class TrainingSession {
       progress = try Self.restore(model: model, optimizer: optimizer, from: resumed, path: layout.latest)
     } else {
       progress = TrainingProgress(learningRate: recipe.training.learningRate)
+    }
+    if let collective = options.collective {
+      model.collective = collective
+      let batches = Batcher(
+        records: try trainingRecords(), batchSize: recipe.training.batchSize, maxBatchFrames: recipe.training.maxBatchFrames,
+        sortaGrad: recipe.training.sortaGrad, seed: recipe.training.seed
+      ).batches.count
+      guard batches >= collective.size else {
+        throw ConfigurationError(
+          "\(datasetPaths[0]): an epoch has \(batches) batch(es), fewer than the \(collective.size) ranks; "
+            + "run fewer ranks or lower training.batchSize")
+      }
+    }
+  }
+
+  /// Claims the run folder and writes what a new run starts with (model.yaml, checkpoints/),
+  /// or opens the metrics of the run it resumes. Rank 0 alone does this.
+  /// - Throws: `ConfigurationError` for a folder that is not ours or is locked, or write errors.
+  func setUpOutput() throws {
+    do {
+      folder = try OutputFolder(
+        path: options.output, kind: .trainingRun, protectedPaths: datasetPaths, legacyEvidence: ["checkpoints"])
+    } catch let error as OutputFolderError {
+      throw ConfigurationError(error.message)
+    }
+    if resumed == nil {
       try FileManager.default.createDirectory(atPath: layout.checkpoints, withIntermediateDirectories: true)
       try writeAtomically(Array(try recipe.yaml().utf8), to: layout.recipe)
     }
     metrics = try MetricsLog(path: layout.metrics, keepingThroughStep: resumed == nil ? nil : progress.step)
+  }
+
+  /// What every rank of a data-parallel run must agree on: the datasets (a digest of each
+  /// manifest), the resolved model recipe, the run folder and the step it starts from.
+  var fingerprint: JSONValue {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let recipeText = (try? encoder.encode(recipe)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    let manifests = datasetPaths.map { path -> JSONValue in
+      let bytes = (try? RegularFile.read(path + "/manifest.json", maxBytes: DatasetManifest.maxBytes)) ?? []
+      // FNV-1a, 64 bits: tells two manifests apart, which is all this check needs.
+      var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+      for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+      return .string(String(hash, radix: 16))
+    }
+    return .object([
+      "datasets": .array(datasetPaths.map(JSONValue.string)), "manifests": .array(manifests),
+      "model": .string(recipeText), "startStep": .number(Double(progress.step)), "output": .string(options.output),
+    ])
   }
 
   static func trainingSplits(_ requested: [String]?, datasets: [Dataset], paths: [String]) throws -> [String] {
@@ -320,9 +424,19 @@ final class TrainingSession {
     return records
   }
 
+  /// The part of `plan` this process computes: all of it, or in data-parallel training the
+  /// rank's share of its utterances: every R-th from the rank-th, so that the ranks' shares
+  /// are about equally long (and each stays longest first, like the batch). Empty when the
+  /// batch has fewer utterances than there are ranks.
+  func share(of plan: BatchPlan) -> BatchPlan {
+    guard let collective = options.collective else { return plan }
+    return BatchPlan(records: stride(from: collective.rank, to: plan.records.count, by: collective.size).map { plan.records[$0] })
+  }
+
   func run() throws -> TrainingReport {
     let threads = recipe.training.effectiveThreads
     model.pool = WorkerPool(threads: threads)
+    let collective = options.collective
     let batcher = Batcher(
       records: try trainingRecords(), batchSize: recipe.training.batchSize, maxBatchFrames: recipe.training.maxBatchFrames,
       sortaGrad: recipe.training.sortaGrad, seed: recipe.training.seed)
@@ -337,26 +451,48 @@ final class TrainingSession {
       output: options.output, progress: progress, epochs: epochs, sessionSteps: 0, audioSeconds: 0, stepSeconds: 0,
       dataWaitSeconds: 0, loadSeconds: 0, stoppedEarly: false, peakMemoryBytes: 0,
       parameterCount: model.parameters.reduce(0) { $0 + $1.count })
+    report.ranks = collective?.size ?? 1
     let batchesPerEpoch = batcher.batches.count
     let everySteps = recipe.training.checkpointEverySteps
     training: while progress.epoch < epochs {
       optimizer.learningRate = Float(progress.learningRate)
       let order = batcher.order(epoch: progress.epoch)
+      let shares = order[progress.batchesDone...].map { share(of: batcher.batches[$0]) }
       let prefetcher = Prefetcher(
-        loader: loader, plans: order[progress.batchesDone...].map { batcher.batches[$0] }, inBackground: model.pool.threadCount > 1)
+        loader: loader, plans: shares.filter { !$0.records.isEmpty }, inBackground: model.pool.threadCount > 1)
+      var shareIndex = 0
       while progress.batchesDone < batchesPerEpoch {
-        if options.shouldStop() || options.maxSteps.map({ report.sessionSteps >= $0 }) ?? false {
+        var stop = options.shouldStop() || options.maxSteps.map({ report.sessionSteps >= $0 }) ?? false
+        // Every rank stops at the same step when any rank is asked to.
+        if let collective { stop = collective.sum([stop ? 1 : 0])[0] > 0 }
+        if stop {
           prefetcher.cancel()
-          try checkpoint().write(to: layout.latest)
+          if writesOutput { try checkpoint().write(to: layout.latest) }
           report.stoppedEarly = true
           break training
         }
         let started = DispatchTime.now().uptimeNanoseconds
+        let communicationBefore = collective?.communicationSeconds ?? 0
+        let globalPlan = batcher.batches[order[progress.batchesDone]]
+        let mine = shares[shareIndex]
+        shareIndex += 1
         let waitBefore = prefetcher.waitSeconds
-        guard let batch = try prefetcher.next() else { break }
+        var totals = [0.0, 0, 0, 0, 0]  // Σ finite losses, finite, infinite, audio seconds, load seconds
+        if mine.records.isEmpty {
+          model.participateWithoutData()
+        } else {
+          guard let batch = try prefetcher.next() else { break }
+          model.zeroGradients()
+          let result = model.computeGradients(
+            batch: batch.features, labels: batch.labels, meanOver: collective == nil ? nil : globalPlan.records.count)
+          let finite = result.losses.filter(\.isFinite)
+          totals = [Double(finite.reduce(0, +)), Double(finite.count), Double(result.infiniteCount), batch.audioSeconds, batch.loadSeconds]
+        }
+        if let collective {
+          sumGradients(model.parameters, over: collective)
+          totals = collective.sum(totals)
+        }
         let waited = prefetcher.waitSeconds - waitBefore
-        model.zeroGradients()
-        let result = model.computeGradients(batch: batch.features, labels: batch.labels)
         let norm = clipGradientNorm(model.parameters, maxNorm: Float(recipe.training.maxGradientNorm))
         if norm.isFinite { optimizer.step(model.parameters) }
         progress.batchesDone += 1
@@ -364,22 +500,27 @@ final class TrainingSession {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         progress.trainingSeconds += seconds
         report.sessionSteps += 1
-        report.audioSeconds += batch.audioSeconds
+        report.audioSeconds += totals[3]
         report.stepSeconds += seconds
         report.dataWaitSeconds += waited
-        report.loadSeconds += batch.loadSeconds
-        let finite = result.losses.filter(\.isFinite)
+        report.loadSeconds += totals[4]
+        let communication = collective.map { $0.communicationSeconds - communicationBefore }
+        report.communicationSeconds += communication ?? 0
         let remainingSteps = (epochs - progress.epoch - 1) * batchesPerEpoch + (batchesPerEpoch - progress.batchesDone)
-        let step = StepMetrics(
+        var step = StepMetrics(
           step: progress.step, epoch: progress.epoch + 1, batch: progress.batchesDone, batches: batchesPerEpoch,
-          loss: finite.isEmpty ? .nan : Double(finite.reduce(0, +)) / Double(finite.count),
-          lr: progress.learningRate, gradNorm: Double(norm), utterances: batch.labels.count,
-          frames: batch.features.features.shape[0], infiniteLosses: result.infiniteCount, audioSeconds: batch.audioSeconds,
-          seconds: seconds, dataWaitSeconds: waited, audioSecondsPerSecond: batch.audioSeconds / seconds,
+          loss: totals[1] == 0 ? .nan : totals[0] / totals[1],
+          lr: progress.learningRate, gradNorm: Double(norm), utterances: globalPlan.records.count,
+          frames: globalPlan.maxFrames, infiniteLosses: Int(totals[2]), audioSeconds: totals[3],
+          seconds: seconds, dataWaitSeconds: waited, audioSecondsPerSecond: totals[3] / seconds,
           etaSeconds: Double(remainingSteps) * report.stepSeconds / Double(report.sessionSteps))
-        try metrics.append(step)
-        options.observer?.stepFinished(step)
-        if everySteps > 0 && progress.step % everySteps == 0 && progress.batchesDone < batchesPerEpoch {
+        step.communicationSeconds = communication
+        step.ranks = collective?.size
+        if writesOutput {
+          try metrics?.append(step)
+          options.observer?.stepFinished(step)
+        }
+        if everySteps > 0 && progress.step % everySteps == 0 && progress.batchesDone < batchesPerEpoch && writesOutput {
           try checkpoint().write(to: layout.latest)
         }
       }
@@ -390,17 +531,18 @@ final class TrainingSession {
     return report
   }
 
-  /// Evaluates, advances the epoch and the learning rate, and writes the checkpoints.
+  /// Evaluates, advances the epoch and the learning rate, and writes the checkpoints (rank
+  /// 0 alone evaluates and writes; the other ranks advance the same schedule).
   func finishEpoch(loader: BatchLoader, evaluationPlans: [BatchPlan]) throws {
     let finished = progress.epoch + 1
     var improved = false
-    if let evaluationSplit {
+    if let evaluationSplit, writesOutput {
       var result = try evaluate(model: model, loader: loader, plans: evaluationPlans, vocabulary: datasets[0].manifest.vocabulary, beam: nil)
       result.epoch = finished
       result.step = progress.step
       result.split = evaluationSplit
       progress.evaluations.append(result)
-      try metrics.append(EvaluationLine(result))
+      try metrics?.append(EvaluationLine(result))
       options.observer?.evaluationFinished(result)
       if progress.bestCER.map({ result.cer < $0 }) ?? true {
         progress.bestCER = result.cer
@@ -411,6 +553,7 @@ final class TrainingSession {
     progress.epoch = finished
     progress.batchesDone = 0
     progress.learningRate /= recipe.training.annealing
+    guard writesOutput else { return }
     let state = checkpoint()
     try state.write(to: layout.epoch(finished))
     try state.write(to: layout.latest)

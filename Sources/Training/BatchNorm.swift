@@ -34,6 +34,11 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
 
   /// The threads this layer's computation runs on.
   public var pool: WorkerPool = .serial
+  /// Set in data-parallel training: the batch statistics (forward) and the gradient sums
+  /// (backward) are summed over the ranks, so every rank normalizes with the statistics of
+  /// the whole global batch, as one process does. The γ and β gradients stay this rank's
+  /// own (the gradient allreduce sums them).
+  public var collective: (any Collective)?
   /// Result buffer of the out-of-place `forward`.
   private var output = Tensor<Scalar>(shape: [0])
   /// Result buffer of the out-of-place `backward`.
@@ -213,7 +218,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       if training {
         let count = rows.reduce(0) { $0 + $1.count }
         precondition(count > 0, "BatchNorm training needs at least one valid position")
-        let mean = computeBatchStatistics(x, blocks: blocks, count: count)
+        let (mean, globalCount) = computeBatchStatistics(x, blocks: blocks, count: count)
         let inverse = UnsafePointer(inverseDeviation.pointer)
         for j in 0..<c {
           factor[j] = scale.value.scalars[j] * inverse[j]
@@ -229,7 +234,7 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
           }
         }
         validRows = rows
-        validCount = count
+        validCount = globalCount
       } else {
         for j in 0..<c {
           factor[j] = scale.value.scalars[j] / (runningVariance.scalars[j] + epsilon).squareRoot()
@@ -247,9 +252,9 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
   /// Computes the batch mean (returned) and 1/σ (into `inverseDeviation`) over the rows of
   /// `blocks`, and updates the running statistics. Two passes (mean, then squared
   /// deviations), each summed per block and then over blocks in order.
-  private func computeBatchStatistics(_ x: UnsafePointer<Scalar>, blocks: [Range<Int>], count: Int) -> [Scalar] {
+  private func computeBatchStatistics(_ x: UnsafePointer<Scalar>, blocks: [Range<Int>], count: Int) -> ([Scalar], Int) {
     let c = featureCount
-    let m = Double(count)
+    var m = Double(count)
     let partials = UnsafeMutablePointer<Scalar>.allocate(capacity: blocks.count * c)
     defer { partials.deallocate() }
     nonisolated(unsafe) let (source, sums) = (x, partials)  // blocks write disjoint rows of partial sums
@@ -258,7 +263,13 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       sum.initialize(repeating: 0, count: c)
       BatchNormKernels.addColumns(source, rows: block, columns: c, into: sum)
     }
-    let mean = combine(partials, blocks: blocks.count).map { Scalar($0 / m) }
+    var columnSums = combine(partials, blocks: blocks.count)
+    if let collective {
+      let global = collective.sum(columnSums + [m])
+      columnSums = Array(global.prefix(c))
+      m = global[c]
+    }
+    let mean = columnSums.map { Scalar($0 / m) }
     mean.withUnsafeBufferPointer { mean in
       nonisolated(unsafe) let center = mean.baseAddress!  // read-only in the blocks
       forEachBlock(blocks) { index, block in
@@ -267,16 +278,39 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
         BatchNormKernels.addSquaredDeviations(source, rows: block, columns: c, mean: center, into: sum)
       }
     }
-    let squares = combine(partials, blocks: blocks.count)
+    var squares = combine(partials, blocks: blocks.count)
+    if let collective { squares = collective.sum(squares) }
     let inverse = inverseDeviation.zeroed(c)
-    let unbiasing = count > 1 ? m / (m - 1) : 1
+    let unbiasing = m > 1 ? m / (m - 1) : 1
     for j in 0..<c {
       let variance = Scalar(squares[j] / m)
       inverse[j] = 1 / (variance + epsilon).squareRoot()
       runningMean.scalars[j] = (1 - momentum) * runningMean.scalars[j] + momentum * mean[j]
       runningVariance.scalars[j] = (1 - momentum) * runningVariance.scalars[j] + momentum * variance * Scalar(unbiasing)
     }
-    return mean
+    return (mean, Int(m))
+  }
+
+  /// Takes part in a training forward and backward of a rank that has no utterance in this
+  /// batch: contributes zeros to every sum the ranks with data make (forward statistics
+  /// then, with `backward`, gradient sums), and updates the running statistics as they do.
+  func participateWithoutData(backward: Bool) {
+    guard let collective else { return }
+    let c = featureCount
+    if backward {
+      _ = collective.sum([Double](repeating: 0, count: 2 * c))
+      return
+    }
+    let global = collective.sum([Double](repeating: 0, count: c + 1))
+    let m = global[c]
+    let mean = global.prefix(c).map { Scalar($0 / m) }
+    let squares = collective.sum([Double](repeating: 0, count: c))
+    let unbiasing = m > 1 ? m / (m - 1) : 1
+    for j in 0..<c {
+      let variance = Scalar(squares[j] / m)
+      runningMean.scalars[j] = (1 - momentum) * runningMean.scalars[j] + momentum * mean[j]
+      runningVariance.scalars[j] = (1 - momentum) * runningVariance.scalars[j] + momentum * variance * Scalar(unbiasing)
+    }
   }
 
   /// Writes d(loss)/d(x) for the valid rows from d(loss)/d(y) (`dx` may be `dy` itself) and
@@ -311,6 +345,14 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
     }
     let sumGradient = combine(partials, blocks: blockCount)
     let sumGradientNormalized = combine(partials + blockCount * c, blocks: blockCount)
+    // dx needs the sums over the global batch; γ and β get this rank's own.
+    var globalGradient = sumGradient
+    var globalGradientNormalized = sumGradientNormalized
+    if let collective {
+      let global = collective.sum(sumGradient + sumGradientNormalized)
+      globalGradient = Array(global.prefix(c))
+      globalGradientNormalized = Array(global.suffix(c))
+    }
     withScratch(3 * c) { (scratch: UnsafeMutableBufferPointer<Scalar>) in
       let factor = scratch.baseAddress!
       let meanGradient = factor + c
@@ -318,8 +360,8 @@ public final class BatchNorm<Scalar: TensorScalar>: Layer {
       let inverse = inverseDeviation.pointer
       for j in 0..<c {
         factor[j] = scale.value.scalars[j] * inverse[j]
-        meanGradient[j] = Scalar(sumGradient[j] / m)
-        meanGradientNormalized[j] = Scalar(sumGradientNormalized[j] / m)
+        meanGradient[j] = Scalar(globalGradient[j] / m)
+        meanGradientNormalized[j] = Scalar(globalGradientNormalized[j] / m)
       }
       // Second pass: dx = γ/σ · (g − mean(g) − x̂ · mean(g x̂)).
       nonisolated(unsafe) let (f, a, b) = (UnsafePointer(factor), UnsafePointer(meanGradient), UnsafePointer(meanGradientNormalized))  // read-only in the blocks

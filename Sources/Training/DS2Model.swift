@@ -66,6 +66,9 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
   public let parameters: [Parameter<Scalar>]
   /// The threads the model computes on (`WorkerPool`); results do not depend on it.
   public var pool: WorkerPool { didSet { handPoolToLayers() } }
+  /// Set in data-parallel training: every batch normalization sums its statistics over
+  /// the ranks (`BatchNorm.collective`).
+  public var collective: (any Collective)? { didSet { for norm in allNorms { norm.collective = collective } } }
 
   private func handPoolToLayers() {
     for layer in convolutions { layer.pool = pool }
@@ -174,13 +177,26 @@ public final class DS2Model<Scalar: TensorScalar>: Layer {
   /// accumulating parameter gradients. Utterances whose loss is infinite contribute no gradient.
   /// - Returns: the per-utterance losses and the logits gradient.
   @_specialize(exported: true, where Scalar == Float)
-  public func computeGradients(batch: FeatureBatch<Scalar>, labels: [[Int32]]) -> CTCResult<Scalar> {
+  ///
+  /// In data-parallel training each rank passes its share of the batch and the global batch
+  /// size as `meanOver`, so that the gradients summed over the ranks are the global batch's.
+  public func computeGradients(batch: FeatureBatch<Scalar>, labels: [[Int32]], meanOver: Int? = nil) -> CTCResult<Scalar> {
     isTraining = true
     let (logits, lengths) = forward(batch)
     let result = CTC.loss(
-      logits: logits, lengths: lengths, labels: labels, gradientScale: 1 / Scalar(batch.batchSize), pool: pool)
+      logits: logits, lengths: lengths, labels: labels, gradientScale: 1 / Scalar(meanOver ?? batch.batchSize), pool: pool)
     backward(result.gradient)
     return result
+  }
+
+  /// A training step's part for a rank with no utterance in this batch (data-parallel
+  /// training with fewer utterances than ranks): every parameter gradient is zero, and the
+  /// rank joins each batch normalization's sums in the order the others make them.
+  public func participateWithoutData() {
+    zeroGradients()
+    let forwardOrder = convolutionNorms + recurrentLayers.map(\.normalization) + [outputNorm]
+    for norm in forwardOrder { norm.participateWithoutData(backward: false) }
+    for norm in forwardOrder.reversed() { norm.participateWithoutData(backward: true) }
   }
 
   /// Every parameter and running statistic by name (`"rnn0.inputWeight"`,

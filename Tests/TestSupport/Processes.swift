@@ -70,6 +70,7 @@ public func runTool(_ executable: String, _ arguments: [String], in directory: S
 public struct ToolFailure: Error, CustomStringConvertible {
   public var message: String
   public var description: String { message }
+  public init(message: String) { self.message = message }
 }
 
 private func configuredProcess(
