@@ -9,6 +9,8 @@
 #     single-machine run, byte for byte (every shard, manifest.json, rejected.jsonl);
 #  2. the same without the plan step, with task 2 killed (SIGKILL through scancel) once it is writing, and only
 #     index 2 resubmitted (`--array=2`, the partition count still 4): still identical.
+#  3. deploy/slurm/train.sbatch: 2 ranks of data-parallel training under srun --mpi=pmix
+#     log the losses of one process.
 # Stops exactly the daemons it started (their PID files), also on failure.
 #   Tests/slurm/run.sh BINARY
 set -euo pipefail
@@ -99,3 +101,30 @@ wait_for "$again" "$merge"
 digests "$out" >"$work/got"
 cmp -s "$work/expected" "$work/got" || fail "killed + resubmitted differs from the single run: $(diff "$work/expected" "$work/got" | head)"
 echo "Tests/slurm: task 2 killed, --array=2 resubmitted, merged: byte-identical to one run"
+
+# 3. Data-parallel training (issue 14): deploy/slurm/train.sbatch with 2 tasks (srun
+#    --mpi=pmix, one rank each) trains 6 steps on the dataset of case 1 and logs the losses
+#    of one process, within 1e-4.
+model="$work/model.yaml"
+cat >"$model" <<YAML
+model:
+  convolutions: [{channels: 4, kernelTime: 5, kernelFrequency: 21, strideTime: 2, strideFrequency: 4}]
+  recurrentLayers: 1
+  hidden: 32
+training: {epochs: 1, batchSize: 8, optimizer: adam, learningRate: 1.0e-3, threads: 1}
+YAML
+"$binary" train "$work/single" --model "$model" --output "$work/run-one" --max-steps 6 -q >/dev/null
+train=$(sbatch --parsable --ntasks=2 --cpus-per-task=1 --mem-per-cpu=200M --time=10 -o "$work/train.log" \
+  --export=ALL,DATA="$work/single",RUN="$work/run-ranks",MODEL="$model",MAX_STEPS=6 "$repo/deploy/slurm/train.sbatch")
+wait_for "$train"
+grep -q "2 ranks" "$work/train.log" || fail "train.sbatch did not train on 2 ranks: $(tail -n 20 "$work/train.log")"
+python3 - "$work/run-one/metrics.jsonl" "$work/run-ranks/metrics.jsonl" <<'PY' || fail "2 ranks under Slurm differ from one process"
+import json, sys
+def losses(path):
+    return [json.loads(line)["loss"] for line in open(path) if json.loads(line).get("type") == "step"]
+one, ranks = losses(sys.argv[1]), losses(sys.argv[2])
+assert len(one) == len(ranks) == 6, (len(one), len(ranks))
+worst = max(abs(a - b) / abs(a) for a, b in zip(one, ranks))
+assert worst <= 1e-4, worst
+print(f"Tests/slurm: train.sbatch, 2 ranks (srun --mpi=pmix): 6 steps, losses within {worst:.1e} of one process")
+PY
