@@ -9,7 +9,7 @@ packages=(
   libopenmpi-dev openmpi-bin                                                    # linked (data-parallel training) and mpirun
   espeak-ng sox flac                                                            # corpus and fixture generation
   tar gzip                                                                      # AISHELL-1 speaker archives
-  python3                                                                       # scripts/fuzz-hostile (standard library only)
+  python3 python3-venv                                                          # scripts/fuzz-hostile; scripts/python-tests' virtual environment
   slurm-wlm                                                                     # Tests/slurm: partitions under a real scheduler
 )
 

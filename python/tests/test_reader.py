@@ -1,0 +1,106 @@
+"""The reader against what the Swift binary says (`ds2-data inspect --json --features`)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+import ds2data
+from conftest import run
+
+
+def inspected(path, split, raw=False):
+    arguments = ["inspect", path, "--records", "100000", "--split", split, "--json", "--features"] + (["--raw"] if raw else [])
+    lines = run(*arguments).stdout.splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+@pytest.mark.parametrize("name", ["float16-global", "float32-utterance", "float16-none", "augmented"])
+def test_records_equal_the_binarys(datasets, name):
+    ds = ds2data.open(datasets[name])
+    assert ds.format_version == 2
+    for split in ds.splits:
+        part = ds[split]
+        expected = inspected(datasets[name], split)
+        assert len(part) == len(expected) == sum(s["records"] for s in ds.manifest["splits"][ds.splits.index(split)]["shards"])
+        assert list(part.frames) == sorted(part.frames), "stored order is ascending length"
+        for index, reference in enumerate(expected):
+            record = part[index]
+            assert record.id == reference["id"]
+            assert record.transcript == reference["transcript"]
+            assert record.labels.tolist() == reference["labels"]
+            features = np.asarray(reference["features"], dtype=np.float64)
+            assert record.features.dtype == np.float32 and record.features.shape == features.shape
+            np.testing.assert_allclose(record.features, features, rtol=1e-5, atol=1e-5, err_msg=f"{name} {split} {record.id}")
+            assert part[record.id].id == record.id
+        if name == "augmented" and split in ds.training_splits:
+            assert any("augmentation" in part[i].info for i in range(len(part)))
+
+
+def test_raw_values_and_statistics(datasets):
+    ds = ds2data.open(datasets["float32-utterance"], normalize=False)
+    split = ds.training_splits[0]
+    expected = inspected(datasets["float32-utterance"], split, raw=True)
+    for index in range(0, len(expected), 7):
+        np.testing.assert_array_equal(ds[split][index].features, np.asarray(expected[index]["features"], dtype=np.float32))
+    # docs/FORMAT.md §5.1: folding the shards' statistics gives the manifest's, exactly.
+    m = ds.manifest
+    count, mean, m2 = 0, np.zeros(ds.bins), np.zeros(ds.bins)
+    for s in m["splits"]:
+        if s["name"] in m["normalization"]["statisticsSplits"]:
+            for shard in s["shards"]:
+                st = shard["statistics"]
+                if st["count"] == 0:
+                    continue
+                if count == 0:
+                    count, mean, m2 = st["count"], np.array(st["mean"]), np.array(st["m2"])
+                    continue
+                na, nb = float(count), float(st["count"])
+                n, d = na + nb, np.array(st["mean"]) - mean
+                mean, m2 = mean + d * nb / n, m2 + (np.array(st["m2"]) + d * d * na * nb / n)
+                count += st["count"]
+    assert count == ds.statistics["count"]
+    np.testing.assert_array_equal(mean, ds.statistics["mean"])
+    np.testing.assert_array_equal(m2, ds.statistics["m2"])
+
+
+def test_bad_input_is_named(datasets, tmp_path):
+    with pytest.raises(ds2data.DatasetError, match="not a ds2-data dataset: no manifest.json"):
+        ds2data.open(str(tmp_path))
+    copy = str(tmp_path / "copy")
+    shutil.copytree(datasets["float16-global"], copy)
+    manifest = json.load(open(f"{copy}/manifest.json"))
+    manifest["formatVersion"] = 9
+    json.dump(manifest, open(f"{copy}/manifest.json", "w"))
+    with pytest.raises(ds2data.DatasetError, match="format version 9; this reader knows 1, 2"):
+        ds2data.open(copy)
+    manifest["formatVersion"] = 2
+    json.dump(manifest, open(f"{copy}/manifest.json", "w"))
+    ds = ds2data.open(copy)
+    split = ds.splits[0]
+    first = ds.manifest["splits"][0]["shards"][0]["file"]
+    # A flipped byte in a feature value: the checksum names the shard and the record.
+    record = ds[split][0]
+    path = f"{copy}/{first}"
+    data = bytearray(open(path, "rb").read())
+    needle = record.id.encode() + record.transcript.encode()
+    at = data.find(needle)
+    assert at > 0
+    data[at + len(needle) + 64] ^= 0xFF
+    open(path, "wb").write(data)
+    fresh = ds2data.open(copy)
+    with pytest.raises(ds2data.DatasetError, match=f"{first}: record {record.id}: checksum mismatch"):
+        fresh[split][0]
+    # A truncated shard: refused before it is mapped (no SIGBUS).
+    open(path, "r+b").truncate(len(data) // 2)
+    with pytest.raises(ds2data.DatasetError, match="bytes, the manifest says"):
+        ds2data.open(copy)[split][0]
+    os.remove(path)
+    with pytest.raises(ds2data.DatasetError, match="shard missing"):
+        ds2data.open(copy)[split][0]
+    with pytest.raises(KeyError, match="no split"):
+        ds2data.open(copy)["nope"]
+    with pytest.raises(KeyError, match="no utterance 'nope'"):
+        ds2data.open(datasets["float16-global"])[split]["nope"]
