@@ -27,11 +27,21 @@ struct RunOptions: ParsableArguments {
     help: "List and probe only, and write the plan that --partition tasks read (partitions/plan.bin in the output): run it once before the tasks of a large corpus.")
   var planOnly = false
 
+  @Flag(help: "List and probe only, featurize a small sample to time it, and print per split the utterances, hours, a length histogram, the rejections known so far, the output size and an ETA; write nothing.")
+  var dryRun = false
+
+  @Flag(help: "With --dry-run: print the report as one JSON object.")
+  var json = false
+
+  @Flag(help: "Start even when the output's filesystem has less free space than the shards need.")
+  var ignoreFreeSpace = false
+
   @OptionGroup var logging: LoggingOptions
 
   func validate() throws {
     if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
     _ = try parsedPartition()
+    if json && !dryRun { throw ValidationError("--json goes with --dry-run") }
   }
 
   /// `--partition` parsed, K taken from the scheduler's variables for `auto/N`.
@@ -55,6 +65,8 @@ struct RunOptions: ParsableArguments {
     var options = PrepareOptions(force: force)
     options.partition = try parsedPartition()
     options.planOnly = planOnly
+    options.dryRun = dryRun
+    options.ignoreFreeSpace = ignoreFreeSpace
     if logging.showsProgress { options.progress = TerminalProgress() }
     let signals = SignalHandling(cancellation: options.cancellation)
     defer { withExtendedLifetime(signals) {} }
@@ -65,7 +77,15 @@ struct RunOptions: ParsableArguments {
       FileHandle.standardError.write(Data("\nds2-data: \(interrupted)\n".utf8))
       throw ExitCode(128 + interrupted.signal)
     }
+    if let preflight = report.preflight, json {
+      let encoder = JSONEncoder()
+      encoder.outputFormatting = [.sortedKeys]
+      encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+      print(String(decoding: try encoder.encode(preflight), as: UTF8.self))
+      return
+    }
     print(report.summary)
+    if report.preflight != nil { return }
     // A part's (and the plan's) rejections are reported by merge: a task that did its part
     // exits 0, so that a scheduler's dependency (Slurm afterok) starts the next job.
     if report.rejectedCount > 0 && report.partition == nil && report.planFile == nil { throw ExitCode(exitCodeWithRejections) }

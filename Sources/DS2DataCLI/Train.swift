@@ -156,7 +156,14 @@ struct Train: ParsableCommand {
     collective?.stopRequested = { cancellation.signal != nil }
     options.collective = collective
     let signals = SignalHandling(cancellation: cancellation, quiet: !writer)
-    let report = try train(options)
+    let report: TrainingReport
+    do {
+      report = try train(options)
+    } catch let disagreement as StartUpDisagreement {
+      // Every rank has it; rank 0 says it.
+      guard writer else { throw ExitCode.failure }
+      throw ConfigurationError(disagreement.message)
+    }
     withExtendedLifetime(signals) {}
     display.clearLine()
     if writer { print(report.summary) }

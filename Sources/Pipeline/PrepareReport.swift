@@ -47,6 +47,8 @@ public struct PrepareReport: Sendable {
   public var planWasCurrent = false
   /// Set for a part that read the plan step's plan instead of listing and probing.
   public var planRead: String?
+  /// Set by a dry run: what the run would make.
+  public var preflight: PreflightReport?
 
   public var records: Int { splits.reduce(0) { $0 + $1.records } }
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
@@ -72,6 +74,7 @@ public struct PrepareReport: Sendable {
 
   /// One-paragraph human summary.
   public var summary: String {
+    if let preflight { return preflight.summary }
     if alreadyComplete {
       return "\(outputDirectory): already complete for this recipe; nothing to do"
     }

@@ -23,6 +23,12 @@ public struct PrepareOptions {
   /// Only list and probe, and write the plan that partition tasks read
   /// (`partitions/plan.bin`, `--plan-only`).
   public var planOnly = false
+  /// Only list, probe and calibrate, and report sizes and an ETA; write nothing (`--dry-run`).
+  public var dryRun = false
+  /// Start even when the output's filesystem has less free space than the shards need.
+  public var ignoreFreeSpace = false
+  /// Free bytes on the filesystem of a path (`statvfs`; replaceable in tests).
+  public var freeSpace: @Sendable (String) -> Int? = { freeBytes(near: $0) }
   public var logger = Logger(label: "ds2-data.prepare")
 
   public init(force: Bool = false, progress: ProgressSink? = nil) {
@@ -140,16 +146,21 @@ final class Preparer {
     if partition != nil && options.planOnly {
       throw ConfigurationError("--plan-only writes the plan for all parts: run it once, without --partition, before the tasks")
     }
-    claimedFolder = try DatasetFolder.claim(
-      output, protecting: inputPaths(), lock: partition == nil ? .exclusive : .shared, logger: logger)
+    if options.dryRun && (partition != nil || options.planOnly || options.force) {
+      throw ConfigurationError("--dry-run writes nothing: it does not combine with --partition, --plan-only or --force")
+    }
+    if !options.dryRun {
+      claimedFolder = try DatasetFolder.claim(
+        output, protecting: inputPaths(), lock: partition == nil ? .exclusive : .shared, logger: logger)
+    }
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
     if augmenting { report.verb = "augmented" }
-    if try folder.holdsDataset(identity: identity, force: options.force) {
+    if !options.dryRun, try folder.holdsDataset(identity: identity, force: options.force) {
       report.alreadyComplete = true
       return report
     }
-    let planPath = folder.path + "/" + PartFolder.folderName + "/" + StoredPlan.fileName
+    let planPath = (claimedFolder?.path ?? output) + "/" + PartFolder.folderName + "/" + StoredPlan.fileName
     let stored = partition != nil && RegularFile.exists(planPath) ? try StoredPlan.read(planPath) : nil
     if let stored, stored.header.identity != identity {
       throw ConfigurationError(
@@ -166,7 +177,8 @@ final class Preparer {
     }
     let journalDirectory = part?.path ?? output
     let resumed =
-      try part.map { $0.resumableJournal(for: journal) } ?? folder.resumableJournal(for: journal, force: options.force)
+      options.dryRun
+      ? nil : try part.map { $0.resumableJournal(for: journal) } ?? folder.resumableJournal(for: journal, force: options.force)
     if let resumed { journal = resumed }
     let resuming = resumed != nil
     // FFTW plans take milliseconds to make: made while the corpus is listed.
@@ -212,8 +224,8 @@ final class Preparer {
     }
     // A new run's output is emptied and journaled while the headers are probed: on disk
     // before any shard is, so an unfinished run says which recipe it belongs to.
-    let outputReady = Later(waitingWork: { [journal, folder, part, journalDirectory] in
-      guard !resuming, !planOnly else { return }
+    let outputReady = Later(waitingWork: { [journal, claimedFolder, part, journalDirectory] in
+      guard !resuming, !planOnly, let folder = claimedFolder else { return }
       if let part { try part.startOver(in: folder) } else { try folder.wipe() }
       try journal.save(directory: journalDirectory)
     })
@@ -247,6 +259,11 @@ final class Preparer {
         $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id)
       })
     }
+    if options.dryRun {
+      report.preflight = try preflight(
+        splitUtterances, featureParameters: featureParameters, missingSplits: listing.missingSplits, started: started)
+      return report
+    }
     try outputReady.value()
     let stream = ShardStream(
       recipe: recipe, pool: pool, featurizers: featurizersInFlight, augmenter: augmenter, journal: journal,
@@ -268,6 +285,7 @@ final class Preparer {
       }
       try stored.checkFiles(paths, planPath: planPath)
     }
+    try checkFreeSpace(plannedShards: plannedShards, ranges: ranges)
     let rejectionsBeforeWriting = rejections.count
     let shardsBySplit = try stream.write(
       splitUtterances, bins: featureParameters.bins, plannedShards: plannedShards, ranges: ranges)

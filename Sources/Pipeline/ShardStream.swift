@@ -168,28 +168,9 @@ final class ShardStream {
           // Cancelled: stop making records; `consume` throws before it sees this.
           if cancellation.signal != nil { return .skipped }
           do {
-            let featurizer = featurizers[worker]
-            var waveform = try featurizer.waveform(
-              path: source.audioPath, channel: source.channel, startSeconds: source.startSeconds,
-              durationSeconds: source.durationSeconds)
-            var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
-            if let plan = utterance.augmentation, let augmenter {
-              (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch[worker], file: source.audioPath)
-            }
-            // The plan came from the header; a file changed since then (or a header that
-            // lies) gives another length, which would move the record out of length order.
-            guard waveform.samples.count == utterance.samples else {
-              throw ItemError(
-                .unreadableAudio, file: source.audioPath,
-                message: "decoded to \(waveform.samples.count) samples at \(rate) Hz; its header promised "
-                  + "\(utterance.samples) (changed during the run?)")
-            }
-            var features = try featurizer.features(of: waveform, file: source.audioPath).values
             return .record(
-              EncodedRecord(
-                id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
-                frames: utterance.frames, bins: featurizer.bins, features: &features, dtype: dtype,
-                infoJSON: info.json))
+              try makeRecord(
+                utterance, featurizer: featurizers[worker], augmenter: augmenter, scratch: scratch[worker], dtype: dtype))
           } catch {
             return .rejected(audioFailure(error, source: source, utteranceId: utterance.id))
           }
@@ -270,18 +251,23 @@ final class ShardStream {
 
   /// Where each split's shards start, from the plan alone (`SplitWriter.planShards`).
   func plannedShards(for splits: [(String, [PlannedUtterance])], bins: Int) -> [String: [PlannedShard]] {
+    Self.plannedShards(for: splits, bins: bins, recipe: recipe)
+  }
+
+  /// Where each split's shards start and their estimated sizes (`SplitWriter.planShards`).
+  static func plannedShards(for splits: [(String, [PlannedUtterance])], bins: Int, recipe: Recipe) -> [String: [PlannedShard]] {
     var planned: [String: [PlannedShard]] = [:]
     for (split, utterances) in splits {
       planned[split] = SplitWriter.planShards(
-        valueSizes: utterances.map { plannedValueBytes($0, bins: bins) }, keySizes: utterances.map { 4 + $0.id.utf8.count },
-        maxShardBytes: recipe.shards.maxShardBytes)
+        valueSizes: utterances.map { plannedValueBytes($0, bins: bins, dtype: recipe.shards.dtype) },
+        keySizes: utterances.map { 4 + $0.id.utf8.count }, maxShardBytes: recipe.shards.maxShardBytes)
     }
     return planned
   }
 
   /// The stored size of `utterance`'s record as planned (its info as drawn: the speaker and
   /// the augmentation plan).
-  func plannedValueBytes(_ utterance: PlannedUtterance, bins: Int) -> Int {
+  static func plannedValueBytes(_ utterance: PlannedUtterance, bins: Int, dtype: FeatureDType) -> Int {
     let info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: utterance.augmentation)
     let infoBytes: Int
     if utterance.augmentation == nil, let speaker = info.speaker {
@@ -291,7 +277,7 @@ final class ShardStream {
     }
     return RecordLayout.valueSize(
       idBytes: utterance.id.utf8.count, transcriptBytes: utterance.source.transcript.utf8.count, infoBytes: infoBytes,
-      labelCount: utterance.labels.count, frames: utterance.frames, bins: bins, dtype: recipe.shards.dtype)
+      labelCount: utterance.labels.count, frames: utterance.frames, bins: bins, dtype: dtype)
   }
 
   /// True when every journaled shard file exists with the journaled size.
@@ -304,6 +290,34 @@ final class ShardStream {
 }
 
 /// UTF-8 bytes of `text` as a JSON string body (quotes, backslashes and control characters escaped).
+/// Decodes, augments (as planned) and featurizes `utterance` into its encoded record.
+/// - Throws: the audio layer's `ItemError`s, and `ItemError(.unreadableAudio)` when the
+///   audio decodes to another length than its header promised.
+func makeRecord(
+  _ utterance: PlannedUtterance, featurizer: Featurizer, augmenter: Augmenter?, scratch: Augmenter.Scratch, dtype: FeatureDType
+) throws -> EncodedRecord {
+  let source = utterance.source
+  var waveform = try featurizer.waveform(
+    path: source.audioPath, channel: source.channel, startSeconds: source.startSeconds,
+    durationSeconds: source.durationSeconds)
+  var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
+  if let plan = utterance.augmentation, let augmenter {
+    (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch, file: source.audioPath)
+  }
+  // The plan came from the header; a file changed since then (or a header that lies)
+  // gives another length, which would move the record out of length order.
+  guard waveform.samples.count == utterance.samples else {
+    throw ItemError(
+      .unreadableAudio, file: source.audioPath,
+      message: "decoded to \(waveform.samples.count) samples at \(featurizer.parameters.sampleRateHertz) Hz; its header promised "
+        + "\(utterance.samples) (changed during the run?)")
+  }
+  var features = try featurizer.features(of: waveform, file: source.audioPath).values
+  return EncodedRecord(
+    id: utterance.id, transcript: source.transcript, labels: utterance.labels, sampleCount: utterance.samples,
+    frames: utterance.frames, bins: featurizer.bins, features: &features, dtype: dtype, infoJSON: info.json)
+}
+
 func jsonEscapedLength(_ text: String) -> Int {
   text.utf8.reduce(0) { length, byte in
     switch byte {

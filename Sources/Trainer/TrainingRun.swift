@@ -163,9 +163,16 @@ public func train(_ options: TrainOptions) throws -> TrainingReport {
   return try session!.run()
 }
 
+/// The error every rank of a data-parallel run throws when the ranks' start-up check
+/// fails: rank 0 reports it, the others exit quietly (so that one message is printed).
+public struct StartUpDisagreement: Error, CustomStringConvertible {
+  public let message: String
+  public var description: String { message }
+}
+
 /// Gathers every rank's set-up outcome and fingerprint (datasets, model and training
 /// settings) and throws the same error on every rank when one failed or when they differ.
-/// - Throws: `ConfigurationError` naming the first failing rank and its error, or the rank
+/// - Throws: `StartUpDisagreement` naming the first failing rank and its error, or the rank
 ///   whose settings differ from rank 0's and in what.
 func agree(_ collective: any Collective, failure: String?, fingerprint: JSONValue) throws {
   let encoder = JSONEncoder()
@@ -175,11 +182,11 @@ func agree(_ collective: any Collective, failure: String?, fingerprint: JSONValu
   let decoded = all.map { try? JSONDecoder().decode(JSONValue.self, from: Data($0)) }
   for (rank, value) in decoded.enumerated() {
     if case .object(let fields)? = value, case .string(let message)? = fields["failure"] {
-      throw ConfigurationError("rank \(rank) of \(collective.size): \(message)")
+      throw StartUpDisagreement(message: "rank \(rank) of \(collective.size): \(message)")
     }
   }
   guard case .object(let first)? = decoded[0], let reference = first["fingerprint"] else {
-    throw ConfigurationError("rank 0 of \(collective.size): unreadable start-up check")
+    throw StartUpDisagreement(message: "rank 0 of \(collective.size): unreadable start-up check")
   }
   for (rank, value) in decoded.enumerated().dropFirst() {
     guard case .object(let fields)? = value, let theirs = fields["fingerprint"], theirs == reference else {
@@ -187,7 +194,7 @@ func agree(_ collective: any Collective, failure: String?, fingerprint: JSONValu
       if case .object(let fields)? = value, case .object(let a) = reference, case .object(let b)? = fields["fingerprint"] {
         differences = Set(a.keys).union(b.keys).sorted().filter { a[$0] != b[$0] }
       }
-      throw ConfigurationError(
+      throw StartUpDisagreement(message:
         "rank \(rank) of \(collective.size) was started with other settings than rank 0 (differ: "
           + "\(differences.isEmpty ? "its start-up check" : differences.joined(separator: ", "))); start every rank with the same command")
     }

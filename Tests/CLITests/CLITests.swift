@@ -123,4 +123,23 @@ final class AugmentCLITests: XCTestCase {
     XCTAssertEqual(try runBinary(["verify", output]).status, 0)
   }
 
+  /// `prepare --dry-run --json`: one JSON object with the totals and per split; nothing
+  /// written; `--json` alone is a usage error.
+  func testDryRunJSON() throws {
+    let directory = TemporaryDirectory("cli-dry-run")
+    let output = directory.path + "/out"
+    let run = try runBinary(
+      ["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--corpus-root", repositoryRoot + "/corpora/mini-librispeech",
+       "--output", output, "--dry-run", "--json"])
+    XCTAssertEqual(run.status, 0, run.stderr)
+    let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+    for key in ["utterances", "audioSeconds", "outputBytes", "etaSeconds"] { XCTAssertNotNil(object[key] as? NSNumber, key) }
+    let splits = try XCTUnwrap(object["splits"] as? [[String: Any]])
+    XCTAssertEqual(splits.map { $0["name"] as? String }, ["train-clean-100", "dev-clean", "test-clean"])
+    for split in splits {
+      for key in ["utterances", "audioSeconds", "outputBytes", "histogram"] { XCTAssertNotNil(split[key], key) }
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+    XCTAssertEqual(try runBinary(["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--json"]).status, 64)
+  }
 }
