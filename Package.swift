@@ -8,6 +8,7 @@
 //   DS2DataCLI (ds2-data)          thin argument parsing → one library call per command
 //   Pipeline   Trainer             orchestration / training runs (batches, checkpoints, decoding)
 //              DataParallel        MPI collectives for data-parallel training (the only MPI user)
+//              Plots               PNG pictures of records, lengths and training (libpng)
 //              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
 //   DS2Core                        value types, errors, RNG, statistics, the worker pool — no C
@@ -41,6 +42,8 @@ let package = Package(
     // glibc extensions Swift's Glibc module leaves out: sync_file_range (Shards), mallopt (ProcessSettings).
     // OpenMPI (Debian: libopenmpi-dev) for data-parallel training.
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+    // libpng (Debian: libpng-dev) for the pictures.
+    .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CSyncFileRange"),
     .systemLibrary(name: "CMalloc"),
 
@@ -62,6 +65,7 @@ let package = Package(
       ]),
     .target(name: "Training", dependencies: ["DS2Core", "COpenBLAS"]),
     .target(name: "DataParallel", dependencies: ["Training", "CMPI"]),
+    .target(name: "Plots", dependencies: ["DS2Core", "Shards", "CPNG"]),
     .target(
       name: "Trainer",
       dependencies: ["DS2Core", "Training", "Shards", "Audio", "Features", .product(name: "Yams", package: "Yams")]),
@@ -70,7 +74,7 @@ let package = Package(
     .executableTarget(
       name: "DS2DataCLI",
       dependencies: [
-        "ProcessSettings", "Pipeline", "Training", "Trainer", "DataParallel", "DS2Core", "Augmentation",
+        "ProcessSettings", "Pipeline", "Training", "Trainer", "DataParallel", "Plots", "DS2Core", "Augmentation",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ]),
@@ -92,7 +96,7 @@ let package = Package(
     .testTarget(
       name: "CLITests",
       dependencies: [
-        "DS2DataCLI", "Shards", "DS2Core", "TestSupport", "Trainer", "Training", .product(name: "Yams", package: "Yams"),
+        "DS2DataCLI", "Shards", "DS2Core", "TestSupport", "Trainer", "Training", "Plots", .product(name: "Yams", package: "Yams"),
       ]),
   ],
   swiftLanguageModes: [.v6]

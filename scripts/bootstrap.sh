@@ -7,6 +7,7 @@ packages=(
   pkg-config
   libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
   libopenmpi-dev openmpi-bin                                                    # linked (data-parallel training) and mpirun
+  libpng-dev                                                                    # linked: ds2-data plot
   espeak-ng sox flac                                                            # corpus and fixture generation
   tar gzip                                                                      # AISHELL-1 speaker archives
   python3 python3-venv                                                          # scripts/fuzz-hostile; scripts/python-tests' virtual environment

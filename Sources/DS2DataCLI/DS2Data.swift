@@ -19,7 +19,7 @@ struct DS2Data: ParsableCommand {
       (listed in rejected.jsonl); 1 failure; 64 bad command line.
       """,
     version: toolVersion,
-    subcommands: [Prepare.self, Augment.self, Merge.self, Inspect.self, Verify.self, Train.self, Evaluate.self, Transcribe.self])
+    subcommands: [Prepare.self, Augment.self, Merge.self, Inspect.self, Verify.self, Plot.self, Train.self, Evaluate.self, Transcribe.self])
 
   /// Before anything else: the commands that multiply matrices run with the best OpenBLAS
   /// kernels for this CPU (`BLASKernels.ensureBestKernels` may re-execute the process).

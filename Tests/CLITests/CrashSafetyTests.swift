@@ -221,7 +221,8 @@ final class CrashSafetyTests: XCTestCase {
     let d = directory.path
     let script = """
       mount -t tmpfs -o size=3m tmpfs \(mount) || exit 77
-      \(binary) prepare \(recipe) --output \(mount)/out -q 2> \(d)/first.log; echo $? > \(d)/first.status
+      \(binary) prepare \(recipe) --output \(mount)/out -q 2> \(d)/refused.log; echo $? > \(d)/refused.status
+      \(binary) prepare \(recipe) --output \(mount)/out -q --ignore-free-space 2> \(d)/first.log; echo $? > \(d)/first.status
       cp \(mount)/out/progress.json \(d)/progress-after-failure.json 2>/dev/null
       mount -o remount,size=256m \(mount)
       \(binary) prepare \(recipe) --output \(mount)/out 2> \(d)/second.log > \(d)/second.out; echo $? > \(d)/second.status
@@ -232,6 +233,9 @@ final class CrashSafetyTests: XCTestCase {
       throw XCTSkip("cannot mount a tmpfs in a private mount namespace here")
     }
     func read(_ name: String) -> String { (try? String(contentsOfFile: d + "/" + name, encoding: .utf8)) ?? "" }
+    // Without --ignore-free-space the run refuses before writing a shard, naming both sizes.
+    XCTAssertEqual(read("refused.status").trimmingCharacters(in: .whitespacesAndNewlines), "1")
+    XCTAssertTrue(read("refused.log").contains("the shards need about") && read("refused.log").contains("free"), read("refused.log"))
     XCTAssertEqual(read("first.status").trimmingCharacters(in: .whitespacesAndNewlines), "1")
     XCTAssertTrue(read("first.log").contains("disk is full"), read("first.log"))
     XCTAssertTrue(read("first.log").contains(".mdb"), "the shard is named: \(read("first.log"))")

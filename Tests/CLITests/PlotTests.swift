@@ -1,0 +1,59 @@
+import DS2Core
+import Foundation
+import Plots
+import TestSupport
+import XCTest
+
+/// `ds2-data plot`: valid PNGs (read back with libpng) of the expected size with real
+/// content, for a record (and an augmented one beside its clean source), the lengths and a
+/// training run; bad targets are named.
+final class PlotTests: XCTestCase {
+  func testPictures() throws {
+    let directory = TemporaryDirectory("plots")
+    let clean = directory.path + "/clean"
+    let augmented = directory.path + "/augmented"
+    let recipe = repositoryRoot + "/recipes/mini-librispeech.yaml"
+    let root = ["--corpus-root", repositoryRoot + "/corpora/mini-librispeech"]
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", clean, "-q"] + root).status, 0)
+    XCTAssertTrue([0, 3].contains(try runBinary(["augment", recipe, "--output", augmented, "-q"] + root).status))
+    let listing = try runBinary(["inspect", augmented, "--records", "1000", "--split", "train-clean-100", "--json"]).stdout
+    let records = listing.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    let copy = try XCTUnwrap(records.first { ($0["id"] as? String)?.hasPrefix("sp1.1-") ?? false })
+    let id = try XCTUnwrap(copy["id"] as? String)
+    let source = String(id.dropFirst("sp1.1-".count))
+
+    let single = directory.path + "/record.png"
+    XCTAssertEqual(try runBinary(["plot", clean, "--record", source, "--output", single]).status, 0)
+    let pair = directory.path + "/pair.png"
+    let drawn = try runBinary(["plot", augmented, "--record", id, "--clean", clean, "--output", pair])
+    XCTAssertEqual(drawn.status, 0, drawn.stderr)
+    let lengths = directory.path + "/lengths.png"
+    XCTAssertEqual(try runBinary(["plot", clean, "--lengths", "--output", lengths]).status, 0)
+    let run = directory.path + "/run"
+    let model = try writeTinyModel(
+      to: directory.file("model.yaml"), hidden: 8, training: "{epochs: 2, batchSize: 8, optimizer: adam, learningRate: 1.0e-3, threads: 1}")
+    XCTAssertEqual(try runBinary(["train", clean, "--model", model, "--output", run, "-q"]).status, 0)
+    let curves = directory.path + "/training.png"
+    XCTAssertEqual(try runBinary(["plot", run, "--output", curves]).status, 0)
+
+    let record = try Canvas.readPNG(single)
+    let both = try Canvas.readPNG(pair)
+    XCTAssertEqual(both.width, record.width, "the copy (shorter at speed 1.1) is drawn beside its source at the same scale")
+    XCTAssertGreaterThan(both.height, record.height * 3 / 2, "two panels")
+    XCTAssertGreaterThan(record.distinctColors, 100, "a spectrogram has many colors")
+    let histogram = try Canvas.readPNG(lengths)
+    XCTAssertEqual(histogram.width, 1060)
+    XCTAssertGreaterThan(histogram.distinctColors, 3)
+    let training = try Canvas.readPNG(curves)
+    XCTAssertEqual(training.width, 1500)
+    XCTAssertGreaterThan(training.distinctColors, 3)
+
+    let missing = try runBinary(["plot", clean, "--record", "no-such-id", "--output", directory.path + "/x.png"])
+    XCTAssertEqual(missing.status, 1)
+    XCTAssertTrue(missing.stderr.contains("no record no-such-id in splits train-clean-100, dev-clean, test-clean"), missing.stderr)
+    let noMetrics = try runBinary(["plot", directory.path, "--output", directory.path + "/x.png"])
+    XCTAssertEqual(noMetrics.status, 1)
+    XCTAssertTrue(noMetrics.stderr.contains("no metrics.jsonl"), noMetrics.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/x.png"))
+  }
+}
