@@ -33,9 +33,25 @@ public enum FeatureDType: String, Sendable, Codable, CaseIterable {
   case float16
   /// IEEE 754 binary32, little-endian (4 bytes per value).
   case float32
+  /// 8-bit codes with an affine map per record and bin: `value = minimum[k] + code · step[k]`
+  /// (docs/FORMAT.md §3.1): one byte per value plus 8 bytes per bin and record.
+  case uint8
 
-  /// Bytes per value.
-  public var byteWidth: Int { self == .float16 ? 2 : 4 }
+  /// Bytes of a record's feature block of `frames × bins` values.
+  public func featureBlockBytes(frames: Int, bins: Int) -> Int {
+    switch self {
+    case .float16: return 2 * frames * bins
+    case .float32: return 4 * frames * bins
+    case .uint8: return 8 * bins + frames * bins
+    }
+  }
+
+  /// `featureBlockBytes`, or nil when it overflows.
+  public func checkedFeatureBlockBytes(frames: Int, bins: Int) -> Int? {
+    let (values, overflow) = frames.multipliedReportingOverflow(by: bins)
+    guard !overflow, values <= Int.max / 8 else { return nil }
+    return featureBlockBytes(frames: frames, bins: bins)
+  }
 }
 
 /// The feature extraction settings a dataset was made with (enough to featurize new

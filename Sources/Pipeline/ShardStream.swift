@@ -242,10 +242,9 @@ final class ShardStream {
   /// exceed 64 MiB for very long utterances).
   func window(for utterances: [PlannedUtterance]) -> Int {
     let threads = pool.threadCount
-    let bytesPerValue = recipe.shards.dtype == .float16 ? 2 : 4
     let bins = recipe.features.bins(sampleRateHertz: recipe.audio.sampleRateHertz)
     let largest = utterances.map(\.frames).max() ?? 1
-    let fitting = (64 << 20) / max(1, largest * bins * bytesPerValue)
+    let fitting = (64 << 20) / max(1, recipe.shards.dtype.featureBlockBytes(frames: largest, bins: bins))
     return max(4 * threads + 4, min(fitting, 32 * threads))
   }
 

@@ -37,11 +37,13 @@ public enum FeatureCodec {
     return Float(bitPattern: f.bitPattern | (UInt32(bits & 0x8000) << 16))
   }
 
-  /// Writes `values` as `dtype` (little-endian) into `destination`.
+  /// Writes `values` (`frames × bins`, row-major) as `dtype` (little-endian) into
+  /// `destination`.
   public static func encode(
-    _ values: UnsafeBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer, as dtype: FeatureDType
+    _ values: UnsafeBufferPointer<Float>, bins: Int, into destination: UnsafeMutableRawBufferPointer, as dtype: FeatureDType
   ) {
-    precondition(destination.count == values.count * dtype.byteWidth, "destination size must match")
+    precondition(bins > 0 && values.count % bins == 0, "whole frames of bins")
+    precondition(destination.count == dtype.featureBlockBytes(frames: values.count / bins, bins: bins), "destination size must match")
     switch dtype {
     case .float16:
       for i in 0..<values.count {
@@ -51,13 +53,17 @@ public enum FeatureCodec {
       for i in 0..<values.count {
         destination.storeBytes(of: values[i].bitPattern.littleEndian, toByteOffset: 4 * i, as: UInt32.self)
       }
+    case .uint8:
+      var copy = Array(values)
+      copy.withUnsafeMutableBufferPointer { quantize8($0, bins: bins, into: destination) }
     }
   }
 
-  /// Writes `values` as `dtype` into `destination` and replaces each value by what a
-  /// reader will decode (float16 rounding), in one pass.
+  /// Writes `values` (`frames × bins`) as `dtype` into `destination` and replaces each
+  /// value by what a reader will decode (float16 or 8-bit rounding), in one pass.
   public static func encodeAndQuantize(
-    _ values: UnsafeMutableBufferPointer<Float>, into destination: UnsafeMutableRawBufferPointer, as dtype: FeatureDType
+    _ values: UnsafeMutableBufferPointer<Float>, bins: Int, into destination: UnsafeMutableRawBufferPointer,
+    as dtype: FeatureDType
   ) {
     switch dtype {
     case .float16:
@@ -68,13 +74,54 @@ public enum FeatureCodec {
         values[i] = float(fromHalf: bits)
       }
     case .float32:
-      encode(UnsafeBufferPointer(values), into: destination, as: dtype)
+      encode(UnsafeBufferPointer(values), bins: bins, into: destination, as: dtype)
+    case .uint8:
+      precondition(bins > 0 && destination.count == dtype.featureBlockBytes(frames: values.count / bins, bins: bins))
+      quantize8(values, bins: bins, into: destination)
     }
   }
 
-  /// Decodes `count` values stored as `dtype`.
-  public static func decode(_ bytes: UnsafeRawBufferPointer, count: Int, as dtype: FeatureDType) -> [Float] {
-    precondition(bytes.count >= count * dtype.byteWidth, "not enough bytes")
+  /// The 8-bit scheme (docs/FORMAT.md §3.1): per bin k over the record's frames,
+  /// `minimum[k]` = the smallest value and `step[k] = Float(maximum − minimum) / 255`;
+  /// code = round-to-nearest((x − minimum) / step) in 0 … 255 (0 when step is 0). Writes
+  /// `minimum[bins]`, `step[bins]` (float32), then the codes (`frames × bins` bytes), and
+  /// replaces each value by `minimum + Float(code) · step`, what readers decode.
+  static func quantize8(_ values: UnsafeMutableBufferPointer<Float>, bins: Int, into destination: UnsafeMutableRawBufferPointer) {
+    let frames = values.count / bins
+    var minimum = [Float](repeating: .infinity, count: bins)
+    var maximum = [Float](repeating: -.infinity, count: bins)
+    for t in 0..<frames {
+      for k in 0..<bins {
+        let x = values[t * bins + k]
+        minimum[k] = min(minimum[k], x)
+        maximum[k] = max(maximum[k], x)
+      }
+    }
+    var step = [Float](repeating: 0, count: bins)
+    var inverse = [Float](repeating: 0, count: bins)
+    for k in 0..<bins {
+      let range = maximum[k] - minimum[k]
+      step[k] = range.isFinite && range > 0 ? range / 255 : 0
+      inverse[k] = step[k] > 0 ? 1 / step[k] : 0
+      destination.storeBytes(of: minimum[k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
+      destination.storeBytes(of: step[k].bitPattern.littleEndian, toByteOffset: 4 * (bins + k), as: UInt32.self)
+    }
+    let codes = 8 * bins
+    for t in 0..<frames {
+      for k in 0..<bins {
+        let index = t * bins + k
+        let scaled = ((values[index] - minimum[k]) * inverse[k]).rounded(.toNearestOrEven)
+        let code = UInt8(min(255, max(0, scaled.isFinite ? scaled : 0)))
+        destination[codes + index] = code
+        values[index] = minimum[k] + Float(code) * step[k]
+      }
+    }
+  }
+
+  /// Decodes the `frames × bins` values of a feature block stored as `dtype`.
+  public static func decode(_ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType) -> [Float] {
+    let count = frames * bins
+    precondition(bytes.count >= dtype.featureBlockBytes(frames: frames, bins: bins), "not enough bytes")
     return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       switch dtype {
       case .float16:
@@ -84,6 +131,14 @@ public enum FeatureCodec {
       case .float32:
         for i in 0..<count {
           buffer[i] = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).littleEndian)
+        }
+      case .uint8:
+        for k in 0..<bins {
+          let minimum = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self).littleEndian)
+          let step = Float(bitPattern: bytes.loadUnaligned(fromByteOffset: 4 * (bins + k), as: UInt32.self).littleEndian)
+          for t in 0..<frames {
+            buffer[t * bins + k] = minimum + Float(bytes[8 * bins + t * bins + k]) * step
+          }
         }
       }
       initialized = count

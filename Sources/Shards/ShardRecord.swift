@@ -2,11 +2,18 @@ import DS2Core
 
 extension FeatureDType {
   /// The code in the record header.
-  var code: UInt8 { self == .float16 ? 1 : 2 }
+  var code: UInt8 {
+    switch self {
+    case .float16: return 1
+    case .float32: return 2
+    case .uint8: return 3
+    }
+  }
   init?(code: UInt8) {
     switch code {
     case 1: self = .float16
     case 2: self = .float32
+    case 3: self = .uint8
     default: return nil
     }
   }
@@ -76,7 +83,7 @@ public enum RecordLayout {
     idBytes: Int, transcriptBytes: Int, infoBytes: Int, labelCount: Int, frames: Int, bins: Int, dtype: FeatureDType
   ) -> Int {
     let stringsEnd = headerSize + idBytes + transcriptBytes + infoBytes
-    return ((stringsEnd + 3) & ~3) + 4 * labelCount + frames * bins * dtype.byteWidth
+    return ((stringsEnd + 3) & ~3) + 4 * labelCount + dtype.featureBlockBytes(frames: frames, bins: bins)
   }
   /// Longest id that fits an LMDB key (511 bytes) after the 4-byte frame prefix.
   public static let maxIdBytes = 507
@@ -146,7 +153,7 @@ extension ShardRecord {
       id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames, bins: bins,
       dtype: dtype, infoJSON: infoJSON
     ) { destination in
-      features.values.withUnsafeBufferPointer { FeatureCodec.encode($0, into: destination, as: dtype) }
+      features.values.withUnsafeBufferPointer { FeatureCodec.encode($0, bins: bins, into: destination, as: dtype) }
     }
   }
 
@@ -194,9 +201,8 @@ extension ShardRecord {
     let stringsEnd = RecordLayout.headerSize + idLength + textLength + infoLength
     let labelsOffset = (stringsEnd + 3) & ~3
     let featuresOffset = labelsOffset + 4 * labelCount
-    let (featureCount, overflow1) = frames.multipliedReportingOverflow(by: bins)
-    let (featureBytes, overflow2) = featureCount.multipliedReportingOverflow(by: dtype.byteWidth)
-    guard !overflow1, !overflow2, featuresOffset + featureBytes == bytes.count else {
+    let featureBytes = dtype.checkedFeatureBlockBytes(frames: frames, bins: bins)
+    guard let featureBytes, featuresOffset + featureBytes == bytes.count else {
       throw RecordDecodingError(
         "lengths do not add up: header says \(frames)×\(bins) \(dtype.rawValue) features, "
           + "\(labelCount) labels, strings \(idLength)+\(textLength)+\(infoLength) bytes; record has \(bytes.count) bytes")
@@ -239,9 +245,9 @@ extension ShardRecord {
     for i in 0..<header.labelCount {
       labels[i] = Int32(bitPattern: bytes.loadUnaligned(fromByteOffset: header.labelsOffset + 4 * i, as: UInt32.self).littleEndian)
     }
-    let count = header.frames * header.bins
     let values = FeatureCodec.decode(
-      UnsafeRawBufferPointer(rebasing: bytes[header.featuresOffset..<bytes.count]), count: count, as: header.dtype)
+      UnsafeRawBufferPointer(rebasing: bytes[header.featuresOffset..<bytes.count]), frames: header.frames, bins: header.bins,
+      as: header.dtype)
     return ShardRecord(
       id: header.id, transcript: header.transcript, labels: labels, sampleCount: header.sampleCount,
       features: FeatureMatrix(frames: header.frames, bins: header.bins, values: values),

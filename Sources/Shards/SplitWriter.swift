@@ -38,7 +38,7 @@ public struct EncodedRecord: Sendable {
         id: id, transcript: transcript, labels: labels, sampleCount: sampleCount, frames: frames, bins: bins,
         dtype: dtype, infoJSON: infoJSON
       ) { destination in
-        FeatureCodec.encodeAndQuantize(values, into: destination, as: dtype)
+        FeatureCodec.encodeAndQuantize(values, bins: bins, into: destination, as: dtype)
       }
     }
     var statistics = FeatureStatistics(bins: bins)

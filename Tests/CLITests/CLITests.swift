@@ -142,4 +142,25 @@ final class AugmentCLITests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     XCTAssertEqual(try runBinary(["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--json"]).status, 64)
   }
+
+  /// `shards.dtype: uint8`: prepare writes it, verify passes, inspect decodes it, and the
+  /// trainer trains from it.
+  func testUInt8Shards() throws {
+    let directory = TemporaryDirectory("cli-uint8")
+    let recipe = directory.file("recipe.yaml")
+    try String(contentsOfFile: repositoryRoot + "/recipes/mini-librispeech.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "dtype: float16", with: "dtype: uint8")
+      .replacingOccurrences(of: "root: corpora/mini-librispeech", with: "root: \(repositoryRoot)/corpora/mini-librispeech")
+      .write(toFile: recipe, atomically: true, encoding: .utf8)
+    let output = directory.path + "/out"
+    XCTAssertEqual(try runBinary(["prepare", recipe, "--output", output, "-q"]).status, 0)
+    XCTAssertEqual(try runBinary(["verify", output]).status, 0)
+    let inspected = try runBinary(["inspect", output, "--records", "1", "--split", "dev-clean", "--json", "--features"])
+    XCTAssertEqual(inspected.status, 0)
+    XCTAssertTrue(inspected.stdout.contains("\"features\""), inspected.stdout)
+    let model = try writeTinyModel(
+      to: directory.file("model.yaml"), hidden: 8, training: "{epochs: 1, batchSize: 8, optimizer: adam, learningRate: 1.0e-3, threads: 1}")
+    let trained = try runBinary(["train", output, "--model", model, "--output", directory.path + "/run", "--max-steps", "2", "-q"])
+    XCTAssertEqual(trained.status, 0, trained.stderr)
+  }
 }

@@ -31,6 +31,36 @@ final class RecordCodecTests: XCTestCase {
     }
   }
 
+  /// uint8 (FORMAT.md §3.1): every value decodes to `minimum + code · step` with the
+  /// per-bin minimum and step of the record, within half a step of the original; the
+  /// writer's quantized copy (what the statistics see) equals what a reader decodes; a
+  /// constant bin decodes exactly; the block is 8 bytes per bin plus one per value.
+  func testUInt8IsAnAffineMapPerBin() throws {
+    var record = makeRecord(id: "q", frames: 11, bins: 6)
+    for t in 0..<11 { record.features.values[t * 6 + 2] = -7.25 }  // a constant bin
+    let bytes = record.encoded(as: .uint8)
+    let decoded = try ShardRecord.decode(bytes)
+    XCTAssertEqual(bytes.count, record.encoded(as: .float32).count - 4 * 11 * 6 + 8 * 6 + 11 * 6)
+    for k in 0..<6 {
+      let column = (0..<11).map { record.features.values[$0 * 6 + k] }
+      let step = (column.max()! - column.min()!) / 255
+      for t in 0..<11 {
+        let original = record.features.values[t * 6 + k]
+        let got = decoded.features.values[t * 6 + k]
+        XCTAssertLessThanOrEqual(abs(got - original), step / 2 + 1e-5 * abs(original) + 1e-6, "t \(t) k \(k)")
+        let code = ((got - column.min()!) / (step > 0 ? step : 1)).rounded()
+        XCTAssertEqual(got, column.min()! + code * step, "decoded as minimum + code · step")
+      }
+    }
+    XCTAssertEqual((0..<11).map { decoded.features.values[$0 * 6 + 2] }, Array(repeating: -7.25, count: 11))
+    var values = record.features.values
+    let encoded = EncodedRecord(
+      id: record.id, transcript: record.transcript, labels: record.labels, sampleCount: record.sampleCount, frames: 11, bins: 6,
+      features: &values, dtype: .uint8, infoJSON: "")
+    XCTAssertEqual(encoded.value, bytes)
+    XCTAssertEqual(values, decoded.features.values, "the statistics see exactly what readers decode")
+  }
+
   func testHalfConversionMatchesSwiftFloat16Exhaustively() {
     // Every float16 value, the midpoints between neighbours (ties to even), and values
     // near them, against the standard library's conversion.

@@ -20,6 +20,7 @@ FORMAT_VERSIONS = (1, 2)
 _MAX_MANIFEST_BYTES = 1 << 30
 _MAX_BINS = 32769
 _HEADER = 40
+_DTYPES = {1: "float16", 2: "float32", 3: "uint8"}
 
 
 class DatasetError(Exception):
@@ -317,18 +318,18 @@ def _decode(dataset, file, key, value):
     if version not in (1, 2):
         raise damaged(f"record layout version {version}, this reader knows 1 and 2")
     dtype = v[6]
-    if dtype not in (1, 2) or ("float16" if dtype == 1 else "float32") != dataset.dtype:
+    if _DTYPES.get(dtype) != dataset.dtype:
         raise damaged(f"dtype {dtype}, the manifest says {dataset.dtype}")
     frames, bins, label_count, id_length, text_length, info_length, samples, checksum = struct.unpack_from("<8I", v, 8)
     if bins != dataset.bins:
         raise damaged(f"{bins} bins, the manifest says {dataset.bins}")
     if frames < 1 or frames != struct.unpack_from(">I", key, 0)[0]:
         raise damaged(f"{frames} frames, the key says {struct.unpack_from('>I', key, 0)[0]}")
-    width = 2 if dtype == 1 else 4
+    block = 8 * bins + frames * bins if dtype == 3 else frames * bins * (2 if dtype == 1 else 4)
     text_end = _HEADER + id_length + text_length + info_length
     padded = (text_end + 3) & ~3
-    if padded + 4 * label_count + frames * bins * width != n:
-        raise damaged(f"{n} bytes, the header describes {padded + 4 * label_count + frames * bins * width}")
+    if padded + 4 * label_count + block != n:
+        raise damaged(f"{n} bytes, the header describes {padded + 4 * label_count + block}")
     if version == 2 and dataset.verify_checksums:
         if _crc32c.crc32c(v[_HEADER:], _crc32c.crc32c(v[:36])) != checksum:
             raise damaged("checksum mismatch (the record's bytes changed after it was written)")
@@ -343,8 +344,15 @@ def _decode(dataset, file, key, value):
     labels = np.frombuffer(v, dtype="<u4", count=label_count, offset=padded).astype(np.int32)
     if label_count and (labels.min() < 1 or labels.max() >= len(dataset.vocabulary)):
         raise damaged(f"label ids outside 1…{len(dataset.vocabulary) - 1}")
-    stored = np.frombuffer(v, dtype="<f2" if dtype == 1 else "<f4", count=frames * bins, offset=padded + 4 * label_count)
-    features = stored.astype(np.float32).reshape(frames, bins)
+    start = padded + 4 * label_count
+    if dtype == 3:  # docs/FORMAT.md §3.1: value = minimum[k] + code · step[k], in float32
+        minimum = np.frombuffer(v, dtype="<f4", count=bins, offset=start)
+        step = np.frombuffer(v, dtype="<f4", count=bins, offset=start + 4 * bins)
+        codes = np.frombuffer(v, dtype=np.uint8, count=frames * bins, offset=start + 8 * bins).reshape(frames, bins)
+        features = minimum.astype(np.float32) + codes.astype(np.float32) * step.astype(np.float32)
+    else:
+        stored = np.frombuffer(v, dtype="<f2" if dtype == 1 else "<f4", count=frames * bins, offset=start)
+        features = stored.astype(np.float32).reshape(frames, bins)
     if dataset.normalize:
         features = _normalize(dataset, features)
     return Record(record_id, transcript, labels, features, frames, samples, info if isinstance(info, dict) else {})
@@ -410,7 +418,7 @@ def _read_manifest(path):
         bins = m["features"]["bins"]
         if not isinstance(bins, int) or not 1 <= bins <= _MAX_BINS:
             raise bad(f"features.bins {bins!r} is not 1…{_MAX_BINS}")
-        if m["features"]["dtype"] not in ("float16", "float32"):
+        if m["features"]["dtype"] not in ("float16", "float32", "uint8"):
             raise bad(f"features.dtype {m['features']['dtype']!r}")
         symbols = m["vocabulary"]["symbols"]
         if not isinstance(symbols, list) or len(symbols) < 2:

@@ -38,13 +38,15 @@ def recipe(tmp, name, replacements):
 @pytest.fixture(scope="session")
 def datasets(tmp_path_factory):
     """name → dataset folder: float16/global (the bundled recipe), float32/utterance,
-    float16/none, and an augmented dataset (float16/global)."""
+    float16/none, uint8/global, float32/global, and an augmented dataset (float16/global)."""
     tmp = str(tmp_path_factory.mktemp("datasets"))
     made = {}
     variants = {
         "float16-global": [],
         "float32-utterance": [("dtype: float16", "dtype: float32"), ("mode: global", "mode: utterance")],
         "float16-none": [("mode: global", "mode: none")],
+        "uint8-global": [("dtype: float16", "dtype: uint8")],
+        "float32-global": [("dtype: float16", "dtype: float32")],
     }
     for name, replacements in variants.items():
         out = os.path.join(tmp, name)

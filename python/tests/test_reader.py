@@ -17,7 +17,7 @@ def inspected(path, split, raw=False):
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-@pytest.mark.parametrize("name", ["float16-global", "float32-utterance", "float16-none", "augmented"])
+@pytest.mark.parametrize("name", ["float16-global", "float32-utterance", "float16-none", "uint8-global", "augmented"])
 def test_records_equal_the_binarys(datasets, name):
     ds = ds2data.open(datasets[name])
     assert ds.format_version == 2
@@ -104,3 +104,19 @@ def test_bad_input_is_named(datasets, tmp_path):
         ds2data.open(copy)["nope"]
     with pytest.raises(KeyError, match="no utterance 'nope'"):
         ds2data.open(datasets["float16-global"])[split]["nope"]
+
+
+def test_uint8_is_close_to_float32(datasets):
+    """8-bit shards (FORMAT.md §3.1): normalized RMS error against float32 ≤ 0.05, and a
+    quarter of the size or less."""
+    exact = ds2data.open(datasets["float32-global"], normalize=False)
+    coded = ds2data.open(datasets["uint8-global"], normalize=False)
+    squares, count = 0.0, 0
+    for split in exact.splits:
+        for index in range(len(exact[split])):
+            difference = (coded[split][index].features - exact[split][index].features) / exact.std
+            squares += float((difference * difference).sum())
+            count += difference.size
+    assert (squares / count) ** 0.5 <= 0.05
+    size = lambda ds: sum(shard["bytes"] for s in ds.manifest["splits"] for shard in s["shards"])
+    assert size(coded) <= size(exact) / 3.5
