@@ -88,32 +88,41 @@ public enum FeatureCodec {
   /// replaces each value by `minimum + Float(code) · step`, what readers decode.
   static func quantize8(_ values: UnsafeMutableBufferPointer<Float>, bins: Int, into destination: UnsafeMutableRawBufferPointer) {
     let frames = values.count / bins
-    var minimum = [Float](repeating: .infinity, count: bins)
-    var maximum = [Float](repeating: -.infinity, count: bins)
-    for t in 0..<frames {
-      for k in 0..<bins {
-        let x = values[t * bins + k]
-        minimum[k] = min(minimum[k], x)
-        maximum[k] = max(maximum[k], x)
+    guard frames > 0, let base = values.baseAddress, let out = destination.baseAddress else { return }
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 4 * bins)
+    defer { scratch.deallocate() }
+    do {
+      let minimum = scratch
+      let maximum = minimum + bins
+      let step = minimum + 2 * bins
+      let inverse = minimum + 3 * bins
+      minimum.update(from: base, count: bins)
+      maximum.update(from: base, count: bins)
+      for t in 1..<max(1, frames) {
+        let row = base + t * bins
+        for k in 0..<bins {
+          minimum[k] = Swift.min(minimum[k], row[k])
+          maximum[k] = Swift.max(maximum[k], row[k])
+        }
       }
-    }
-    var step = [Float](repeating: 0, count: bins)
-    var inverse = [Float](repeating: 0, count: bins)
-    for k in 0..<bins {
-      let range = maximum[k] - minimum[k]
-      step[k] = range.isFinite && range > 0 ? range / 255 : 0
-      inverse[k] = step[k] > 0 ? 1 / step[k] : 0
-      destination.storeBytes(of: minimum[k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
-      destination.storeBytes(of: step[k].bitPattern.littleEndian, toByteOffset: 4 * (bins + k), as: UInt32.self)
-    }
-    let codes = 8 * bins
-    for t in 0..<frames {
       for k in 0..<bins {
-        let index = t * bins + k
-        let scaled = ((values[index] - minimum[k]) * inverse[k]).rounded(.toNearestOrEven)
-        let code = UInt8(min(255, max(0, scaled.isFinite ? scaled : 0)))
-        destination[codes + index] = code
-        values[index] = minimum[k] + Float(code) * step[k]
+        let range = maximum[k] - minimum[k]
+        step[k] = range.isFinite && range > 0 ? range / 255 : 0
+        inverse[k] = step[k] > 0 ? 1 / step[k] : 0
+        out.storeBytes(of: minimum[k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
+        out.storeBytes(of: step[k].bitPattern.littleEndian, toByteOffset: 4 * (bins + k), as: UInt32.self)
+      }
+      let codes = (out + 8 * bins).assumingMemoryBound(to: UInt8.self)
+      for t in 0..<frames {
+        let row = base + t * bins
+        let codeRow = codes + t * bins
+        for k in 0..<bins {
+          // NaN (never written: features are finite) maps to 0 through the clamp's order.
+          let scaled = ((row[k] - minimum[k]) * inverse[k]).rounded(.toNearestOrEven)
+          let code = Swift.min(255, Swift.max(0, scaled))
+          codeRow[k] = UInt8(code)
+          row[k] = minimum[k] + code * step[k]
+        }
       }
     }
   }
