@@ -104,20 +104,41 @@ public struct Canvas: Sendable {
   /// The width `text` takes at `scale`.
   public static func textWidth(_ text: String, scale: Int = 2) -> Int { text.count * 6 * scale }
 
-  /// Writes the canvas to `path` as an 8-bit RGB PNG.
-  /// - Throws: `PlotError` naming the file and libpng's message.
+  /// Writes the canvas to `path` as an 8-bit RGB PNG: to a temporary file beside it, then
+  /// renamed over it, so a reader sees the old picture or the new one. An existing file
+  /// that is not a PNG (or not a regular file) is not replaced.
+  /// - Throws: `PlotError` naming the file and the reason (libpng's message).
   public func writePNG(to path: String) throws {
+    var info = stat()
+    if lstat(path, &info) == 0 {
+      let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+      let head = (info.st_mode & S_IFMT) == S_IFREG ? (try? RegularFile.read(path, maxBytes: 1 << 30).prefix(8)) : nil
+      guard let head, Array(head) == signature else {
+        throw PlotError("\(path) exists and is not a PNG picture; choose another --output (it is left as it is)")
+      }
+    }
+    let temporary = path + ".tmp-\(getpid())"
+    try writePNGFile(temporary, named: path)
+    guard rename(temporary, path) == 0 else {
+      let reason = String(cString: strerror(errno))
+      unlink(temporary)
+      throw PlotError("\(path): cannot write the PNG (\(reason))")
+    }
+  }
+
+  private func writePNGFile(_ temporary: String, named path: String) throws {
     var image = png_image()
     image.version = ds2_png_image_version()
     image.width = png_uint_32(width)
     image.height = png_uint_32(height)
     image.format = ds2_png_format_rgb()
     let written = pixels.withUnsafeBytes { buffer in
-      png_image_write_to_file(&image, path, 0, buffer.baseAddress, png_int_32(width * 3), nil)
+      png_image_write_to_file(&image, temporary, 0, buffer.baseAddress, png_int_32(width * 3), nil)
     }
     guard written != 0 else {
       let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
       png_image_free(&image)
+      unlink(temporary)
       throw PlotError("\(path): cannot write the PNG (png_image_write_to_file: \(message))")
     }
   }

@@ -55,5 +55,12 @@ final class PlotTests: XCTestCase {
     XCTAssertEqual(noMetrics.status, 1)
     XCTAssertTrue(noMetrics.stderr.contains("no metrics.jsonl"), noMetrics.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/x.png"))
+    // A file that is not a PNG is never replaced.
+    let text = directory.file("notes.txt")
+    try "mine".write(toFile: text, atomically: true, encoding: .utf8)
+    let refused = try runBinary(["plot", clean, "--lengths", "--output", text])
+    XCTAssertEqual(refused.status, 1)
+    XCTAssertTrue(refused.stderr.contains("exists and is not a PNG"), refused.stderr)
+    XCTAssertEqual(try String(contentsOfFile: text, encoding: .utf8), "mine")
   }
 }
