@@ -22,6 +22,8 @@ public struct PreflightReport: Sendable, Codable {
     public var outputBytes: Int
     public var shards: Int
     public var histogram: [Bucket]
+    /// Items of this split already known to be rejected, by reason.
+    public var rejectedByReason: [String: Int]
   }
 
   /// The featurizing of a sample of the planned utterances on the run's threads.
@@ -60,10 +62,12 @@ public struct PreflightReport: Sendable, Codable {
         calibration.utterances, calibration.realTimeFactor)
     ]
     for split in splits {
+      let known = split.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
       lines.append(
         String(
-          format: "  %@: %d utterances, %.2f h, %d shard(s), about %@", split.name, split.utterances,
-          split.audioSeconds / 3600, split.shards, formatBytes(split.outputBytes)))
+          format: "  %@: %d utterances, %.2f h, %d shard(s), about %@%@", split.name, split.utterances,
+          split.audioSeconds / 3600, split.shards, formatBytes(split.outputBytes),
+          known.isEmpty ? "" : "; rejected already: " + known.joined(separator: ", ")))
       let largest = max(1, split.histogram.map(\.count).max() ?? 1)
       for bucket in split.histogram where bucket.count > 0 {
         let bar = String(repeating: "█", count: max(1, bucket.count * 40 / largest))
@@ -136,11 +140,13 @@ extension Preparer {
       let valueBytes = utterances.reduce(0) {
         $0 + ShardStream.plannedValueBytes($1, bins: featureParameters.bins, dtype: recipe.shards.dtype)
       }
+      var rejectedHere: [String: Int] = [:]
+      for rejection in rejections where rejection.split == name { rejectedHere[rejection.reason.rawValue, default: 0] += 1 }
       splitReports.append(
         .init(
           name: name, utterances: utterances.count, audioSeconds: seconds.reduce(0, +),
           outputBytes: SplitWriter.expectedFileBytes(of: shards, valueBytes: valueBytes), shards: shards.count,
-          histogram: histogram))
+          histogram: histogram, rejectedByReason: rejectedHere))
     }
     let calibration = try calibrate(splits.flatMap(\.1))
     let audioSeconds = splitReports.reduce(0) { $0 + $1.audioSeconds }
