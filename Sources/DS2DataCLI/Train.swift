@@ -163,6 +163,10 @@ struct Train: ParsableCommand {
       // Every rank has it; rank 0 says it.
       guard writer else { throw ExitCode.failure }
       throw ConfigurationError(disagreement.message)
+    } catch {
+      // This rank alone failed: the others would wait for it in their next collective.
+      if let collective, collective.size > 1 { collective.abortJob(after: error) }
+      throw error
     }
     withExtendedLifetime(signals) {}
     display.clearLine()

@@ -191,6 +191,13 @@ public final class MPICollective: Collective {
     abort("rank \(rank): \(call) failed in the \(operation): \(MPIError(call: call, code: code).reason)")
   }
 
+  /// Ends every rank of the job after this rank failed on its own (a damaged record, a
+  /// full disk): prints the error with the rank and calls `MPI_Abort`, so that the other
+  /// ranks stop at once instead of waiting for this one in their next collective.
+  public func abortJob(after error: Error) -> Never {
+    abort("rank \(rank) of \(size): \(error)")
+  }
+
   /// Prints `message` and ends every rank of the job (`MPI_Abort`, exit status 1).
   private func abort(_ message: String) -> Never {
     FileHandle.standardError.write(Data("ds2-data: \(message)\n".utf8))

@@ -162,4 +162,23 @@ final class DataParallelTests: XCTestCase {
     XCTAssertNotEqual(crowded.status, 0)
     XCTAssertTrue(crowded.stderr.contains("an epoch has 2 batch(es), fewer than the 3 ranks"), crowded.stderr)
   }
+
+  /// A rank that fails on its own (a damaged record in its share) ends the whole job at
+  /// once with its error, naming the rank, the shard and the record — not after the other
+  /// rank's collective timeout.
+  func testARanksOwnFailureEndsTheJob() throws {
+    let directory = TemporaryDirectory("mpi-damaged")
+    let (data, model) = try makeDataset(directory)
+    let shards = try FileManager.default.contentsOfDirectory(atPath: data + "/shards").filter { $0.hasPrefix("train") }.sorted()
+    let path = data + "/shards/" + shards.last!
+    var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    bytes[bytes.count / 2] ^= 0xFF
+    try bytes.write(to: URL(fileURLWithPath: path))
+    let started = Date()
+    let run = try mpirun(2, ["train", data, "--model", model, "--output", directory.path + "/run", "--epochs", "2", "-q"], limitSeconds: 120)
+    XCTAssertNotEqual(run.status, 0)
+    XCTAssertFalse(run.hung)
+    XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    XCTAssertTrue(run.stderr.contains("of 2: ") && run.stderr.contains(shards.last!) && run.stderr.contains("checksum mismatch"), run.stderr)
+  }
 }
