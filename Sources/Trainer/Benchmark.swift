@@ -85,6 +85,8 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
   let batches = SyntheticBatches(count: options.warmupSteps + options.steps, batchSize: options.batchSize, seed: options.seed, config: config)
   var stepSeconds: [Double] = []
   var audio = 0.0
+  /// This rank's share of `audio` (all of it in one process), for the per-CPU-second figure.
+  var rankAudio = 0.0
   var padded = 0.0
   var flops = 0.0
   var losses: [Double] = []
@@ -111,6 +113,7 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     communication += stepCommunication
     let lengths = whole
     audio += Double(lengths.reduce(0, +)) / 100
+    rankAudio += Double(batch.features.lengths.reduce(0, +)) / 100
     padded += Double(lengths.count * lengths.max()!) / 100
     flops += stepFLOPs(config: config, lengths: lengths)
   }
@@ -124,7 +127,7 @@ public func benchmarkTraining(_ options: BenchmarkOptions) throws -> BenchmarkRe
     gflopPerAudioSecond: flops / audio / 1e9, gflops: flops / total / 1e9,
     meanBatchAudioSeconds: audio / Double(stepSeconds.count), paddingOverhead: padded / audio - 1,
     peakMemoryMiB: Double(peakResidentBytes()) / 1_048_576, cpuPerWall: cpu / total,
-    audioSecondsPerThreadCPUSecond: audio / cpu * Double(options.threads), lossFirst: losses.first ?? .nan,
+    audioSecondsPerThreadCPUSecond: rankAudio / cpu * Double(options.threads), lossFirst: losses.first ?? .nan,
     lossLast: losses.last ?? .nan, loadAverage: loadAverage.map { String(format: "%.2f", $0) }.joined(separator: " "),
     blasCore: BLASKernels.summary, cpuModel: cpuModelName(), ranks: collective?.size,
     communicationShare: collective.map { _ in communication / total })
