@@ -6,6 +6,7 @@ import Pipeline
 
 struct Augment: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "augment",
     abstract: "Prepare an augmented dataset: speed copies, noise from a noise bank, gain, reverberation.",
     discussion: """
       Like prepare, but every utterance of the augmented splits (default: the training \

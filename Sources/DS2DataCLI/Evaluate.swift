@@ -5,6 +5,7 @@ import Trainer
 
 struct Evaluate: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "evaluate",
     abstract: "Score a trained run on a split: loss, CER and WER with greedy and beam decoding.",
     discussion: """
       Uses the run's best checkpoint (by dev CER) and the first dataset it trained on, \

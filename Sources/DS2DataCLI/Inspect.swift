@@ -6,6 +6,7 @@ import Shards
 
 struct Inspect: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "inspect",
     abstract: "Summarize a dataset, or print its records.",
     discussion: """
       Without --records: splits, record counts, hours, frame range, shards, sizes, \

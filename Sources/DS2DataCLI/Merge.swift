@@ -4,6 +4,7 @@ import Pipeline
 
 struct Merge: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "merge",
     abstract: "Join the parts of a partitioned prepare or augment into one dataset.",
     discussion: """
       After every task of `ds2-data prepare RECIPE --partition K/N` (K = 0 … N-1) has \

@@ -4,6 +4,7 @@ import Plots
 
 struct Plot: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "plot",
     abstract: "Draw a PNG: a record's spectrogram, a dataset's length histograms, or a run's training curves.",
     discussion: """
         ds2-data plot out/mini-librispeech --record 1272-128104-0000 --output record.png

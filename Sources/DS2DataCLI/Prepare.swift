@@ -5,6 +5,7 @@ import Pipeline
 
 struct Prepare: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "prepare",
     abstract: "Prepare a corpus into length-sorted LMDB shards of DS2 log spectrograms.",
     discussion: """
       Reads the recipe (YAML), lists the corpus, probes audio headers, then decodes, \

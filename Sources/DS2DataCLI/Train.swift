@@ -8,6 +8,7 @@ import Training
 
 struct Train: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "train",
     abstract: "Train the bundled Deep Speech 2 model on one or more datasets.",
     discussion: """
       Reads batches of neighbouring records straight from the length-sorted LMDB shards \

@@ -5,6 +5,7 @@ import Trainer
 
 struct Transcribe: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "transcribe",
     abstract: "Turn audio files into text with a trained run.",
     discussion: """
       The checkpoint carries the feature parameters (channel rule and resample quality \

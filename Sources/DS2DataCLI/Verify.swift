@@ -4,6 +4,7 @@ import Shards
 
 struct Verify: ParsableCommand {
   static let configuration = CommandConfiguration(
+    commandName: "verify",
     abstract: "Check a dataset against its manifest; exit 0 only if it is intact.",
     discussion: """
       Checks every shard's presence, size and SHA-256, record counts, length order, that \
