@@ -45,8 +45,6 @@ struct PlannedUtterance: Sendable {
   var samples: Int
   /// Feature frames of those samples.
   var frames: Int
-  /// Metadata stored with the record (speaker).
-  var metadata: [String: String]
   /// What augmentation does to this copy (nil: written as decoded).
   var augmentation: AugmentationPlan?
   /// The record id (the source id, or `sp<factor>-<id>` for speed copies).
@@ -161,11 +159,11 @@ final class Preparer {
       return report
     }
     let planPath = (claimedFolder?.path ?? output) + "/" + PartFolder.folderName + "/" + StoredPlan.fileName
-    let stored = partition != nil && RegularFile.exists(planPath) ? try StoredPlan.read(planPath) : nil
-    if let stored, stored.header.identity != identity {
+    let planFile = partition != nil && RegularFile.exists(planPath) ? try StoredPlan.File(path: planPath) : nil
+    if let planFile, planFile.header.identity != identity {
       throw ConfigurationError(
         "\(planPath) was written for a different recipe (differs in: "
-          + "\(differingKeys(stored.header.identity, identity).joined(separator: ", "))); every part runs the recipe of the plan")
+          + "\(differingKeys(planFile.header.identity, identity).joined(separator: ", "))); every part runs the recipe of the plan")
     }
     let part = try partition.map { try PartFolder.claim(partition: $0, in: folder, identity: identity) }
     // The part's lock is held until the run returns.
@@ -190,10 +188,10 @@ final class Preparer {
 
     // 1. List (a task with a stored plan takes the listing's outcome from it).
     let listing: CorpusListing
-    if let stored {
+    if let planFile {
       listing = CorpusListing(
-        sources: [], rejections: stored.header.listingRejections, missingSplits: stored.header.missingSplits)
-      logger.info("read the plan \(planPath): \(stored.utterances.count) utterances")
+        sources: [], rejections: planFile.header.listingRejections, missingSplits: planFile.header.missingSplits)
+      logger.info("read the plan \(planPath): \(planFile.header.utterances) utterances")
     } else {
       listing = try makeCorpusReader(recipe.corpus, pool: pool).list(splits: recipe.corpus.splits)
     }
@@ -211,7 +209,7 @@ final class Preparer {
 
     // 2. Texts, 3. headers.
     logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
-    let vocabulary = try stored?.header.vocabulary ?? makeVocabulary(for: recipe.corpus, listing: listing)
+    let vocabulary = try planFile?.header.vocabulary ?? makeVocabulary(for: recipe.corpus, listing: listing)
     if augmenting, !options.planOnly, let config = recipe.augment {
       let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed, pool: pool)
       if let bank = augmenter.bank {
@@ -236,9 +234,14 @@ final class Preparer {
     }
     let planner = UtterancePlanner(
       recipe: recipe, vocabulary: vocabulary, pool: pool, progress: options.progress, cancellation: options.cancellation)
+    // A task of a prepare reads from the plan only what ordering needs and decodes its own
+    // share; augment's copies are drawn from every utterance, so it decodes them all.
+    let orderFromPlan = planFile != nil && augmenter == nil
+    let stored = try planFile.flatMap { orderFromPlan ? nil : try StoredPlan(file: $0) }
     let probed =
-      try stored.map { UtterancePlanner.Plan(utterances: $0.utterances, rejections: $0.header.probeRejections) }
-      ?? planner.plan(listing.sources)
+      try planFile.map {
+        UtterancePlanner.Plan(utterances: stored?.utterances ?? [], rejections: $0.header.probeRejections)
+      } ?? planner.plan(listing.sources)
     if options.planOnly {
       return try writePlan(
         StoredPlan(
@@ -251,14 +254,34 @@ final class Preparer {
     probed.rejections.forEach(reject)
     var planned = probed.utterances
     if let augmenter { planned = planner.expand(planned, with: augmenter, reject: reject) }
-    logger.info("planned \(planned.count) utterances (texts, headers) at \(elapsed(since: started))")
 
-    // 4. Featurize and write each split in length order.
-    let splitUtterances = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }.map { split in
-      (split, planned.filter { $0.source.split == split }.sorted {
-        $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id)
-      })
+    // 4. Featurize and write each split in length order (a partition: its share of them).
+    let splitNames = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }
+    let order: SplitOrder
+    if let planFile, orderFromPlan, let partition {
+      order = try SplitOrder(plan: planFile, splits: splitNames, partition: partition, recipe: recipe, bins: featureParameters.bins)
+    } else {
+      order = SplitOrder(
+        splitNames.map { split in
+          var utterances = planned.filter { $0.source.split == split }
+          utterances.sort { $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id) }
+          return (split, utterances)
+        }, partition: partition, recipe: recipe, bins: featureParameters.bins)
+      if let stored, let ranges = order.ranges {
+        // This task reads only its own positions' files: those must be as planned.
+        var paths = Set<String>()
+        for (split, utterances) in order.splitUtterances {
+          for utterance in utterances[ranges[split] ?? 0..<0] { paths.insert(utterance.source.audioPath) }
+        }
+        try stored.checkFiles(paths, planPath: planPath)
+      }
     }
+    planned = []
+    logger.info(
+      "planned \(splitNames.reduce(0) { $0 + (order.secondsBySplit[$1]?.count ?? 0) }) utterances (texts, headers) at \(elapsed(since: started))")
+    let splitUtterances = order.splitUtterances
+    let plannedShards = order.plannedShards
+    let ranges = order.ranges
     if options.dryRun {
       report.preflight = try preflight(
         splitUtterances, featureParameters: featureParameters, missingSplits: listing.missingSplits, started: started)
@@ -271,24 +294,11 @@ final class Preparer {
       reject: { [self] in reject($0) }, lastShardClosed: { [self] in if partition == nil { startSideFiles() } })
     // A journal write still in flight when the run throws lands before the caller goes on.
     defer { stream.settleJournalWrite() }
-    let plannedShards = stream.plannedShards(for: splitUtterances, bins: featureParameters.bins)
-    let rate = Double(recipe.audio.sampleRateHertz)
-    let ranges = partition?.ranges(
-      of: splitUtterances.map { split, utterances in
-        (split, plannedShards[split]!, utterances.map { Double($0.samples) / rate })
-      })
-    if let stored, let ranges {
-      // This task reads only its own positions' files: those must be as planned.
-      var paths = Set<String>()
-      for (split, utterances) in splitUtterances {
-        for utterance in utterances[ranges[split] ?? 0..<0] { paths.insert(utterance.source.audioPath) }
-      }
-      try stored.checkFiles(paths, planPath: planPath)
-    }
     try checkFreeSpace(plannedShards: plannedShards, ranges: ranges)
     let rejectionsBeforeWriting = rejections.count
     let shardsBySplit = try stream.write(
-      splitUtterances, bins: featureParameters.bins, plannedShards: plannedShards, ranges: ranges)
+      splitUtterances, bins: featureParameters.bins, plannedShards: plannedShards, ranges: ranges,
+      firstPositions: order.firstPositions)
     if let partition, let part {
       let manifest = PartManifest(
         index: partition.index, count: partition.count, identity: identity, augmenting: augmenting, recipe: recipe,
@@ -296,7 +306,7 @@ final class Preparer {
         missingSplits: listing.missingSplits, inputs: inputRoots(), noiseFiles: report.noiseFiles,
         planRejections: partition.index == 0 ? Array(rejections.prefix(rejectionsBeforeWriting)) : [],
         rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit,
-        planDigest: stored?.digest,
+        planDigest: planFile?.digest,
         shardStamps: Dictionary(
           uniqueKeysWithValues: shardsBySplit.values.joined().map { shard in
             let stamp = StoredPlan.FileStamp(path: output + "/" + shard.file)
@@ -306,9 +316,9 @@ final class Preparer {
       stream.settleJournalWrite()
       try? FileManager.default.removeItem(atPath: part.path + "/" + RunJournal.fileName)
       report.partition = partition
-      report.planRead = stored.map { _ in planPath }
-      for (split, utterances) in splitUtterances {
-        let seconds = utterances.map { Double($0.samples) / rate }
+      report.planRead = planFile.map { _ in planPath }
+      for split in splitNames {
+        let seconds = order.secondsBySplit[split] ?? []
         report.plannedSeconds += seconds.reduce(0, +)
         if let range = ranges?[split] { report.partitionShareSeconds += seconds[range].reduce(0, +) }
       }

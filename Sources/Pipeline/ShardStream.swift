@@ -95,16 +95,20 @@ final class ShardStream {
   /// - Parameters:
   ///   - plannedShards: where each split's shards start (`plannedShards(for:bins:)`).
   ///   - ranges: the positions of each split to write (a partition's share); nil: all.
+  ///   - firstPositions: the position of each split's first utterance given (0 when absent:
+  ///     all are given); `ranges` must lie within what is given.
   func write(
     _ splits: [(String, [PlannedUtterance])], bins: Int, plannedShards: [String: [PlannedShard]],
-    ranges: [String: Range<Int>]? = nil
+    ranges: [String: Range<Int>]? = nil, firstPositions: [String: Int] = [:]
   ) throws -> [String: [ShardInfo]] {
     // Restore journaled progress; collect what is left to do.
     var items: [WorkItem] = []
     var rejectionsBySplit: [String: [(position: Int, error: ItemError)]] = [:]
     var countBySplit: [String: Int] = [:]
     for (split, utterances) in splits {
-      let range = ranges?[split] ?? 0..<utterances.count
+      let first = firstPositions[split] ?? 0
+      let range = ranges?[split] ?? first..<(first + utterances.count)
+      precondition(range.isEmpty || (range.lowerBound >= first && range.upperBound <= first + utterances.count), "positions given")
       countBySplit[split] = range.upperBound
       var progress = journal.splits[split] ?? RunJournal.SplitProgress()
       if !journaledShardsExist(progress.shards) {
@@ -117,7 +121,7 @@ final class ShardStream {
       resumedRecords += progress.shards.reduce(0) { $0 + $1.records }
       if progress.finished { continue }
       for position in max(progress.consumed, range.lowerBound)..<range.upperBound {
-        items.append(WorkItem(split: split, position: position, utterance: utterances[position]))
+        items.append(WorkItem(split: split, position: position, utterance: utterances[position - first]))
       }
     }
 
@@ -218,7 +222,7 @@ final class ShardStream {
     var shards: [String: [ShardInfo]] = [:]
     for (split, utterances) in splits {
       var progress = journal.splits[split]!
-      progress.consumed = ranges?[split]?.upperBound ?? utterances.count
+      progress.consumed = ranges?[split]?.upperBound ?? (firstPositions[split] ?? 0) + utterances.count
       progress.rejections = rejectionsBySplit[split, default: []].map(\.error)
       progress.finished = true
       journal.splits[split] = progress
@@ -267,7 +271,7 @@ final class ShardStream {
   /// The stored size of `utterance`'s record as planned (its info as drawn: the speaker and
   /// the augmentation plan).
   static func plannedValueBytes(_ utterance: PlannedUtterance, bins: Int, dtype: FeatureDType) -> Int {
-    let info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: utterance.augmentation)
+    let info = RecordInfo(speaker: utterance.source.speaker, augmentation: utterance.augmentation)
     let infoBytes: Int
     if utterance.augmentation == nil, let speaker = info.speaker {
       infoBytes = #"{"speaker":""}"#.utf8.count + jsonEscapedLength(speaker)
@@ -299,7 +303,7 @@ func makeRecord(
   var waveform = try featurizer.waveform(
     path: source.audioPath, channel: source.channel, startSeconds: source.startSeconds,
     durationSeconds: source.durationSeconds)
-  var info = RecordInfo(speaker: utterance.metadata["speaker"], augmentation: nil)
+  var info = RecordInfo(speaker: utterance.source.speaker, augmentation: nil)
   if let plan = utterance.augmentation, let augmenter {
     (waveform, info.augmentation) = try augmenter.apply(plan, to: waveform, scratch: scratch, file: source.audioPath)
   }

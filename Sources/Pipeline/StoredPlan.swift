@@ -71,7 +71,7 @@ struct StoredPlan: Equatable {
   static func == (a: StoredPlan, b: StoredPlan) -> Bool {
     a.header == b.header && a.stamps == b.stamps && a.utterances.count == b.utterances.count
       && zip(a.utterances, b.utterances).allSatisfy { $0.source == $1.source && $0.labels == $1.labels
-        && $0.samples == $1.samples && $0.frames == $1.frames && $0.metadata == $1.metadata && $0.id == $1.id }
+        && $0.samples == $1.samples && $0.frames == $1.frames && $0.id == $1.id }
   }
 
   /// The file's bytes; sets `digest`.
@@ -104,10 +104,13 @@ struct StoredPlan: Equatable {
       for label in utterance.labels { body.put(UInt32(bitPattern: label)) }
       body.put(Int64(utterance.samples))
       body.put(Int64(utterance.frames))
-      body.put(UInt32(utterance.metadata.count))
-      for key in utterance.metadata.keys.sorted() {
-        body.put(intern(key))
-        body.put(intern(utterance.metadata[key]!))
+      // The record's metadata: the speaker, when known.
+      if let speaker = source.speaker {
+        body.put(UInt32(1))
+        body.put(intern("speaker"))
+        body.put(intern(speaker))
+      } else {
+        body.put(UInt32(0))
       }
       if utterance.id == source.id { body.put(UInt32.max) } else { body.put(utterance.id) }
       body.put(stamp.bytes)
@@ -128,88 +131,164 @@ struct StoredPlan: Equatable {
     return writer.bytes + hash
   }
 
-  /// Reads and checks a plan file.
+  /// Reads and checks a plan file, every utterance decoded.
   /// - Throws: `ConfigurationError` naming the file when it cannot be read, is not a plan,
   ///   is of another version, or is damaged (its checksum or structure is wrong).
   static func read(_ path: String) throws -> StoredPlan {
-    let bytes: [UInt8]
-    do { bytes = try RegularFile.read(path, maxBytes: maxBytes) } catch {
-      throw ConfigurationError("\(path): cannot read the plan: \(error)")
+    try StoredPlan(file: try File(path: path))
+  }
+
+  /// The plan in `file`, every utterance decoded.
+  /// - Throws: `ConfigurationError` for damage.
+  init(file: File) throws {
+    var utterances: [PlannedUtterance] = []
+    var stamps: [FileStamp] = []
+    utterances.reserveCapacity(file.header.utterances)
+    stamps.reserveCapacity(file.header.utterances)
+    try file.forEachUtterance { utterance, stamp, _ in
+      utterances.append(utterance)
+      stamps.append(stamp)
     }
-    func damaged(_ why: String) -> ConfigurationError {
+    self.init(header: file.header, utterances: utterances, stamps: stamps)
+    digest = file.digest
+  }
+
+  /// A plan file read and checked (magic, version, checksum, header, string table), whose
+  /// utterances are decoded when asked for: a task keeps what ordering and shard planning
+  /// need for every utterance (`forEachUtterance`) and decodes whole only its own share
+  /// (`utterance(at:)`).
+  final class File {
+    let path: String
+    let header: Header
+    /// Hex SHA-256 of the plan (`StoredPlan.digest`).
+    let digest: String
+    private var bytes: [UInt8]
+    private let table: [String]
+    /// Where the first utterance starts.
+    private let utterancesOffset: Int
+
+    /// - Throws: `ConfigurationError` naming the file (unreadable, not a plan, another
+    ///   version, damaged).
+    init(path: String) throws {
+      self.path = path
+      do { bytes = try RegularFile.read(path, maxBytes: StoredPlan.maxBytes) } catch {
+        throw ConfigurationError("\(path): cannot read the plan: \(error)")
+      }
+      guard bytes.count >= magic.count + 4 + 32, Array(bytes.prefix(magic.count)) == magic else {
+        throw ConfigurationError("\(path): not a ds2-data plan")
+      }
+      let hash = bytes.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0.dropLast(32)))) }
+      guard hash == Array(bytes.suffix(32)) else { throw Self.damaged(path, "checksum mismatch") }
+      digest = hash.map { String(format: "%02x", $0) }.joined()
+      do {
+        (header, table, utterancesOffset) = try bytes.withUnsafeBytes { raw in
+          var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw.dropLast(32)), offset: magic.count)
+          let version = try reader.uint32()
+          guard version == StoredPlan.version else {
+            throw ConfigurationError(
+              "\(path): plan version \(version); this ds2-data reads version \(StoredPlan.version); write it again")
+          }
+          let header = try JSONDecoder().decode(Header.self, from: Data(try reader.blob()))
+          var table: [String] = []
+          for _ in 0..<(try reader.count(elementBytes: 4)) { table.append(try reader.string()) }
+          return (header, table, reader.offset)
+        }
+      } catch let error as ConfigurationError {
+        throw error
+      } catch {
+        throw Self.damaged(path, "\(error)")
+      }
+      // Each utterance takes at least 90 bytes: a larger count is damage, not a size to reserve.
+      guard header.utterances >= 0, header.utterances <= bytes.count / 90 else {
+        throw Self.damaged(path, "utterance count")
+      }
+    }
+
+    static func damaged(_ path: String, _ why: String) -> ConfigurationError {
       ConfigurationError("\(path): damaged plan (\(why)); write it again with --plan-only")
     }
-    guard bytes.count >= magic.count + 4 + 32, Array(bytes.prefix(magic.count)) == magic else {
-      throw ConfigurationError("\(path): not a ds2-data plan")
-    }
-    let hash = bytes.withUnsafeBytes { Array(SHA256.hash(data: UnsafeRawBufferPointer(rebasing: $0.dropLast(32)))) }
-    guard hash == Array(bytes.suffix(32)) else { throw damaged("checksum mismatch") }
-    do {
-      var plan = try bytes.withUnsafeBytes { raw in
-        var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw.dropLast(32)), offset: magic.count)
-        let version = try reader.uint32()
-        guard version == Self.version else {
-          throw ConfigurationError("\(path): plan version \(version); this ds2-data reads version \(Self.version); write it again")
-        }
-        let header = try JSONDecoder().decode(Header.self, from: Data(try reader.blob()))
-        var table: [String] = []
-        for _ in 0..<(try reader.count(elementBytes: 4)) { table.append(try reader.string()) }
-        func lookup(_ index: UInt32) throws -> String? {
-          if index == UInt32.max { return nil }
-          guard Int(index) < table.count else { throw ByteReader.Damaged(offset: reader.offset) }
-          return table[Int(index)]
-        }
-        // Each utterance takes at least 90 bytes: a larger count is damage, not a size to reserve.
-        guard header.utterances >= 0, header.utterances <= bytes.count / 90 else { throw damaged("utterance count") }
-        var utterances: [PlannedUtterance] = []
-        var stamps: [FileStamp] = []
-        utterances.reserveCapacity(header.utterances)
-        stamps.reserveCapacity(header.utterances)
+
+    /// Visits every utterance in plan order with its audio file's stamp and its offset
+    /// (for `utterance(at:)`); checks that the count matches and nothing follows.
+    /// - Throws: `ConfigurationError` for damage, or what `body` throws.
+    func forEachUtterance(_ body: (PlannedUtterance, FileStamp, Int) throws -> Void) throws {
+      try read { reader in
         for _ in 0..<header.utterances {
-          let id = try reader.string()
-          guard let split = try lookup(try reader.uint32()) else { throw damaged("utterance \(id): no split") }
-          let audioPath = try reader.string()
-          let channel = try reader.int64(), start = try reader.double(), duration = try reader.double()
-          let transcript = try reader.string(), speaker = try lookup(try reader.uint32())
-          let transcriptPath = try lookup(try reader.uint32()), transcriptLine = try reader.int64()
-          let labelCount = try reader.count(elementBytes: 4)
-          var labels: [Int32] = []
-          labels.reserveCapacity(labelCount)
-          for _ in 0..<labelCount { labels.append(Int32(bitPattern: try reader.uint32())) }
-          let samples = try reader.int64(), frames = try reader.int64()
-          var metadata: [String: String] = [:]
-          for _ in 0..<(try reader.count(elementBytes: 8)) {
-            guard let key = try lookup(try reader.uint32()), let value = try lookup(try reader.uint32()) else {
-              throw damaged("utterance \(id): metadata")
-            }
-            metadata[key] = value
-          }
-          let recordId = try reader.peekUInt32() == UInt32.max ? (try reader.uint32(), id).1 : try reader.string()
-          let stamp = FileStamp(bytes: try reader.int64(), modifiedNanoseconds: try reader.int64())
-          guard samples > 0, samples <= 1 << 40, frames > 0, frames <= samples, channel >= -1, channel < Int64(Int32.max), transcriptLine >= -1,
-            start.isFinite, duration.isFinite
-          else {
-            throw damaged("utterance \(id)")
-          }
-          let source = UtteranceSource(
-            id: id, split: split, audioPath: audioPath, channel: channel < 0 ? nil : Int(channel), startSeconds: start,
-            durationSeconds: duration < 0 ? nil : duration, transcript: transcript, speaker: speaker,
-            transcriptPath: transcriptPath, transcriptLine: transcriptLine < 0 ? nil : Int(transcriptLine))
-          utterances.append(
-            PlannedUtterance(
-              source: source, labels: labels, samples: Int(samples), frames: Int(frames), metadata: metadata,
-              augmentation: nil, id: recordId))
-          stamps.append(stamp)
+          let offset = reader.offset
+          let (utterance, stamp) = try decodeUtterance(&reader)
+          try body(utterance, stamp, offset)
         }
-        guard reader.isAtEnd else { throw damaged("trailing bytes") }
-        return StoredPlan(header: header, utterances: utterances, stamps: stamps)
+        guard reader.isAtEnd else { throw Self.damaged(path, "trailing bytes") }
       }
-      plan.digest = hash.map { String(format: "%02x", $0) }.joined()
-      return plan
-    } catch let error as ConfigurationError {
-      throw error
-    } catch {
-      throw damaged("\(error)")
+    }
+
+    /// The utterance that starts at `offset` (as `forEachUtterance` gave it).
+    /// - Throws: `ConfigurationError` for damage.
+    func utterance(at offset: Int) throws -> (PlannedUtterance, FileStamp) {
+      guard offset >= utterancesOffset, offset < bytes.count - 32 else { throw Self.damaged(path, "offset \(offset)") }
+      return try read { reader in
+        reader.offset = offset
+        return try decodeUtterance(&reader)
+      }
+    }
+
+    /// Frees the file's bytes (after the last `utterance(at:)`).
+    func release() { bytes = [] }
+
+    private func read<T>(_ body: (inout ByteReader) throws -> T) throws -> T {
+      do {
+        return try bytes.withUnsafeBytes { raw in
+          var reader = ByteReader(UnsafeRawBufferPointer(rebasing: raw.dropLast(32)), offset: utterancesOffset)
+          return try body(&reader)
+        }
+      } catch let error as ConfigurationError {
+        throw error
+      } catch {
+        throw Self.damaged(path, "\(error)")
+      }
+    }
+
+    private func decodeUtterance(_ reader: inout ByteReader) throws -> (PlannedUtterance, FileStamp) {
+      func lookup(_ index: UInt32) throws -> String? {
+        if index == UInt32.max { return nil }
+        guard Int(index) < table.count else { throw ByteReader.Damaged(offset: reader.offset) }
+        return table[Int(index)]
+      }
+      let id = try reader.string()
+      guard let split = try lookup(try reader.uint32()) else { throw Self.damaged(path, "utterance \(id): no split") }
+      let audioPath = try reader.string()
+      let channel = try reader.int64(), start = try reader.double(), duration = try reader.double()
+      let transcript = try reader.string(), speaker = try lookup(try reader.uint32())
+      let transcriptPath = try lookup(try reader.uint32()), transcriptLine = try reader.int64()
+      let labelCount = try reader.count(elementBytes: 4)
+      var labels: [Int32] = []
+      labels.reserveCapacity(labelCount)
+      for _ in 0..<labelCount { labels.append(Int32(bitPattern: try reader.uint32())) }
+      let samples = try reader.int64(), frames = try reader.int64()
+      // The metadata is the speaker again (when known): checked, not kept twice.
+      let metadataCount = try reader.count(elementBytes: 8)
+      guard metadataCount == (speaker == nil ? 0 : 1) else { throw Self.damaged(path, "utterance \(id): metadata") }
+      if metadataCount == 1 {
+        guard try lookup(try reader.uint32()) == "speaker", try lookup(try reader.uint32()) == speaker else {
+          throw Self.damaged(path, "utterance \(id): metadata")
+        }
+      }
+      let recordId = try reader.peekUInt32() == UInt32.max ? (try reader.uint32(), id).1 : try reader.string()
+      let stamp = FileStamp(bytes: try reader.int64(), modifiedNanoseconds: try reader.int64())
+      guard samples > 0, samples <= 1 << 40, frames > 0, frames <= samples, channel >= -1, channel < Int64(Int32.max),
+        transcriptLine >= -1, start.isFinite, duration.isFinite
+      else {
+        throw Self.damaged(path, "utterance \(id)")
+      }
+      let source = UtteranceSource(
+        id: id, split: split, audioPath: audioPath, channel: channel < 0 ? nil : Int(channel), startSeconds: start,
+        durationSeconds: duration < 0 ? nil : duration, transcript: transcript, speaker: speaker,
+        transcriptPath: transcriptPath, transcriptLine: transcriptLine < 0 ? nil : Int(transcriptLine))
+      return (
+        PlannedUtterance(
+          source: source, labels: labels, samples: Int(samples), frames: Int(frames), augmentation: nil, id: recordId),
+        stamp
+      )
     }
   }
 
@@ -220,11 +299,18 @@ struct StoredPlan: Equatable {
     for (utterance, stamp) in zip(utterances, stamps) where paths.contains(utterance.source.audioPath) {
       let path = utterance.source.audioPath
       guard checked.insert(path).inserted else { continue }
-      guard let now = FileStamp(path: path), now == stamp else {
-        throw ConfigurationError(
-          "\(path) changed (or is gone) since the plan \(planPath) was written: the corpus must not change between "
-            + "the plan step and the merge; write the plan again (--plan-only) into a new output and rerun every part")
-      }
+      try Self.checkFile(path, against: stamp, planPath: planPath)
+    }
+  }
+
+  /// Checks that the audio file at `path` still has the size and modification time the
+  /// plan recorded.
+  /// - Throws: `ConfigurationError` naming the file when it changed or disappeared.
+  static func checkFile(_ path: String, against stamp: FileStamp, planPath: String) throws {
+    guard let now = FileStamp(path: path), now == stamp else {
+      throw ConfigurationError(
+        "\(path) changed (or is gone) since the plan \(planPath) was written: the corpus must not change between "
+          + "the plan step and the merge; write the plan again (--plan-only) into a new output and rerun every part")
     }
   }
 }

@@ -115,11 +115,9 @@ struct UtterancePlanner {
       if frames == 0 {
         return fail(.tooShort, "\(samples) samples at \(rate) Hz is shorter than one \(features.windowSeconds) s window")
       }
-      var metadata: [String: String] = [:]
-      if let speaker = source.speaker { metadata["speaker"] = speaker }
       return .success(
         PlannedUtterance(
-          source: source, labels: labels, samples: samples, frames: frames, metadata: metadata, augmentation: nil,
+          source: source, labels: labels, samples: samples, frames: frames, augmentation: nil,
           id: source.id))
     } catch {
       return .failure(audioFailure(error, source: source, utteranceId: source.id))

@@ -225,4 +225,56 @@ final class PartitionedPrepareTests: XCTestCase {
       XCTAssertTrue("\($0)".contains("damaged plan (checksum mismatch)"), "\($0)")
     }
   }
+
+  /// A task ordering from the plan (compact entries, its share decoded) plans the same
+  /// order, shards, seconds and share as one given every utterance decoded — for each part
+  /// of 1, 2, 3 and 9, and for both feature dtypes' record sizes.
+  func testOrderingFromThePlanEqualsOrderingEveryUtterance() throws {
+    let directory = TemporaryDirectory("partitions-order")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 40))
+    var recipe = Recipe(
+      name: "order", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+      output: directory.path + "/planned")
+    recipe.shards.maxShardBytes = 1 << 20
+    var planOnly = quiet()
+    planOnly.planOnly = true
+    _ = try prepare(recipe: recipe, options: planOnly)
+    let path = recipe.output + "/partitions/plan.bin"
+    let whole = try StoredPlan.read(path)
+    let splits = ["train-clean-100", "dev-clean"]
+    for dtype in [FeatureDType.float16, .uint8] {
+      recipe.shards.dtype = dtype
+      for count in [1, 2, 3, 9] {
+        for index in 0..<count {
+          let partition = try Partition(index: index, count: count)
+          let reference = SplitOrder(
+            splits.map { split in
+              (split, whole.utterances.filter { $0.source.split == split }.sorted {
+                $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id)
+              })
+            }, partition: partition, recipe: recipe, bins: 161)
+          let compact = try SplitOrder(
+            plan: try StoredPlan.File(path: path), splits: splits, partition: partition, recipe: recipe, bins: 161)
+          let what = "\(dtype) part \(index)/\(count)"
+          XCTAssertEqual(compact.plannedShards, reference.plannedShards, what)
+          XCTAssertEqual(compact.secondsBySplit, reference.secondsBySplit, what)
+          XCTAssertEqual(compact.ranges, reference.ranges, what)
+          XCTAssertGreaterThanOrEqual(reference.plannedShards["train-clean-100"]!.count, 2, "shards to share")
+          for ((split, share), (referenceSplit, all)) in zip(compact.splitUtterances, reference.splitUtterances) {
+            XCTAssertEqual(split, referenceSplit)
+            let range = reference.ranges![split]!
+            XCTAssertEqual(compact.firstPositions[split], range.lowerBound, what)
+            let expected = Array(all[range])
+            XCTAssertEqual(share.map(\.id), expected.map(\.id), what)
+            XCTAssertEqual(share.map(\.labels), expected.map(\.labels), what)
+            XCTAssertEqual(share.map(\.source.audioPath), expected.map(\.source.audioPath), what)
+            XCTAssertEqual(share.map(\.source.transcript), expected.map(\.source.transcript), what)
+            XCTAssertEqual(share.map(\.source.speaker), expected.map(\.source.speaker), what)
+            XCTAssertEqual(share.map(\.samples), expected.map(\.samples), what)
+          }
+        }
+      }
+    }
+  }
 }

@@ -1,0 +1,83 @@
+import DS2Core
+import Shards
+
+/// Each split's utterances in length order (frames, then id), the shards they fill and —
+/// for a partition — the positions that are this task's.
+struct SplitOrder {
+  /// Per split, in recipe order: its utterances from position `firstPositions[split]`
+  /// (0 when absent) on — every one, or, for a task ordering from a stored plan, its share.
+  var splitUtterances: [(String, [PlannedUtterance])]
+  var firstPositions: [String: Int] = [:]
+  var plannedShards: [String: [PlannedShard]]
+  /// The seconds (after resampling) of every position of each split.
+  var secondsBySplit: [String: [Double]]
+  /// The partition's positions in each split (nil: not partitioned).
+  var ranges: [String: Range<Int>]?
+
+  /// From every utterance of each split, already in length order.
+  init(_ splits: [(String, [PlannedUtterance])], partition: Partition?, recipe: Recipe, bins: Int) {
+    let rate = Double(recipe.audio.sampleRateHertz)
+    let plannedShards = ShardStream.plannedShards(for: splits, bins: bins, recipe: recipe)
+    let seconds = Dictionary(uniqueKeysWithValues: splits.map { split, utterances in
+      (split, utterances.map { Double($0.samples) / rate })
+    })
+    splitUtterances = splits
+    self.plannedShards = plannedShards
+    secondsBySplit = seconds
+    ranges = partition?.ranges(of: splits.map { split, _ in (split, plannedShards[split]!, seconds[split]!) })
+  }
+
+  /// From a stored plan, for one partition: keeps of every utterance only what ordering and
+  /// shard planning need (id, frames, samples, record size, where it is in the plan),
+  /// decodes whole only the partition's share, checks that share's audio files against
+  /// the plan's stamps, then frees the plan's bytes. The same order, shards and share as
+  /// `init(_:partition:recipe:bins:)` on every decoded utterance, in a fraction of the
+  /// memory.
+  /// - Throws: `ConfigurationError` for a damaged plan or an audio file changed since.
+  init(plan: StoredPlan.File, splits: [String], partition: Partition, recipe: Recipe, bins: Int) throws {
+    struct Entry {
+      var id: String
+      var frames: Int
+      var samples: Int
+      var valueBytes: Int
+      var offset: Int
+    }
+    let dtype = recipe.shards.dtype
+    var entriesBySplit = Dictionary(uniqueKeysWithValues: splits.map { ($0, [Entry]()) })
+    try plan.forEachUtterance { utterance, _, offset in
+      guard entriesBySplit[utterance.source.split] != nil else { return }
+      entriesBySplit[utterance.source.split]!.append(
+        Entry(
+          id: utterance.id, frames: utterance.frames, samples: utterance.samples,
+          valueBytes: ShardStream.plannedValueBytes(utterance, bins: bins, dtype: dtype), offset: offset))
+    }
+    let rate = Double(recipe.audio.sampleRateHertz)
+    var plannedShards: [String: [PlannedShard]] = [:]
+    var seconds: [String: [Double]] = [:]
+    for split in splits {
+      entriesBySplit[split]!.sort { $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id) }
+      let entries = entriesBySplit[split]!
+      plannedShards[split] = SplitWriter.planShards(
+        valueSizes: entries.map(\.valueBytes), keySizes: entries.map { 4 + $0.id.utf8.count },
+        maxShardBytes: recipe.shards.maxShardBytes)
+      seconds[split] = entries.map { Double($0.samples) / rate }
+    }
+    let ranges = partition.ranges(of: splits.map { ($0, plannedShards[$0]!, seconds[$0]!) })
+    var checked = Set<String>()
+    splitUtterances = try splits.map { split in
+      let share = try entriesBySplit[split]![ranges[split] ?? 0..<0].map { entry in
+        let (utterance, stamp) = try plan.utterance(at: entry.offset)
+        if checked.insert(utterance.source.audioPath).inserted {
+          try StoredPlan.checkFile(utterance.source.audioPath, against: stamp, planPath: plan.path)
+        }
+        return utterance
+      }
+      return (split, share)
+    }
+    plan.release()
+    firstPositions = ranges.mapValues(\.lowerBound)
+    self.plannedShards = plannedShards
+    secondsBySplit = seconds
+    self.ranges = ranges
+  }
+}
