@@ -230,24 +230,35 @@ extension ShardRecord {
     _ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil, verifyingChecksum: Bool = true
   ) throws -> ShardRecord {
     let header = try decodeHeader(bytes)
-    if header.version >= 2 && verifyingChecksum {
-      let computed = RecordLayout.checksum(of: bytes)
-      guard computed == header.checksum else {
-        throw RecordDecodingError(
-          "checksum mismatch (stored CRC-32C \(String(format: "%08x", header.checksum)), computed "
-            + "\(String(format: "%08x", computed))): the record's bytes are damaged")
-      }
+    let checking = header.version >= 2 && verifyingChecksum
+    func mismatch(_ computed: UInt32) -> RecordDecodingError {
+      RecordDecodingError(
+        "checksum mismatch (stored CRC-32C \(String(format: "%08x", header.checksum)), computed "
+          + "\(String(format: "%08x", computed))): the record's bytes are damaged")
     }
     if let dtype, header.dtype != dtype {
+      // Damage is named as damage before what it may have changed.
+      if checking, case let computed = RecordLayout.checksum(of: bytes), computed != header.checksum { throw mismatch(computed) }
       throw RecordDecodingError("features stored as \(header.dtype.rawValue), the manifest says \(dtype.rawValue)")
+    }
+    let features = UnsafeRawBufferPointer(rebasing: bytes[header.featuresOffset..<bytes.count])
+    let values: [Float]
+    if checking {
+      // Every byte but the checksum field: the head here, the features while they are decoded.
+      let head = CRC32C.checksum(
+        UnsafeRawBufferPointer(rebasing: bytes[(RecordLayout.checksumOffset + 4)..<header.featuresOffset]),
+        continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<RecordLayout.checksumOffset])))
+      let computed: UInt32
+      (values, computed) = FeatureCodec.decodeChecking(
+        features, frames: header.frames, bins: header.bins, as: header.dtype, continuing: head)
+      guard computed == header.checksum else { throw mismatch(computed) }
+    } else {
+      values = FeatureCodec.decode(features, frames: header.frames, bins: header.bins, as: header.dtype)
     }
     var labels = [Int32](repeating: 0, count: header.labelCount)
     for i in 0..<header.labelCount {
       labels[i] = Int32(bitPattern: bytes.loadUnaligned(fromByteOffset: header.labelsOffset + 4 * i, as: UInt32.self).littleEndian)
     }
-    let values = FeatureCodec.decode(
-      UnsafeRawBufferPointer(rebasing: bytes[header.featuresOffset..<bytes.count]), frames: header.frames, bins: header.bins,
-      as: header.dtype)
     return ShardRecord(
       id: header.id, transcript: header.transcript, labels: labels, sampleCount: header.sampleCount,
       features: FeatureMatrix(frames: header.frames, bins: header.bins, values: values),

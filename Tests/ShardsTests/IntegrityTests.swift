@@ -46,6 +46,43 @@ final class ChecksumTests: XCTestCase {
     }
   }
 
+  /// Decoding (with and without the checksum in the same pass) gives the values an
+  /// element-by-element reading gives (`Float16` conversion, the 8-bit formula), and the
+  /// CRC the table-driven `CRC32C.software` gives, for every dtype and for blocks that
+  /// leave a tail shorter than a word.
+  func testDecodingWithTheChecksumEqualsTheSeparatePasses() {
+    var generator = SeededGenerator(seed: 11)
+    for dtype in [FeatureDType.float16, .float32, .uint8] {
+      for (frames, bins) in [(1, 1), (1, 3), (3, 5), (2, 161), (7, 161), (13, 7), (300, 161)] {
+        let size = dtype.featureBlockBytes(frames: frames, bins: bins)
+        let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        bytes.withUnsafeBytes { raw in
+          let (values, crc) = FeatureCodec.decodeChecking(raw, frames: frames, bins: bins, as: dtype, continuing: 0x1234_5678)
+          // Element by element, as docs/FORMAT.md §3 states it.
+          let reference: [Float] = (0..<(frames * bins)).map { i in
+            switch dtype {
+            case .float16: return Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
+            case .float32: return Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+            case .uint8:
+              let k = i % bins
+              let minimum = Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))
+              let step = Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * (bins + k), as: UInt32.self))
+              return minimum + Float(raw[8 * bins + i]) * step
+            }
+          }
+          // Equal bits, or both NaN (a NaN's payload is not part of the format).
+          func mismatches(_ got: [Float]) -> Int {
+            zip(got, reference).filter { !($0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)) }.count
+          }
+          XCTAssertEqual(values.count, reference.count)
+          XCTAssertEqual(mismatches(values), 0, "\(dtype) \(frames)×\(bins)")
+          XCTAssertEqual(mismatches(FeatureCodec.decode(raw, frames: frames, bins: bins, as: dtype)), 0, "\(dtype) \(frames)×\(bins)")
+          XCTAssertEqual(crc, CRC32C.software(raw, continuing: 0x1234_5678), "\(dtype) \(frames)×\(bins)")
+        }
+      }
+    }
+  }
+
   /// Every single-byte change anywhere in a record is caught by `decode`, and the header
   /// names the checksum; a version-1 record (no checksum) still decodes.
   func testRecordChecksumCatchesEveryFlippedByte() throws {
