@@ -1,4 +1,6 @@
 import DS2Core
+import Foundation
+import Synchronization
 
 /// A closed range of decibels, written `[low, high]` in recipes (`--snr 0:20` on the
 /// command line). A value is drawn uniformly from it.
@@ -231,14 +233,20 @@ public struct AugmentConfig: Sendable, Codable, Equatable {
 
   /// `0.9` → `"0.9"`, `1.05` → `"1.05"`: the factor as written in ids.
   public static func label(_ factor: Double) -> String {
+    // A run uses a few factors for millions of copies: each is formatted once.
+    if let known = labels.withLock({ $0[factor] }) { return known }
     var text = String(format: "%.3f", factor)
     while text.hasSuffix("0") { text.removeLast() }
     if text.hasSuffix(".") { text += "0" }
+    if factor.isFinite { labels.withLock { $0[factor] = text } }
     return text
   }
 
+  private static let labels = Mutex<[Double: String]>([:])
+
   /// The id of the copy of `id` at `factor`.
   public static func copyId(_ id: String, factor: Double) -> String {
-    label(factor) == "1.0" ? id : "sp\(label(factor))-\(id)"
+    let label = label(factor)
+    return label == "1.0" ? id : "sp\(label)-\(id)"
   }
 }

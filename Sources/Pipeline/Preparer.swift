@@ -234,14 +234,10 @@ final class Preparer {
     }
     let planner = UtterancePlanner(
       recipe: recipe, vocabulary: vocabulary, pool: pool, progress: options.progress, cancellation: options.cancellation)
-    // A task of a prepare reads from the plan only what ordering needs and decodes its own
-    // share; augment's copies are drawn from every utterance, so it decodes them all.
-    let orderFromPlan = planFile != nil && augmenter == nil
-    let stored = try planFile.flatMap { orderFromPlan ? nil : try StoredPlan(file: $0) }
+    // A task with a stored plan keeps of it only what ordering needs and decodes its own share.
     let probed =
-      try planFile.map {
-        UtterancePlanner.Plan(utterances: stored?.utterances ?? [], rejections: $0.header.probeRejections)
-      } ?? planner.plan(listing.sources)
+      try planFile.map { UtterancePlanner.Plan(utterances: [], rejections: $0.header.probeRejections) }
+      ?? planner.plan(listing.sources)
     if options.planOnly {
       return try writePlan(
         StoredPlan(
@@ -258,8 +254,17 @@ final class Preparer {
     // 4. Featurize and write each split in length order (a partition: its share of them).
     let splitNames = recipe.corpus.splits.filter { !listing.missingSplits.contains($0) }
     let order: SplitOrder
-    if let planFile, orderFromPlan, let partition {
-      order = try SplitOrder(plan: planFile, splits: splitNames, partition: partition, recipe: recipe, bins: featureParameters.bins)
+    if let planFile, let partition {
+      // Augment's copies of one utterance are drawn from it alone: expanded one at a time,
+      // rejections reported on the first pass only (in plan order, as a single run reports them).
+      let expand = augmenter.map { augmenter in
+        { (utterance: PlannedUtterance, reporting: Bool) in
+          planner.expand([utterance], with: augmenter, reject: reporting ? { [self] in reject($0) } : { _ in })
+        }
+      }
+      order = try SplitOrder(
+        plan: planFile, splits: splitNames, partition: partition, recipe: recipe, bins: featureParameters.bins,
+        expand: expand)
     } else {
       order = SplitOrder(
         splitNames.map { split in
@@ -267,14 +272,6 @@ final class Preparer {
           utterances.sort { $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id) }
           return (split, utterances)
         }, partition: partition, recipe: recipe, bins: featureParameters.bins)
-      if let stored, let ranges = order.ranges {
-        // This task reads only its own positions' files: those must be as planned.
-        var paths = Set<String>()
-        for (split, utterances) in order.splitUtterances {
-          for utterance in utterances[ranges[split] ?? 0..<0] { paths.insert(utterance.source.audioPath) }
-        }
-        try stored.checkFiles(paths, planPath: planPath)
-      }
     }
     planned = []
     logger.info(

@@ -27,29 +27,39 @@ struct SplitOrder {
     ranges = partition?.ranges(of: splits.map { split, _ in (split, plannedShards[split]!, seconds[split]!) })
   }
 
-  /// From a stored plan, for one partition: keeps of every utterance only what ordering and
-  /// shard planning need (id, frames, samples, record size, where it is in the plan),
-  /// decodes whole only the partition's share, checks that share's audio files against
-  /// the plan's stamps, then frees the plan's bytes. The same order, shards and share as
-  /// `init(_:partition:recipe:bins:)` on every decoded utterance, in a fraction of the
-  /// memory.
+  /// From a stored plan, for one partition: keeps of every utterance (or augmented copy)
+  /// only what ordering and shard planning need (id, frames, samples, record size, where
+  /// it is in the plan), decodes whole only the partition's share, checks that share's
+  /// audio files against the plan's stamps, then frees the plan's bytes. The same order,
+  /// shards and share as `init(_:partition:recipe:bins:)` on every decoded (and expanded)
+  /// utterance, in a fraction of the memory.
+  /// - Parameter expand: an utterance's augmented copies (augment), deterministic per
+  ///   utterance; called once per utterance with `reporting` true, then again for the
+  ///   share's utterances with `reporting` false.
   /// - Throws: `ConfigurationError` for a damaged plan or an audio file changed since.
-  init(plan: StoredPlan.File, splits: [String], partition: Partition, recipe: Recipe, bins: Int) throws {
+  init(
+    plan: StoredPlan.File, splits: [String], partition: Partition, recipe: Recipe, bins: Int,
+    expand: ((PlannedUtterance, _ reporting: Bool) -> [PlannedUtterance])? = nil
+  ) throws {
     struct Entry {
       var id: String
       var frames: Int
       var samples: Int
       var valueBytes: Int
       var offset: Int
+      /// Which of the utterance's copies (0 without augmentation).
+      var copy: Int
     }
     let dtype = recipe.shards.dtype
     var entriesBySplit = Dictionary(uniqueKeysWithValues: splits.map { ($0, [Entry]()) })
     try plan.forEachUtterance { utterance, _, offset in
-      guard entriesBySplit[utterance.source.split] != nil else { return }
-      entriesBySplit[utterance.source.split]!.append(
-        Entry(
-          id: utterance.id, frames: utterance.frames, samples: utterance.samples,
-          valueBytes: ShardStream.plannedValueBytes(utterance, bins: bins, dtype: dtype), offset: offset))
+      for (copy, item) in (expand?(utterance, true) ?? [utterance]).enumerated() {
+        guard entriesBySplit[item.source.split] != nil else { continue }
+        entriesBySplit[item.source.split]!.append(
+          Entry(
+            id: item.id, frames: item.frames, samples: item.samples,
+            valueBytes: ShardStream.plannedValueBytes(item, bins: bins, dtype: dtype), offset: offset, copy: copy))
+      }
     }
     let rate = Double(recipe.audio.sampleRateHertz)
     var plannedShards: [String: [PlannedShard]] = [:]
@@ -70,7 +80,12 @@ struct SplitOrder {
         if checked.insert(utterance.source.audioPath).inserted {
           try StoredPlan.checkFile(utterance.source.audioPath, against: stamp, planPath: plan.path)
         }
-        return utterance
+        guard let expand else { return utterance }
+        let copies = expand(utterance, false)
+        guard entry.copy < copies.count, copies[entry.copy].id == entry.id else {
+          throw StoredPlan.File.damaged(plan.path, "utterance \(utterance.id): its copies differ between two expansions")
+        }
+        return copies[entry.copy]
       }
       return (split, share)
     }

@@ -292,17 +292,6 @@ struct StoredPlan: Equatable {
     }
   }
 
-  /// Checks that the audio files in `paths` are as planned.
-  /// - Throws: `ConfigurationError` naming the first file that changed or disappeared.
-  func checkFiles(_ paths: Set<String>, planPath: String) throws {
-    var checked = Set<String>()
-    for (utterance, stamp) in zip(utterances, stamps) where paths.contains(utterance.source.audioPath) {
-      let path = utterance.source.audioPath
-      guard checked.insert(path).inserted else { continue }
-      try Self.checkFile(path, against: stamp, planPath: planPath)
-    }
-  }
-
   /// Checks that the audio file at `path` still has the size and modification time the
   /// plan recorded.
   /// - Throws: `ConfigurationError` naming the file when it changed or disappeared.
