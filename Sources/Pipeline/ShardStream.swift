@@ -93,7 +93,7 @@ final class ShardStream {
   /// as one ordered stream, so that the workers never drain between splits; resumes
   /// after the shards the journal lists. Returns each split's shards.
   /// - Parameters:
-  ///   - plannedShards: where each split's shards start (`plannedShards(for:bins:)`).
+  ///   - plannedShards: where each split's shards start (`ShardStream.plannedShards(for:bins:recipe:)`).
   ///   - ranges: the positions of each split to write (a partition's share); nil: all.
   ///   - firstPositions: the position of each split's first utterance given (0 when absent:
   ///     all are given); `ranges` must lie within what is given.
@@ -252,21 +252,19 @@ final class ShardStream {
     return max(4 * threads + 4, min(fitting, 32 * threads))
   }
 
-  /// Where each split's shards start, from the plan alone (`SplitWriter.planShards`).
-  func plannedShards(for splits: [(String, [PlannedUtterance])], bins: Int) -> [String: [PlannedShard]] {
-    Self.plannedShards(for: splits, bins: bins, recipe: recipe)
-  }
-
   /// Where each split's shards start and their estimated sizes (`SplitWriter.planShards`).
   static func plannedShards(for splits: [(String, [PlannedUtterance])], bins: Int, recipe: Recipe) -> [String: [PlannedShard]] {
     var planned: [String: [PlannedShard]] = [:]
     for (split, utterances) in splits {
       planned[split] = SplitWriter.planShards(
         valueSizes: utterances.map { plannedValueBytes($0, bins: bins, dtype: recipe.shards.dtype) },
-        keySizes: utterances.map { 4 + $0.id.utf8.count }, maxShardBytes: recipe.shards.maxShardBytes)
+        keySizes: utterances.map { keyBytes($0.id) }, maxShardBytes: recipe.shards.maxShardBytes)
     }
     return planned
   }
+
+  /// The size of a record's key (`RecordLayout.key(frames:id:)`: frames, then the id).
+  static func keyBytes(_ id: String) -> Int { 4 + id.utf8.count }
 
   /// The stored size of `utterance`'s record as planned (its info as drawn: the speaker and
   /// the augmentation plan).

@@ -68,7 +68,7 @@ struct SplitOrder {
       entriesBySplit[split]!.sort { $0.frames != $1.frames ? $0.frames < $1.frames : utf8Precedes($0.id, $1.id) }
       let entries = entriesBySplit[split]!
       plannedShards[split] = SplitWriter.planShards(
-        valueSizes: entries.map(\.valueBytes), keySizes: entries.map { 4 + $0.id.utf8.count },
+        valueSizes: entries.map(\.valueBytes), keySizes: entries.map { ShardStream.keyBytes($0.id) },
         maxShardBytes: recipe.shards.maxShardBytes)
       seconds[split] = entries.map { Double($0.samples) / rate }
     }
