@@ -158,7 +158,12 @@ public enum FeatureCodec {
     _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType, checking: Bool, continuing crc: UInt32
   ) -> (values: [Float], crc: UInt32) {
     let count = frames * bins
-    precondition(bytes.count >= dtype.featureBlockBytes(frames: frames, bins: bins), "not enough bytes")
+    let blockBytes = dtype.featureBlockBytes(frames: frames, bins: bins)
+    precondition(bytes.count >= blockBytes, "not enough bytes")
+    guard count > 0 else {
+      // No values (a damaged header may say 0 frames): the block is at most parameters.
+      return ([], checking ? CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<blockBytes]), continuing: crc) : crc)
+    }
     var c = UInt64(~crc)
     @inline(__always) func mix<T: FixedWidthInteger>(tail value: T) {
       #if DS2_SSE42
