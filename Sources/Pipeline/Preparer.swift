@@ -210,7 +210,8 @@ final class Preparer {
     // 2. Texts, 3. headers.
     logger.info("listed \(listing.sources.count) utterances in \(elapsed(since: started))")
     let vocabulary = try planFile?.header.vocabulary ?? makeVocabulary(for: recipe.corpus, listing: listing)
-    if augmenting, !options.planOnly, let config = recipe.augment {
+    // The plan step of augment draws the copies too, to store their record sizes.
+    if augmenting, let config = recipe.augment {
       let augmenter = try Augmenter(config: config, sampleRateHertz: recipe.audio.sampleRateHertz, seed: recipe.seed, pool: pool)
       if let bank = augmenter.bank {
         logger.notice("noise bank \(bank.root): \(bank.files.count) usable file(s), \(bank.rejections.count) rejected")
@@ -244,7 +245,8 @@ final class Preparer {
           header: .init(
             identity: identity, missingSplits: listing.missingSplits, listingRejections: listing.rejections,
             probeRejections: probed.rejections, vocabulary: vocabulary, utterances: probed.utterances.count),
-          utterances: probed.utterances, stamps: try stamps(of: probed.utterances)),
+          utterances: probed.utterances, stamps: try stamps(of: probed.utterances),
+          copySizes: try augmenter.map { try copySizes(of: probed.utterances, augmenter: $0, bins: featureParameters.bins) }),
         to: planPath, report: &report, started: started)
     }
     probed.rejections.forEach(reject)

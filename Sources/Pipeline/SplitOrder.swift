@@ -52,13 +52,17 @@ struct SplitOrder {
     }
     let dtype = recipe.shards.dtype
     var entriesBySplit = Dictionary(uniqueKeysWithValues: splits.map { ($0, [Entry]()) })
-    try plan.forEachUtterance { utterance, _, offset in
+    try plan.forEachUtterance { utterance, _, storedSizes, offset in
       for (copy, item) in (expand?(utterance, true) ?? [utterance]).enumerated() {
         guard entriesBySplit[item.source.split] != nil else { continue }
+        // The plan step's size of this copy, when it stored one (encoding a copy's info to
+        // measure it is most of the cost of ordering augmented copies).
+        let stored = storedSizes?.first { $0.copy == item.augmentation?.copy }?.valueBytes
         entriesBySplit[item.source.split]!.append(
           Entry(
             id: item.id, frames: item.frames, samples: item.samples,
-            valueBytes: ShardStream.plannedValueBytes(item, bins: bins, dtype: dtype), offset: offset, copy: copy))
+            valueBytes: stored ?? ShardStream.plannedValueBytes(item, bins: bins, dtype: dtype), offset: offset,
+            copy: copy))
       }
     }
     let rate = Double(recipe.audio.sampleRateHertz)
@@ -76,7 +80,7 @@ struct SplitOrder {
     var checked = Set<String>()
     splitUtterances = try splits.map { split in
       let share = try entriesBySplit[split]![ranges[split] ?? 0..<0].map { entry in
-        let (utterance, stamp) = try plan.utterance(at: entry.offset)
+        let (utterance, stamp, _) = try plan.utterance(at: entry.offset)
         if checked.insert(utterance.source.audioPath).inserted {
           try StoredPlan.checkFile(utterance.source.audioPath, against: stamp, planPath: plan.path)
         }
@@ -84,6 +88,13 @@ struct SplitOrder {
         let copies = expand(utterance, false)
         guard entry.copy < copies.count, copies[entry.copy].id == entry.id else {
           throw StoredPlan.File.damaged(plan.path, "utterance \(utterance.id): its copies differ between two expansions")
+        }
+        // A copy drawn differently from the plan step's (another noise bank or impulse
+        // responses since) would not fit the shards the plan laid out.
+        guard ShardStream.plannedValueBytes(copies[entry.copy], bins: bins, dtype: dtype) == entry.valueBytes else {
+          throw ConfigurationError(
+            "\(copies[entry.copy].id): its augmentation differs from the one \(plan.path) planned (the noise bank, "
+              + "impulse responses or recipe changed since the plan step); write the plan again into a new output")
         }
         return copies[entry.copy]
       }

@@ -1,3 +1,4 @@
+import Augmentation
 import Crypto
 import DS2Core
 import Foundation
@@ -18,7 +19,8 @@ import Shards
 struct StoredPlan: Equatable {
   static let fileName = "plan.bin"
   static let magic = Array("DS2PLAN\n".utf8)
-  static let version: UInt32 = 1
+  /// 2: an augment plan stores each utterance's copies' record sizes.
+  static let version: UInt32 = 2
   /// Plans larger than this are refused before reading (about 40 million utterances).
   static let maxBytes = 1 << 34
 
@@ -32,6 +34,16 @@ struct StoredPlan: Equatable {
     var probeRejections: [ItemError]
     var vocabulary: Vocabulary
     var utterances: Int
+    /// Whether each utterance is followed by its augmented copies' record sizes (augment).
+    var storesCopySizes: Bool = false
+  }
+
+  /// One augmented copy of an utterance as the plan step drew it: which speed (its index in
+  /// `speedFactors`) and the stored size of its record, info JSON included, so that tasks
+  /// need not encode every copy's info to plan shards.
+  struct CopySize: Equatable, Sendable {
+    var copy: Int
+    var valueBytes: Int
   }
 
   /// An audio file as the plan saw it.
@@ -58,18 +70,22 @@ struct StoredPlan: Equatable {
   var utterances: [PlannedUtterance]
   /// `stamps[i]` is the audio file of `utterances[i]` when planned.
   var stamps: [FileStamp]
+  /// `copySizes[i]`: the copies of `utterances[i]` (augment plans; nil otherwise).
+  var copySizes: [[CopySize]]?
 
   /// Hex SHA-256 of the encoded plan (set by `encoded()` and `read`).
   private(set) var digest = ""
 
-  init(header: Header, utterances: [PlannedUtterance], stamps: [FileStamp]) {
+  init(header: Header, utterances: [PlannedUtterance], stamps: [FileStamp], copySizes: [[CopySize]]? = nil) {
     self.header = header
     self.utterances = utterances
     self.stamps = stamps
+    self.copySizes = copySizes
+    self.header.storesCopySizes = copySizes != nil
   }
 
   static func == (a: StoredPlan, b: StoredPlan) -> Bool {
-    a.header == b.header && a.stamps == b.stamps && a.utterances.count == b.utterances.count
+    a.header == b.header && a.stamps == b.stamps && a.copySizes == b.copySizes && a.utterances.count == b.utterances.count
       && zip(a.utterances, b.utterances).allSatisfy { $0.source == $1.source && $0.labels == $1.labels
         && $0.samples == $1.samples && $0.frames == $1.frames && $0.id == $1.id }
   }
@@ -87,8 +103,9 @@ struct StoredPlan: Equatable {
       tableIndex[text] = UInt32(table.count - 1)
       return UInt32(table.count - 1)
     }
+    precondition(copySizes == nil || copySizes!.count == utterances.count, "copies for every utterance")
     var body = ByteWriter()
-    for (utterance, stamp) in zip(utterances, stamps) {
+    for (index, (utterance, stamp)) in zip(utterances, stamps).enumerated() {
       let source = utterance.source
       body.put(source.id)
       body.put(intern(source.split))
@@ -115,6 +132,13 @@ struct StoredPlan: Equatable {
       if utterance.id == source.id { body.put(UInt32.max) } else { body.put(utterance.id) }
       body.put(stamp.bytes)
       body.put(stamp.modifiedNanoseconds)
+      if let copies = copySizes?[index] {
+        body.put(UInt32(copies.count))
+        for copy in copies {
+          body.put(UInt32(copy.copy))
+          body.put(UInt32(copy.valueBytes))
+        }
+      }
     }
     var writer = ByteWriter()
     writer.bytes.reserveCapacity(body.bytes.count + 4096)
@@ -145,11 +169,14 @@ struct StoredPlan: Equatable {
     var stamps: [FileStamp] = []
     utterances.reserveCapacity(file.header.utterances)
     stamps.reserveCapacity(file.header.utterances)
-    try file.forEachUtterance { utterance, stamp, _ in
+    var copySizes: [[CopySize]] = []
+    try file.forEachUtterance { utterance, stamp, copies, _ in
       utterances.append(utterance)
       stamps.append(stamp)
+      if let copies { copySizes.append(copies) }
     }
-    self.init(header: file.header, utterances: utterances, stamps: stamps)
+    self.init(
+      header: file.header, utterances: utterances, stamps: stamps, copySizes: file.header.storesCopySizes ? copySizes : nil)
     digest = file.digest
   }
 
@@ -208,15 +235,16 @@ struct StoredPlan: Equatable {
       ConfigurationError("\(path): damaged plan (\(why)); write it again with --plan-only")
     }
 
-    /// Visits every utterance in plan order with its audio file's stamp and its offset
-    /// (for `utterance(at:)`); checks that the count matches and nothing follows.
+    /// Visits every utterance in plan order with its audio file's stamp, its copies' sizes
+    /// (augment plans) and its offset (for `utterance(at:)`); checks that the count matches
+    /// and nothing follows.
     /// - Throws: `ConfigurationError` for damage, or what `body` throws.
-    func forEachUtterance(_ body: (PlannedUtterance, FileStamp, Int) throws -> Void) throws {
+    func forEachUtterance(_ body: (PlannedUtterance, FileStamp, [CopySize]?, Int) throws -> Void) throws {
       try read { reader in
         for _ in 0..<header.utterances {
           let offset = reader.offset
-          let (utterance, stamp) = try decodeUtterance(&reader)
-          try body(utterance, stamp, offset)
+          let (utterance, stamp, copies) = try decodeUtterance(&reader)
+          try body(utterance, stamp, copies, offset)
         }
         guard reader.isAtEnd else { throw Self.damaged(path, "trailing bytes") }
       }
@@ -224,7 +252,7 @@ struct StoredPlan: Equatable {
 
     /// The utterance that starts at `offset` (as `forEachUtterance` gave it).
     /// - Throws: `ConfigurationError` for damage.
-    func utterance(at offset: Int) throws -> (PlannedUtterance, FileStamp) {
+    func utterance(at offset: Int) throws -> (PlannedUtterance, FileStamp, [CopySize]?) {
       guard offset >= utterancesOffset, offset < bytes.count - 32 else { throw Self.damaged(path, "offset \(offset)") }
       return try read { reader in
         reader.offset = offset
@@ -248,7 +276,7 @@ struct StoredPlan: Equatable {
       }
     }
 
-    private func decodeUtterance(_ reader: inout ByteReader) throws -> (PlannedUtterance, FileStamp) {
+    private func decodeUtterance(_ reader: inout ByteReader) throws -> (PlannedUtterance, FileStamp, [CopySize]?) {
       func lookup(_ index: UInt32) throws -> String? {
         if index == UInt32.max { return nil }
         guard Int(index) < table.count else { throw ByteReader.Damaged(offset: reader.offset) }
@@ -275,6 +303,11 @@ struct StoredPlan: Equatable {
       }
       let recordId = try reader.peekUInt32() == UInt32.max ? (try reader.uint32(), id).1 : try reader.string()
       let stamp = FileStamp(bytes: try reader.int64(), modifiedNanoseconds: try reader.int64())
+      var copies: [CopySize]?
+      if header.storesCopySizes {
+        let count = try reader.count(elementBytes: 8)
+        copies = try (0..<count).map { _ in CopySize(copy: Int(try reader.uint32()), valueBytes: Int(try reader.uint32())) }
+      }
       guard samples > 0, samples <= 1 << 40, frames > 0, frames <= samples, channel >= -1, channel < Int64(Int32.max),
         transcriptLine >= -1, start.isFinite, duration.isFinite
       else {
@@ -287,7 +320,7 @@ struct StoredPlan: Equatable {
       return (
         PlannedUtterance(
           source: source, labels: labels, samples: Int(samples), frames: Int(frames), augmentation: nil, id: recordId),
-        stamp
+        stamp, copies
       )
     }
   }
@@ -416,6 +449,20 @@ extension Preparer {
     try AtomicFile.write(bytes, to: path)
     logger.info("wrote the plan \(path): \(plan.utterances.count) utterances, \(bytes.count) bytes")
     return finished()
+  }
+
+  /// Each utterance's augmented copies as `augmenter` draws them, with their record sizes
+  /// (what every task would otherwise compute for every copy), on the pool's threads.
+  func copySizes(of utterances: [PlannedUtterance], augmenter: Augmenter, bins: Int) throws -> [[StoredPlan.CopySize]] {
+    let recipe = self.recipe
+    let dtype = recipe.shards.dtype
+    return try pool.map(utterances.count) { index in
+      UtterancePlanner.expand([utterances[index]], recipe: recipe, with: augmenter, reject: { _ in }).compactMap { copy in
+        copy.augmentation.map {
+          StoredPlan.CopySize(copy: $0.copy, valueBytes: ShardStream.plannedValueBytes(copy, bins: bins, dtype: dtype))
+        }
+      }
+    }
   }
 
   /// The size and modification time of each utterance's audio file (all -1 for a file

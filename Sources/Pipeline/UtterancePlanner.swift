@@ -129,6 +129,13 @@ struct UtterancePlanner {
   func expand(
     _ planned: [PlannedUtterance], with augmenter: Augmenter, reject: (ItemError) -> Void
   ) -> [PlannedUtterance] {
+    Self.expand(planned, recipe: recipe, with: augmenter, reject: reject)
+  }
+
+  /// `expand(_:with:reject:)` for `recipe`, usable off the planner (on the pool's threads).
+  static func expand(
+    _ planned: [PlannedUtterance], recipe: Recipe, with augmenter: Augmenter, reject: (ItemError) -> Void
+  ) -> [PlannedUtterance] {
     let config = augmenter.config
     let augmented = Set(config.splits ?? recipe.corpus.trainingSplits)
     let rate = recipe.audio.sampleRateHertz

@@ -277,4 +277,47 @@ final class PartitionedPrepareTests: XCTestCase {
       }
     }
   }
+
+  /// An augment plan stores its copies' record sizes, so tasks do not encode every copy's
+  /// info; a task whose share was drawn differently since (the noise bank changed after the
+  /// plan step) stops, naming the copy, instead of writing shards that do not fit the plan.
+  func testAugmentPlanStoresCopySizesAndGuardsThem() throws {
+    let directory = TemporaryDirectory("partitions-copies")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 16))
+    let bank = directory.path + "/bank"
+    try FileManager.default.copyItem(atPath: repositoryRoot + "/corpora/mini-musan", toPath: bank)
+    var recipe = Recipe(
+      name: "copies", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+      output: directory.path + "/planned")
+    recipe.threads = 1
+    var config = AugmentConfig()
+    config.noise.bank = bank
+    config.noise.probability = 1
+    recipe.augment = config
+    var planOnly = quiet()
+    planOnly.planOnly = true
+    let report = try augment(recipe: recipe, options: planOnly)
+    let plan = try StoredPlan.read(try XCTUnwrap(report.planFile))
+    XCTAssertTrue(plan.header.storesCopySizes)
+    let sizes = try XCTUnwrap(plan.copySizes)
+    XCTAssertEqual(sizes.count, plan.utterances.count)
+    let trainingCopies = plan.utterances.indices.filter { plan.utterances[$0].source.split == "train-clean-100" }
+      .map { sizes[$0].count }
+    XCTAssertEqual(Set(trainingCopies), [config.speedFactors.count], "every training utterance has its copies stored")
+    XCTAssertTrue(
+      plan.utterances.indices.filter { plan.utterances[$0].source.split == "dev-clean" }.allSatisfy { sizes[$0].isEmpty },
+      "utterances that are not augmented store none")
+    // A noise file gone after the plan step: the copies drawn from the bank change.
+    let noise = try XCTUnwrap(
+      FileManager.default.enumerator(atPath: bank)?.compactMap { $0 as? String }.filter { $0.hasSuffix(".wav") }.sorted().first)
+    try FileManager.default.removeItem(atPath: bank + "/" + noise)
+    let failures = try (0..<2).compactMap { index -> String? in
+      do { _ = try augment(recipe: recipe, options: quiet(try Partition(index: index, count: 2))); return nil } catch {
+        return "\(error)"
+      }
+    }
+    XCTAssertFalse(failures.isEmpty, "a task notices that its copies differ from the plan")
+    XCTAssertTrue(failures.allSatisfy { $0.contains("differs from the one") && $0.contains("plan.bin planned") }, "\(failures)")
+  }
 }
