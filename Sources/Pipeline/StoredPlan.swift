@@ -136,7 +136,7 @@ struct StoredPlan: Equatable {
         body.put(UInt32(copies.count))
         for copy in copies {
           body.put(UInt32(copy.copy))
-          body.put(UInt32(copy.valueBytes))
+          body.put(Int64(copy.valueBytes))  // may pass 4 GiB: an hour of many bins in float32
         }
       }
     }
@@ -305,8 +305,12 @@ struct StoredPlan: Equatable {
       let stamp = FileStamp(bytes: try reader.int64(), modifiedNanoseconds: try reader.int64())
       var copies: [CopySize]?
       if header.storesCopySizes {
-        let count = try reader.count(elementBytes: 8)
-        copies = try (0..<count).map { _ in CopySize(copy: Int(try reader.uint32()), valueBytes: Int(try reader.uint32())) }
+        let count = try reader.count(elementBytes: 12)
+        copies = try (0..<count).map { _ in
+          let copy = Int(try reader.uint32()), valueBytes = try reader.int64()
+          guard valueBytes > 0 else { throw Self.damaged(path, "utterance \(id): copy size") }
+          return CopySize(copy: copy, valueBytes: Int(valueBytes))
+        }
       }
       guard samples > 0, samples <= 1 << 40, frames > 0, frames <= samples, channel >= -1, channel < Int64(Int32.max),
         transcriptLine >= -1, start.isFinite, duration.isFinite
