@@ -35,7 +35,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   var manifests: [PartManifest] = []
   for index in 0..<count {
     let path = root + "/\(index)"
-    guard let manifest = PartFolder.readManifest(path) else {
+    guard let manifest = index == firstIndex ? first : PartFolder.readManifest(path) else {
       let state = RunJournal.load(directory: path) != nil ? "is unfinished" : "is missing"
       throw ConfigurationError(
         "\(output): part \(index) of \(count) \(state); run prepare --partition \(index)/\(count) (same recipe) and merge again")
@@ -99,7 +99,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
     rejected += String(decoding: try encoder.encode(rejection), as: UTF8.self) + "\n"
   }
   try atomicWrite(rejected, to: output + "/rejected.jsonl")
-  try atomicWrite(first.recipe.yaml(), to: output + "/recipe.yaml")
+  try atomicWrite(first.recipeYAML ?? first.recipe.yaml(), to: output + "/recipe.yaml")
   try atomicWrite(preparer.encodeManifest(manifest), to: output + "/manifest.json")
   // The parts are merged: their folders are ours to remove.
   for (_, path) in parts {

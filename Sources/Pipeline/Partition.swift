@@ -111,6 +111,9 @@ struct PartManifest: Codable, Equatable {
   var augmenting: Bool
   /// The whole recipe, so that `merge` writes what a single run writes.
   var recipe: Recipe
+  /// `recipe.yaml()`, written by the part so that `merge` need not encode it (absent in
+  /// parts of earlier versions).
+  var recipeYAML: String?
   var features: FeatureParameters
   var vocabulary: Vocabulary
   /// The splits present, in recipe order, and those missing.

@@ -301,7 +301,7 @@ final class Preparer {
     if let partition, let part {
       let manifest = PartManifest(
         index: partition.index, count: partition.count, identity: identity, augmenting: augmenting, recipe: recipe,
-        features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0),
+        recipeYAML: try recipe.yaml(), features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0),
         missingSplits: listing.missingSplits, inputs: inputRoots(), noiseFiles: report.noiseFiles,
         planRejections: partition.index == 0 ? Array(rejections.prefix(rejectionsBeforeWriting)) : [],
         rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit,

@@ -245,11 +245,20 @@ public final class OutputFolder: Sendable {
     var host = [CChar](repeating: 0, count: 256)
     gethostname(&host, host.count - 1)
     let command = String(CommandLine.arguments.joined(separator: " ").prefix(300))
-    let formatter = ISO8601DateFormatter()
     let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    let text = "pid \(getpid()) on \(hostName), since \(formatter.string(from: Date())): \(command)\n"
+    let text = "pid \(getpid()) on \(hostName), since \(utcTimestamp()): \(command)\n"
     ftruncate(descriptor, 0)
     _ = text.withCString { pwrite(descriptor, $0, strlen($0), 0) }
+  }
+
+  /// Now as ISO 8601 UTC (`2026-12-06T12:30:00Z`), without loading time zone files.
+  static func utcTimestamp() -> String {
+    var seconds = time(nil)
+    var parts = tm()
+    guard gmtime_r(&seconds, &parts) != nil else { return "\(seconds) s since 1970" }
+    func two(_ value: Int32) -> String { value < 10 ? "0\(value)" : "\(value)" }
+    return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T"
+      + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))Z"
   }
 
   static func readHolder(_ descriptor: Int32) -> String {
