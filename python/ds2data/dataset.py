@@ -33,7 +33,8 @@ def open(path, normalize=True, verify_checksums=True):  # noqa: A001 - the packa
 
     ``normalize``: records' features as the manifest's normalization says (float32), or
     the stored values (float32) when False. ``verify_checksums``: check each record's
-    CRC-32C (format version 2) when it is read.
+    CRC-32C (format version 2) on its first read through this object in this process, as
+    the ds2-data readers do (a DataLoader worker keeps its own account).
     Raises ``DatasetError`` for a folder that is not a dataset, an unknown format version
     or a damaged manifest.
     """
@@ -210,6 +211,7 @@ class Split(Sequence):
         self._key_offsets = None
         self._keys = None
         self._positions = None
+        self._checked = None
 
     def __len__(self):
         return self._length
@@ -257,7 +259,10 @@ class Split(Sequence):
                 value = txn.get(key)
                 if value is None:
                     raise DatasetError(f"{shard['file']}: record {key[4:].decode('utf-8', 'replace')} vanished")
-                return _decode(self.dataset, shard["file"], key, value)
+                verify = self.dataset.verify_checksums and not self._checked[index]
+                record = _decode(self.dataset, shard["file"], key, value, verify)
+                self._checked[index] = True
+                return record
         except lmdb.Error as error:
             raise DatasetError(f"{self.dataset.path}/{shard['file']}: record {key[4:].decode('utf-8', 'replace')}: {error}") from None
 
@@ -297,14 +302,16 @@ class Split(Sequence):
         self._keys = np.frombuffer(bytes(keys), dtype=np.uint8)
         self._key_offsets = offsets
         self._shard_of = shard_of
+        self._checked = np.zeros(self._length, dtype=bool)
         self._frames = frames
 
     def __repr__(self):
         return f"ds2data.Split({self.name!r}, {self._length} records)"
 
 
-def _decode(dataset, file, key, value):
-    """A record from its LMDB key and value (a buffer valid while the transaction lives)."""
+def _decode(dataset, file, key, value, verify_checksum):
+    """A record from its LMDB key and value (a buffer valid while the transaction lives);
+    ``verify_checksum``: check its CRC-32C."""
     uid = bytes(key[4:]).decode("utf-8", "replace")
 
     def damaged(reason):
@@ -330,7 +337,7 @@ def _decode(dataset, file, key, value):
     padded = (text_end + 3) & ~3
     if padded + 4 * label_count + block != n:
         raise damaged(f"{n} bytes, the header describes {padded + 4 * label_count + block}")
-    if version == 2 and dataset.verify_checksums:
+    if version == 2 and verify_checksum:
         if _crc32c.crc32c(v[_HEADER:], _crc32c.crc32c(v[:36])) != checksum:
             raise damaged("checksum mismatch (the record's bytes changed after it was written)")
     try:
