@@ -10,7 +10,8 @@ public struct PreflightReport: Sendable, Codable {
   /// Utterances of one length bucket, `fromSeconds ..< toSeconds`.
   public struct Bucket: Sendable, Codable {
     public var fromSeconds: Double
-    public var toSeconds: Double
+    /// nil: no upper bound (the last bucket).
+    public var toSeconds: Double?
     public var count: Int
   }
 
@@ -18,8 +19,10 @@ public struct PreflightReport: Sendable, Codable {
     public var name: String
     public var utterances: Int
     public var audioSeconds: Double
-    /// Estimated size of its shards (records, keys, LMDB pages and commits).
+    /// Size of its shard files (records, keys, LMDB pages and commits).
     public var outputBytes: Int
+    /// Its audio at the calibrated speed.
+    public var etaSeconds: Double
     public var shards: Int
     public var histogram: [Bucket]
     /// Items of this split already known to be rejected, by reason.
@@ -39,6 +42,8 @@ public struct PreflightReport: Sendable, Codable {
   public var threads: Int
   public var utterances: Int
   public var audioSeconds: Double
+  /// The splits' shard files plus `manifest.json`, `recipe.yaml`, `rejected.jsonl` and the
+  /// output's marker and lock files.
   public var outputBytes: Int
   /// Listing and probing (as just measured) plus the planned audio at the calibrated speed.
   public var etaSeconds: Double
@@ -56,7 +61,7 @@ public struct PreflightReport: Sendable, Codable {
   public var summary: String {
     var lines = [
       String(
-        format: "dry run for %@: %d utterances, %.3f h audio → about %@ of shards; ETA %@ on %d thread(s) "
+        format: "dry run for %@: %d utterances, %.3f h audio → %@ (shards, manifest and side files); ETA %@ on %d thread(s) "
           + "(listing and probing took %.2f s; a sample of %d utterances featurized at %.0f× real time)",
         output, utterances, audioSeconds / 3600, formatBytes(outputBytes), clock(etaSeconds), threads, planningSeconds,
         calibration.utterances, calibration.realTimeFactor)
@@ -65,15 +70,15 @@ public struct PreflightReport: Sendable, Codable {
       let known = split.rejectedByReason.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
       lines.append(
         String(
-          format: "  %@: %d utterances, %.2f h, %d shard(s), about %@%@", split.name, split.utterances,
-          split.audioSeconds / 3600, split.shards, formatBytes(split.outputBytes),
+          format: "  %@: %d utterances, %.2f h, %d shard(s), %@, about %@ to featurize%@", split.name, split.utterances,
+          split.audioSeconds / 3600, split.shards, formatBytes(split.outputBytes), clock(split.etaSeconds),
           known.isEmpty ? "" : "; rejected already: " + known.joined(separator: ", ")))
       let largest = max(1, split.histogram.map(\.count).max() ?? 1)
       for bucket in split.histogram where bucket.count > 0 {
         let bar = String(repeating: "█", count: max(1, bucket.count * 40 / largest))
         let range =
-          bucket.toSeconds.isFinite
-          ? String(format: "%5.1f–%5.1f s", bucket.fromSeconds, bucket.toSeconds) : String(format: "%5.1f s and more", bucket.fromSeconds)
+          bucket.toSeconds.map { String(format: "%5.1f–%5.1f s", bucket.fromSeconds, $0) }
+          ?? String(format: "%5.1f s and more", bucket.fromSeconds)
         lines.append(String(format: "    %@ %7d %@", range, bucket.count, bar))
       }
     }
@@ -85,7 +90,7 @@ public struct PreflightReport: Sendable, Codable {
     if let freeBytes {
       lines.append(
         "  free on the output's filesystem: \(formatBytes(freeBytes))"
-          + (freeBytes < outputBytes ? " — NOT ENOUGH: a run would refuse to start" : ""))
+          + (freeBytes < splits.reduce(0, { $0 + $1.outputBytes }) ? " — NOT ENOUGH: a run would refuse to start" : ""))
     }
     lines.append("  nothing was written")
     return lines.joined(separator: "\n")
@@ -121,8 +126,8 @@ extension Preparer {
   /// (spread over the plan) on the run's threads.
   /// - Throws: `RunInterrupted` when cancelled.
   func preflight(
-    _ splits: [(String, [PlannedUtterance])], featureParameters: FeatureParameters, missingSplits: [String],
-    started: DispatchTime
+    _ splits: [(String, [PlannedUtterance])], featureParameters: FeatureParameters, vocabulary: Vocabulary,
+    missingSplits: [String], started: DispatchTime
   ) throws -> PreflightReport {
     let planningSeconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
     let rate = Double(recipe.audio.sampleRateHertz)
@@ -133,31 +138,68 @@ extension Preparer {
       var histogram: [PreflightReport.Bucket] = []
       var lower = 0.0
       for upper in PreflightReport.bucketEdges {
-        histogram.append(.init(fromSeconds: lower, toSeconds: upper, count: seconds.filter { $0 >= lower && $0 < upper }.count))
+        histogram.append(
+          .init(
+            fromSeconds: lower, toSeconds: upper.isFinite ? upper : nil,
+            count: seconds.filter { $0 >= lower && $0 < upper }.count))
         lower = upper
       }
       let shards = utterances.isEmpty ? [] : plannedShards[name] ?? []
-      let valueBytes = utterances.reduce(0) {
-        $0 + ShardStream.plannedValueBytes($1, bins: featureParameters.bins, dtype: recipe.shards.dtype)
-      }
+      let shardBytes = shards.reduce(0) { $0 + $1.expectedBytes }
       var rejectedHere: [String: Int] = [:]
       for rejection in rejections where rejection.split == name { rejectedHere[rejection.reason.rawValue, default: 0] += 1 }
       splitReports.append(
         .init(
           name: name, utterances: utterances.count, audioSeconds: seconds.reduce(0, +),
-          outputBytes: SplitWriter.expectedFileBytes(of: shards, valueBytes: valueBytes), shards: shards.count,
+          outputBytes: shardBytes, etaSeconds: 0, shards: shards.count,
           histogram: histogram, rejectedByReason: rejectedHere))
     }
     let calibration = try calibrate(splits.flatMap(\.1))
+    if calibration.realTimeFactor > 0 {
+      for index in splitReports.indices {
+        splitReports[index].etaSeconds = splitReports[index].audioSeconds / calibration.realTimeFactor
+      }
+    }
     let audioSeconds = splitReports.reduce(0) { $0 + $1.audioSeconds }
     var byReason: [String: Int] = [:]
     for rejection in rejections { byReason[rejection.reason.rawValue, default: 0] += 1 }
     return PreflightReport(
       output: output, threads: threads, utterances: splitReports.reduce(0) { $0 + $1.utterances }, audioSeconds: audioSeconds,
-      outputBytes: splitReports.reduce(0) { $0 + $1.outputBytes },
+      outputBytes: splitReports.reduce(0) { $0 + $1.outputBytes }
+        + (try sideFileBytes(splits, shardCounts: splitReports.map(\.shards), featureParameters: featureParameters, vocabulary: vocabulary, missingSplits: missingSplits)),
       etaSeconds: planningSeconds + (calibration.realTimeFactor > 0 ? audioSeconds / calibration.realTimeFactor : 0),
       splits: splitReports, missingSplits: missingSplits, rejected: rejections.count, rejectedByReason: byReason,
       calibration: calibration, freeBytes: options.freeSpace(output), planningSeconds: planningSeconds)
+  }
+
+  /// The size of the files a run writes beside the shards: `manifest.json` (encoded for the
+  /// planned shards, with statistics of typical length: 17 significant digits), the
+  /// `recipe.yaml`, `rejected.jsonl` of the rejections known now, and the marker and lock.
+  func sideFileBytes(
+    _ splits: [(String, [PlannedUtterance])], shardCounts: [Int], featureParameters: FeatureParameters,
+    vocabulary: Vocabulary, missingSplits: [String]
+  ) throws -> Int {
+    let bins = featureParameters.bins
+    let typical = FeatureStatistics(
+      count: 123_456, mean: [Double](repeating: -7.123456789012345, count: bins),
+      m2: [Double](repeating: 12345.678901234567, count: bins))
+    var shardsBySplit: [String: [ShardInfo]] = [:]
+    for ((name, utterances), count) in zip(splits, shardCounts) {
+      shardsBySplit[name] = (0..<count).map { index in
+        ShardInfo(
+          file: SplitWriter.shardFileName(split: name, index: index), records: max(1, utterances.count / max(1, count)),
+          minFrames: 100, maxFrames: 1000, frames: 123_456, samples: 12_345_678, bytes: 12_345_678,
+          sha256: String(repeating: "0", count: 64), statistics: typical)
+      }
+    }
+    let (manifest, _) = try assembleManifest(
+      features: featureParameters, vocabulary: vocabulary, splits: splits.map(\.0), shardsBySplit: shardsBySplit,
+      missingSplits: missingSplits, inputs: inputRoots())
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    let rejectedBytes = try rejections.reduce(0) { $0 + (try encoder.encode($1)).count + 1 }
+    let markerAndLock = 256
+    return try encodeManifest(manifest).utf8.count + (try recipe.yaml()).utf8.count + rejectedBytes + markerAndLock
   }
 
   /// Featurizes (decode, resample, augment as planned, spectrogram, encoding) up to 256
@@ -205,12 +247,12 @@ extension Preparer {
       let done = journal.splits[split]?.shards.count ?? 0
       for shard in shards.dropFirst(done) {
         if let range = ranges?[split], !range.contains(shard.start) { continue }
-        needed += shard.estimatedBytes
+        needed += shard.expectedBytes
       }
     }
     guard needed > free else { return }
     throw ConfigurationError(
-      "\(output): the shards need about \(formatBytes(needed)), and its filesystem has \(formatBytes(free)) free; "
+      "\(output): the shards need \(formatBytes(needed)), and its filesystem has \(formatBytes(free)) free; "
         + "free some space, or pass --ignore-free-space to start anyway (a run that fills the disk stops, keeps its "
         + "finished shards and resumes once space is freed)")
   }

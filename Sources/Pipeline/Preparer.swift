@@ -283,7 +283,8 @@ final class Preparer {
     let ranges = order.ranges
     if options.dryRun {
       report.preflight = try preflight(
-        splitUtterances, featureParameters: featureParameters, missingSplits: listing.missingSplits, started: started)
+        splitUtterances, featureParameters: featureParameters, vocabulary: vocabulary, missingSplits: listing.missingSplits,
+        started: started)
       return report
     }
     try outputReady.value()

@@ -51,6 +51,14 @@ public struct ShardInfo: Sendable, Codable, Equatable {
   public var sha256: String
   /// Statistics of the raw stored feature values of this shard.
   public var statistics: FeatureStatistics
+
+  public init(
+    file: String, records: Int, minFrames: Int, maxFrames: Int, frames: Int, samples: Int, bytes: Int, sha256: String,
+    statistics: FeatureStatistics
+  ) {
+    (self.file, self.records, self.minFrames, self.maxFrames) = (file, records, minFrames, maxFrames)
+    (self.frames, self.samples, self.bytes, self.sha256, self.statistics) = (frames, samples, bytes, sha256, statistics)
+  }
 }
 
 /// One split (corpus part) of a dataset.

@@ -137,7 +137,9 @@ final class AugmentCLITests: XCTestCase {
     let splits = try XCTUnwrap(object["splits"] as? [[String: Any]])
     XCTAssertEqual(splits.map { $0["name"] as? String }, ["train-clean-100", "dev-clean", "test-clean"])
     for split in splits {
-      for key in ["utterances", "audioSeconds", "outputBytes", "histogram"] { XCTAssertNotNil(split[key], key) }
+      for key in ["utterances", "audioSeconds", "outputBytes", "etaSeconds"] { XCTAssertNotNil(split[key] as? NSNumber, key) }
+      let histogram = try XCTUnwrap(split["histogram"] as? [[String: Any]])
+      XCTAssertTrue(histogram.allSatisfy { $0["fromSeconds"] is NSNumber && ($0["toSeconds"] == nil || $0["toSeconds"] is NSNumber) })
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     XCTAssertEqual(try runBinary(["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--json"]).status, 64)
