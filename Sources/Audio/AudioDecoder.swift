@@ -31,6 +31,13 @@ public enum AudioDecoder {
     try SoundFile(path: path).info
   }
 
+  /// Reads the header of audio still inside an archive (`packed.header`, the member's
+  /// first bytes, and its size); `path` names it in errors.
+  /// - Throws: `ItemError` when the header is not one libsndfile reads.
+  public static func probe(packed: PackedAudio, path: String) throws -> AudioInfo {
+    try SoundFile(bytes: packed.header, declaredBytes: packed.fileBytes, path: path).info
+  }
+
   /// Checks the text header of `path` for an encoding libsndfile cannot decode
   /// (shorten-compressed NIST SPHERE, as LDC ships Fisher). Reads at most 1 KiB and
   /// never decodes samples, so corpus readers can fail such a file once at listing time.
@@ -55,7 +62,25 @@ public enum AudioDecoder {
     path: String, channel: Int? = nil, rule: ChannelRule = .mono,
     startSeconds: Double = 0, durationSeconds: Double? = nil
   ) throws -> Waveform {
-    let file = try SoundFile(path: path)
+    try decode(
+      file: SoundFile(path: path), path: path, channel: channel, rule: rule, startSeconds: startSeconds,
+      durationSeconds: durationSeconds)
+  }
+
+  /// `decode(path:…)` of a whole file held in memory (`bytes`); `path` names it in errors.
+  /// - Throws: as `decode(path:…)`.
+  public static func decode(
+    bytes: [UInt8], path: String, channel: Int? = nil, rule: ChannelRule = .mono,
+    startSeconds: Double = 0, durationSeconds: Double? = nil
+  ) throws -> Waveform {
+    try decode(
+      file: SoundFile(bytes: bytes, declaredBytes: bytes.count, path: path), path: path, channel: channel, rule: rule,
+      startSeconds: startSeconds, durationSeconds: durationSeconds)
+  }
+
+  static func decode(
+    file: SoundFile, path: String, channel: Int?, rule: ChannelRule, startSeconds: Double, durationSeconds: Double?
+  ) throws -> Waveform {
     let info = file.info
     let channels = info.channels
     let selected: Int?  // nil = average

@@ -21,6 +21,8 @@ final class SoundFile {
   let path: String
   let info: AudioInfo
   private let handle: OpaquePointer
+  /// The bytes a handle opened from memory reads (kept alive as long as the handle).
+  private let memory: MemoryStream?
 
   /// Opens `path` for reading: only a regular file (opened without blocking, so a FIFO or
   /// device named like audio is refused, never waited on). A header that declares no
@@ -45,21 +47,50 @@ final class SoundFile {
       let message = String(cString: sf_strerror(nil))
       throw Self.openError(path: path, libraryMessage: message)
     }
-    self.handle = handle
-    self.path = path
+    (self.handle, self.path, self.memory) = (handle, path, nil)
+    self.info = try Self.checkedInfo(sfInfo, handle: handle, path: path)
+  }
+
+  /// Opens audio held in memory: `bytes` are the first bytes of a file of `declaredBytes`
+  /// (all of it, or only its header for a probe). Reads past `bytes` find the end of the
+  /// file. `path` names it in errors. The corresponding C function is `sf_open_virtual`.
+  /// - Throws: `ItemError(.unreadableAudio)`.
+  init(bytes: [UInt8], declaredBytes: Int, path: String) throws {
+    let stream = MemoryStream(bytes: bytes, declaredBytes: max(bytes.count, declaredBytes))
+    var io = SF_VIRTUAL_IO(
+      get_filelen: { user in sf_count_t(Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().declaredBytes) },
+      seek: { offset, whence, user in Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().seek(Int(offset), whence) },
+      read: { destination, count, user in
+        Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().read(into: destination, count: Int(count))
+      },
+      write: { _, _, _ in 0 },
+      tell: { user in sf_count_t(Unmanaged<MemoryStream>.fromOpaque(user!).takeUnretainedValue().position) })
+    var sfInfo = SF_INFO()
+    guard let handle = sf_open_virtual(&io, Int32(SFM_READ), &sfInfo, Unmanaged.passUnretained(stream).toOpaque()) else {
+      throw ItemError(.unreadableAudio, file: path, message: "sf_open_virtual: \(String(cString: sf_strerror(nil)))")
+    }
+    (self.handle, self.path, self.memory) = (handle, path, stream)
+    self.info = try Self.checkedInfo(sfInfo, handle: handle, path: path)
+  }
+
+  /// The header's description, checked, with the length counted when it declares none.
+  private static func checkedInfo(_ sfInfo: SF_INFO, handle: OpaquePointer, path: String) throws -> AudioInfo {
     var frames = Int(sfInfo.frames)
     guard sfInfo.samplerate > 0, sfInfo.channels > 0, sfInfo.channels <= 1024 else {
-      info = AudioInfo(frames: 0, sampleRateHertz: 1, channels: 1, formatName: "")
+      sf_close(handle)
       throw ItemError(
         .unreadableAudio, file: path,
         message: "header declares \(sfInfo.channels) channels at \(sfInfo.samplerate) Hz")
     }
     if sfInfo.frames == sf_count_t.max || sfInfo.frames < 0 {
-      frames = try Self.countFrames(handle, channels: Int(sfInfo.channels), path: path)
+      do { frames = try countFrames(handle, channels: Int(sfInfo.channels), path: path) } catch {
+        sf_close(handle)
+        throw error
+      }
     }
-    self.info = AudioInfo(
+    return AudioInfo(
       frames: frames, sampleRateHertz: Int(sfInfo.samplerate),
-      channels: Int(sfInfo.channels), formatName: Self.formatName(sfInfo.format))
+      channels: Int(sfInfo.channels), formatName: formatName(sfInfo.format))
   }
 
   /// Decodes the whole file to count its frames (for headers without a length), stopping
@@ -205,5 +236,35 @@ public enum AudioEncoder {
   /// Writes a mono waveform.
   public static func write(_ waveform: Waveform, format: AudioFileFormat, to path: String) throws {
     try write(interleaved: waveform.samples, sampleRateHertz: waveform.sampleRateHertz, format: format, to: path)
+  }
+}
+
+/// The file libsndfile's virtual I/O reads from memory: `bytes`, then nothing up to
+/// `declaredBytes` (a read there returns fewer bytes, as at the end of a file).
+final class MemoryStream {
+  let bytes: [UInt8]
+  let declaredBytes: Int
+  var position = 0
+
+  init(bytes: [UInt8], declaredBytes: Int) {
+    (self.bytes, self.declaredBytes) = (bytes, declaredBytes)
+  }
+
+  func seek(_ offset: Int, _ whence: Int32) -> sf_count_t {
+    let base = whence == SEEK_CUR ? position : whence == SEEK_END ? declaredBytes : 0
+    let (target, overflow) = base.addingReportingOverflow(offset)
+    guard !overflow, target >= 0, target <= declaredBytes else { return -1 }
+    position = target
+    return sf_count_t(target)
+  }
+
+  func read(into destination: UnsafeMutableRawPointer?, count: Int) -> sf_count_t {
+    guard let destination, count > 0, position < bytes.count else { return 0 }
+    let available = min(count, bytes.count - position)
+    bytes.withUnsafeBytes { source in
+      destination.copyMemory(from: source.baseAddress! + position, byteCount: available)
+    }
+    position += available
+    return sf_count_t(available)
   }
 }

@@ -50,6 +50,105 @@ public enum AISHELLArchives {
       .compactMap { $0 }
   }
 
+  /// The archives of `wavDirectory` not unpacked yet, in name order.
+  static func pendingArchives(in wavDirectory: String) -> [String] {
+    CorpusFiles.sortedEntries(wavDirectory).filter {
+      $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
+        && !isUnpacked(speaker: String($0.dropLast(suffix.count)), in: wavDirectory)
+    }
+  }
+
+  /// A WAV inside a packed archive: where unpacking would put it, and what was read of it.
+  struct Member {
+    var split: String
+    var speaker: String
+    var name: String
+    var packed: PackedAudio
+  }
+
+  /// Reads the archives not unpacked yet without writing anything: each is decompressed
+  /// as a stream (`gzip -dc`, one per thread of `pool`) and its tar headers parsed; of each
+  /// `<split>/<speaker>/*.wav` member it keeps the size and first bytes (for a header
+  /// probe), and the whole bytes of the first `keptPerArchive` members of the first
+  /// `keptArchives` archives (for a dry run's calibration).
+  /// - Returns: the members in archive order, and one error per archive that is corrupt,
+  ///   truncated, or holds anything but `<split>/<speaker>/`, as unpacking would report it.
+  /// - Throws: `ConfigurationError` when `gzip` cannot be run.
+  static func readPacked(
+    wavDirectory: String, pool: WorkerPool, keptArchives: Int = 8, keptPerArchive: Int = 32
+  ) throws -> (members: [Member], errors: [ItemError]) {
+    let pending = pendingArchives(in: wavDirectory)
+    let results = try pool.map(pending.count) { index -> Result<[Member], ItemError> in
+      try readArchive(
+        wavDirectory + "/" + pending[index], speaker: String(pending[index].dropLast(suffix.count)),
+        keeping: index < keptArchives ? keptPerArchive : 0)
+    }
+    var members: [Member] = []
+    var errors: [ItemError] = []
+    for result in results {
+      switch result {
+      case .success(let found): members += found
+      case .failure(let error): errors.append(error)
+      }
+    }
+    return (members, errors)
+  }
+
+  /// One archive's WAV members, read from `gzip -dc`'s output.
+  static func readArchive(_ archivePath: String, speaker: String, keeping: Int) throws -> Result<[Member], ItemError> {
+    func failure(_ message: String) -> Result<[Member], ItemError> {
+      .failure(
+        ItemError(.unreadableAudio, file: archivePath, message: "\(message); the utterances of speaker \(speaker) are skipped"))
+    }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["gzip", "-dc", "--", archivePath]
+    let output = Pipe()
+    let errorPipe = Pipe()
+    process.standardOutput = output
+    process.standardError = errorPipe
+    process.standardInput = FileHandle.nullDevice
+    do { try process.run() } catch {
+      throw ConfigurationError("cannot run gzip to read AISHELL-1 archives: \(error.localizedDescription)")
+    }
+    var stream = TarStream(handle: output.fileHandleForReading)
+    var members: [Member] = []
+    var problem: String?
+    do {
+      while let entry = try stream.next(keepingHeader: PackedAudio.headerLimit, keepingAll: { _ in members.count < keeping }) {
+        guard entry.isFile else { continue }
+        let parts = entry.name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+          .filter { $0 != "." }
+        guard parts.count == 3, parts[1] == speaker else {
+          problem = "expected the archive to hold <split>/\(speaker)/ only, found \(entry.name)"
+          break
+        }
+        guard parts[2].lowercased().hasSuffix(".wav") else { continue }
+        members.append(
+          Member(
+            split: parts[0], speaker: speaker, name: parts[2],
+            packed: PackedAudio(
+              archive: archivePath, member: entry.name, fileBytes: entry.size, header: entry.header, contents: entry.contents)))
+      }
+    } catch {
+      problem = "\(error)"
+    }
+    // Drain what gzip still writes (after a refusal above), then collect its status.
+    while let chunk = try? output.fileHandleForReading.read(upToCount: 1 << 16), !chunk.isEmpty {}
+    let errorText = String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    if process.terminationStatus == 127 {
+      throw ConfigurationError("cannot run gzip to read AISHELL-1 archives: gzip is not installed (apt-get install gzip)")
+    }
+    if let problem { return failure(problem) }
+    guard process.terminationStatus == 0 else {
+      let detail = errorText.split(separator: "\n").prefix(3).joined(separator: " / ")
+      return failure("gzip -dc failed with status \(process.terminationStatus) (corrupt or truncated archive?): \(detail)")
+    }
+    if members.isEmpty && !stream.sawEntries { return failure("the archive is empty") }
+    return .success(members)
+  }
+
   /// True when a split folder of `wavDirectory` holds a folder named `speaker`.
   static func isUnpacked(speaker: String, in wavDirectory: String) -> Bool {
     CorpusFiles.sortedEntries(wavDirectory).contains { entry in
@@ -128,5 +227,151 @@ public enum AISHELLArchives {
       throw ConfigurationError("cannot run tar to unpack AISHELL-1 archives: tar is not installed (apt-get install tar gzip)")
     }
     return (process.terminationStatus, String(decoding: errorData, as: UTF8.self))
+  }
+}
+
+/// A tar archive read from a pipe, entry by entry (ustar, GNU long names, pax paths).
+struct TarStream {
+  struct Entry {
+    var name: String
+    var size: Int
+    var isFile: Bool
+    var header: [UInt8]
+    var contents: [UInt8]?
+  }
+
+  struct Damaged: Error, CustomStringConvertible {
+    var description: String
+  }
+
+  let handle: FileHandle
+  var buffer: [UInt8] = []
+  var offset = 0
+  var sawEntries = false
+
+  init(handle: FileHandle) { self.handle = handle }
+
+  /// Exactly `count` bytes, or fewer at the end of the stream.
+  mutating func read(_ count: Int) throws -> [UInt8] {
+    while buffer.count - offset < count {
+      guard let chunk = try handle.read(upToCount: max(1 << 16, count)), !chunk.isEmpty else { break }
+      if offset > 0 {
+        buffer.removeFirst(offset)
+        offset = 0
+      }
+      buffer.append(contentsOf: chunk)
+    }
+    let available = min(count, buffer.count - offset)
+    defer { offset += available }
+    return Array(buffer[offset..<(offset + available)])
+  }
+
+  /// Skips `count` bytes; throws when the stream ends first.
+  mutating func skip(_ count: Int) throws {
+    var left = count
+    while left > 0 {
+      let got = try read(min(left, 1 << 20)).count
+      guard got > 0 else { throw Damaged(description: "the archive ends inside an entry (truncated)") }
+      left -= got
+    }
+  }
+
+  /// The next entry (its data consumed: the first `keepingHeader` bytes kept, all kept when
+  /// `keepingAll` says so for a regular file), or nil at the end of the archive.
+  mutating func next(keepingHeader: Int, keepingAll: (String) -> Bool) throws -> Entry? {
+    var longName: String?
+    while true {
+      let block = try read(512)
+      if block.isEmpty || block.allSatisfy({ $0 == 0 }) { return nil }
+      guard block.count == 512 else { throw Damaged(description: "the archive ends inside a header (truncated)") }
+      sawEntries = true
+      guard Self.checksumMatches(block) else { throw Damaged(description: "a tar header's checksum does not match (not a tar archive?)") }
+      let size = try Self.size(block)
+      guard size <= 1 << 40 else { throw Damaged(description: "a tar entry of \(size) bytes") }
+      let padded = (size + 511) / 512 * 512
+      let type = block[156]
+      if type == UInt8(ascii: "L") || type == UInt8(ascii: "x") {
+        guard size <= 1 << 20 else { throw Damaged(description: "an extended header of \(size) bytes") }
+        let data = try read(padded)
+        guard data.count == padded else { throw Damaged(description: "the archive ends inside an entry (truncated)") }
+        let text = String(decoding: data[0..<size].prefix { $0 != 0 }, as: UTF8.self)
+        if type == UInt8(ascii: "L") {
+          longName = text
+        } else if let path = Self.paxPath(text) {
+          longName = path
+        }
+        continue
+      }
+      var name = longName ?? Self.string(block[0..<100])
+      if longName == nil, block[257..<262].elementsEqual("ustar".utf8) {
+        let prefix = Self.string(block[345..<500])
+        if !prefix.isEmpty { name = prefix + "/" + name }
+      }
+      let isFile = type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "7")
+      var entry = Entry(name: name, size: size, isFile: isFile, header: [], contents: nil)
+      if isFile && size <= Self.keptBytesLimit && keepingAll(name) {
+        let data = try read(padded)
+        guard data.count == padded else { throw Damaged(description: "the archive ends inside \(name) (truncated)") }
+        entry.contents = Array(data[0..<size])
+        entry.header = Array(data[0..<min(size, keepingHeader)])
+      } else {
+        let head = try read(min(padded, (keepingHeader + 511) / 512 * 512))
+        entry.header = Array(head.prefix(min(size, keepingHeader)))
+        try skip(padded - head.count)
+      }
+      return entry
+    }
+  }
+
+  /// The largest entry whose bytes are kept whole (64 MiB).
+  static let keptBytesLimit = 64 << 20
+
+  static func string(_ bytes: ArraySlice<UInt8>) -> String {
+    String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+  }
+
+  /// The size field: octal digits, or base-256 when its first byte has the high bit set.
+  static func size(_ block: [UInt8]) throws -> Int {
+    let field = block[124..<136]
+    var value = 0
+    if field.first! & 0x80 != 0 {
+      for (index, byte) in field.enumerated() {
+        let digit = Int(index == 0 ? byte & 0x7F : byte)
+        guard value <= (Int.max >> 8) else { throw Damaged(description: "a tar entry's size does not fit") }
+        value = value << 8 | digit
+      }
+      return value
+    }
+    for byte in field {
+      if byte == 0 || byte == UInt8(ascii: " ") {
+        if value > 0 { break } else { continue }
+      }
+      guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "7") else {
+        throw Damaged(description: "a tar header's size field is not octal")
+      }
+      value = value * 8 + Int(byte - UInt8(ascii: "0"))
+    }
+    return value
+  }
+
+  /// The header checksum: the sum of its bytes with the checksum field read as spaces.
+  static func checksumMatches(_ block: [UInt8]) -> Bool {
+    var sum = 0
+    for (index, byte) in block.enumerated() { sum += (148..<156).contains(index) ? 32 : Int(byte) }
+    var stored = 0
+    for byte in block[148..<156] where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "7") {
+      stored = stored * 8 + Int(byte - UInt8(ascii: "0"))
+    }
+    return sum == stored
+  }
+
+  /// The `path` record of a pax extended header (`<length> path=<value>\n` records).
+  static func paxPath(_ text: String) -> String? {
+    for line in text.split(separator: "\n") {
+      guard let space = line.firstIndex(of: " ") else { continue }
+      let record = line[line.index(after: space)...]
+      if record.hasPrefix("path=") { return String(record.dropFirst(5)) }
+    }
+    return nil
   }
 }

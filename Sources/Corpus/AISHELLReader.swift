@@ -31,6 +31,9 @@ public struct AISHELLReader: CorpusReader {
   /// Told the number of archives and the `wav` folder before a pass unpacks any (the
   /// first run on a downloaded corpus writes about 15 GB there).
   public var willUnpack: ((_ archives: Int, _ wavDirectory: String) -> Void)?
+  /// False for a dry run: archives not unpacked yet are read as streams (their members'
+  /// sizes and headers, `AISHELLArchives.readPacked`) and nothing is written.
+  public var unpacksArchives = true
 
   public init(
     root: String, pool: WorkerPool = .serial,
@@ -52,6 +55,7 @@ public struct AISHELLReader: CorpusReader {
     var split: String
     var speaker: String
     var path: String
+    var packed: PackedAudio? = nil
   }
 
   public func list(splits: [String]) throws -> CorpusListing {
@@ -66,13 +70,20 @@ public struct AISHELLReader: CorpusReader {
       throw ConfigurationError("AISHELL-1 root \(root) has no transcript file \(transcriptPath)")
     }
     var listing = CorpusListing()
-    let announce = willUnpack
-    listing.rejections += try AISHELLArchives.unpack(
-      wavDirectory: wavDirectory, pool: pool, willUnpack: { announce?($0, wavDirectory) })
+    var packed: [AISHELLArchives.Member] = []
+    if unpacksArchives {
+      let announce = willUnpack
+      listing.rejections += try AISHELLArchives.unpack(
+        wavDirectory: wavDirectory, pool: pool, willUnpack: { announce?($0, wavDirectory) })
+    } else {
+      let read = try AISHELLArchives.readPacked(wavDirectory: wavDirectory, pool: pool)
+      packed = read.members
+      listing.rejections += read.errors
+    }
 
     var present: [String] = []
     for split in splits {
-      if CorpusFiles.isDirectory(wavDirectory + "/" + split) {
+      if CorpusFiles.isDirectory(wavDirectory + "/" + split) || packed.contains(where: { $0.split == split }) {
         present.append(split)
       } else {
         listing.missingSplits.append(split)
@@ -104,6 +115,21 @@ public struct AISHELLReader: CorpusReader {
             audio[id] = file
           }
         }
+      }
+    }
+    // Members of packed archives, where unpacking would put them.
+    for member in packed where present.contains(member.split) {
+      let id = String(member.name.dropLast(4))
+      let file = AudioFile(
+        split: member.split, speaker: member.speaker,
+        path: wavDirectory + "/" + member.split + "/" + member.speaker + "/" + member.name, packed: member.packed)
+      speakerSplit[member.speaker] = member.split
+      if let first = audio[id] {
+        listing.rejections.append(
+          ItemError(.duplicateId, file: file.path, utteranceId: id, split: member.split,
+            message: "a second audio file for \(id); \(first.path) is used"))
+      } else {
+        audio[id] = file
       }
     }
 
@@ -150,10 +176,11 @@ public struct AISHELLReader: CorpusReader {
               message: "expected `<utterance-id> <text>`"))
           continue
         }
-        sources.append(
-          UtteranceSource(
-            id: id, split: file.split, audioPath: file.path, transcript: normalized, speaker: file.speaker,
-            transcriptPath: transcriptPath, transcriptLine: line.number))
+        var source = UtteranceSource(
+          id: id, split: file.split, audioPath: file.path, transcript: normalized, speaker: file.speaker,
+          transcriptPath: transcriptPath, transcriptLine: line.number)
+        source.packed = file.packed
+        sources.append(source)
       }
     }
     for (id, file) in audio.sorted(by: { utf8Precedes($0.key, $1.key) }) where !transcribed.contains(id) {

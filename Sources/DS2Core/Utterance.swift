@@ -24,6 +24,9 @@ public struct UtteranceSource: Sendable, Equatable, Codable {
   public var transcriptPath: String?
   /// 1-based line of the transcript in `transcriptPath`, for error messages.
   public var transcriptLine: Int?
+  /// Set when the audio is still inside an archive (a dry run does not unpack): what was
+  /// read of it there. `audioPath` is then where unpacking will put it.
+  public var packed: PackedAudio?
 
   public init(
     id: String, split: String, audioPath: String, channel: Int? = nil,
@@ -40,6 +43,26 @@ public struct UtteranceSource: Sendable, Equatable, Codable {
     self.speaker = speaker
     self.transcriptPath = transcriptPath
     self.transcriptLine = transcriptLine
+  }
+}
+
+/// An audio file inside an archive, as read from the archive's stream without unpacking.
+public struct PackedAudio: Sendable, Equatable, Codable {
+  /// The archive's path and the member's name in it.
+  public var archive: String
+  public var member: String
+  /// The member's size in bytes.
+  public var fileBytes: Int
+  /// Its first bytes (at most `headerLimit`): enough for a WAV header.
+  public var header: [UInt8]
+  /// All its bytes, when kept (for a dry run's calibration sample).
+  public var contents: [UInt8]?
+
+  /// How many leading bytes of a member `header` keeps.
+  public static let headerLimit = 512
+
+  public init(archive: String, member: String, fileBytes: Int, header: [UInt8], contents: [UInt8]? = nil) {
+    (self.archive, self.member, self.fileBytes, self.header, self.contents) = (archive, member, fileBytes, header, contents)
   }
 }
 

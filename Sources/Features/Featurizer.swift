@@ -40,12 +40,19 @@ public final class Featurizer {
   /// applied, resampled.
   /// - Throws: `ItemError` naming the file (`unreadable_audio`, `bad_channels`,
   ///   `empty_audio`, `non_finite_audio`, `too_long`).
+  /// - Parameter contents: the file's bytes when it is not on disk (a member of an archive).
   public func waveform(
-    path: String, channel: Int? = nil, startSeconds: Double = 0, durationSeconds: Double? = nil
+    path: String, contents: [UInt8]? = nil, channel: Int? = nil, startSeconds: Double = 0, durationSeconds: Double? = nil
   ) throws -> Waveform {
-    let decoded = try AudioDecoder.decode(
-      path: path, channel: channel, rule: parameters.channelRule, startSeconds: startSeconds,
-      durationSeconds: durationSeconds)
+    let decoded =
+      try contents.map {
+        try AudioDecoder.decode(
+          bytes: $0, path: path, channel: channel, rule: parameters.channelRule, startSeconds: startSeconds,
+          durationSeconds: durationSeconds)
+      }
+      ?? AudioDecoder.decode(
+        path: path, channel: channel, rule: parameters.channelRule, startSeconds: startSeconds,
+        durationSeconds: durationSeconds)
     return try Resampler.resample(
       decoded, to: parameters.sampleRateHertz, quality: parameters.resampleQuality, file: path)
   }

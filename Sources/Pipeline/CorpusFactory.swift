@@ -5,7 +5,8 @@ import Logging
 /// The reader for a recipe's corpus kind, listing (and unpacking) on `pool`'s threads
 /// where the reader can split its work.
 /// - Throws: `ConfigurationError` for settings the kind cannot use.
-func makeCorpusReader(_ corpus: CorpusConfig, pool: WorkerPool) throws -> CorpusReader {
+/// - Parameter unpacking: false for a dry run (AISHELL-1's archives are read, not unpacked).
+func makeCorpusReader(_ corpus: CorpusConfig, pool: WorkerPool, unpacking: Bool = true) throws -> CorpusReader {
   if let fixed = corpus.kind.fixedLanguage, let language = corpus.language, language != fixed {
     throw ConfigurationError(
       "corpus.language: \(corpus.kind.rawValue) transcripts are \(fixed.rawValue); "
@@ -15,13 +16,15 @@ func makeCorpusReader(_ corpus: CorpusConfig, pool: WorkerPool) throws -> Corpus
   case .librispeech: return LibriSpeechReader(root: corpus.root, pool: pool)
   case .fisher: return FisherReader(root: corpus.root, pool: pool)
   case .aishell:
-    return AISHELLReader(root: corpus.root, pool: pool) { archives, wavDirectory in
+    var reader = AISHELLReader(root: corpus.root, pool: pool) { archives, wavDirectory in
       Logger(label: "ds2-data.prepare").warning(
         """
         unpacking \(archives) speaker archive(s) into \(wavDirectory)/<split>/ with tar \
         (first run only; AISHELL-1's 400 archives take about 15 GB and several minutes)
         """)
     }
+    reader.unpacksArchives = unpacking
+    return reader
   case .manifest: return JSONLinesManifestReader(root: corpus.root, language: corpus.effectiveLanguage)
   case .kaldi: return KaldiDataDirectoryReader(root: corpus.root, language: corpus.effectiveLanguage)
   }

@@ -205,7 +205,9 @@ extension Preparer {
   /// Featurizes (decode, resample, augment as planned, spectrogram, encoding) up to 256
   /// utterances spread evenly over `planned`, on the run's threads, and times the second of
   /// two passes.
-  func calibrate(_ planned: [PlannedUtterance]) throws -> PreflightReport.Calibration {
+  func calibrate(_ all: [PlannedUtterance]) throws -> PreflightReport.Calibration {
+    // Audio still packed in an archive is decodable only when the listing kept its bytes.
+    let planned = all.contains { $0.source.packed != nil } ? all.filter { $0.source.packed?.contents != nil || $0.source.packed == nil } : all
     let sampleSize = min(planned.count, 256)
     guard sampleSize > 0 else { return .init(utterances: 0, audioSeconds: 0, wallSeconds: 0, realTimeFactor: 0) }
     let sample = (0..<sampleSize).map { planned[$0 * planned.count / sampleSize] }

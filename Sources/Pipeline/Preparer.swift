@@ -193,7 +193,7 @@ final class Preparer {
         sources: [], rejections: planFile.header.listingRejections, missingSplits: planFile.header.missingSplits)
       logger.info("read the plan \(planPath): \(planFile.header.utterances) utterances")
     } else {
-      listing = try makeCorpusReader(recipe.corpus, pool: pool).list(splits: recipe.corpus.splits)
+      listing = try makeCorpusReader(recipe.corpus, pool: pool, unpacking: !options.dryRun).list(splits: recipe.corpus.splits)
     }
     report.missingSplits = listing.missingSplits
     for split in listing.missingSplits {

@@ -299,7 +299,7 @@ func makeRecord(
 ) throws -> EncodedRecord {
   let source = utterance.source
   var waveform = try featurizer.waveform(
-    path: source.audioPath, channel: source.channel, startSeconds: source.startSeconds,
+    path: source.audioPath, contents: source.packed?.contents, channel: source.channel, startSeconds: source.startSeconds,
     durationSeconds: source.durationSeconds)
   var info = RecordInfo(speaker: utterance.source.speaker, augmentation: nil)
   if let plan = utterance.augmentation, let augmenter {

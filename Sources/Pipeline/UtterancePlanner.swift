@@ -95,7 +95,8 @@ struct UtterancePlanner {
           utteranceId: source.id, split: source.split, message: "\(error) in \"\(source.transcript)\""))
     }
     do {
-      let info = try AudioDecoder.probe(path: source.audioPath)
+      let info = try source.packed.map { try AudioDecoder.probe(packed: $0, path: source.audioPath) }
+        ?? AudioDecoder.probe(path: source.audioPath)
       let segment = try AudioDecoder.segment(
         of: info, path: source.audioPath, startSeconds: source.startSeconds, durationSeconds: source.durationSeconds)
       let seconds = Double(segment.frames) / Double(info.sampleRateHertz)

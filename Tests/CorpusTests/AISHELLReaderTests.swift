@@ -133,6 +133,62 @@ final class AISHELLReaderTests: XCTestCase {
     XCTAssertEqual(listing.missingSplits, ["dev"])
   }
 
+  /// A dry run's listing (`unpacksArchives = false`) reads packed archives as streams and
+  /// writes nothing: the same utterances, paths and rejections as unpacking gives, each
+  /// packed source with its member's size and first bytes (and all bytes for the first
+  /// members); a truncated or garbage archive is its speaker's one error, as when unpacking.
+  func testADryRunReadsArchivesWithoutUnpacking() throws {
+    func relative(_ l: CorpusListing, _ root: String) -> [String] {
+      l.sources.map { "\($0.id) \($0.split) \($0.transcript) " + $0.audioPath.replacingOccurrences(of: root, with: "") }
+    }
+    func tree(_ path: String) throws -> [String] {
+      (FileManager.default.enumerator(atPath: path)?.allObjects as? [String] ?? []).sorted()
+    }
+    for damaged in [false, true] {
+      let unpackedDirectory = TemporaryDirectory("aishell-dry-unpacked")
+      let directory = TemporaryDirectory("aishell-dry-packed")
+      var fixtures: [AISHELLFixture] = []
+      for folder in [unpackedDirectory, directory] {
+        let fixture = try makeCorpus(folder)
+        for (split, speaker) in [("train", 2), ("train", 3), ("dev", 724)] { try fixture.pack(split: split, speaker: speaker) }
+        if damaged {
+          let truncatedPath = fixture.wavDirectory + "/S0003.tar.gz"
+          let bytes = try Data(contentsOf: URL(fileURLWithPath: truncatedPath))
+          try bytes.prefix(bytes.count / 2).write(to: URL(fileURLWithPath: truncatedPath))
+          try Data(repeating: 0x42, count: 300).write(to: URL(fileURLWithPath: fixture.wavDirectory + "/S0724.tar.gz"))
+        }
+        fixtures.append(fixture)
+      }
+      let expected = try AISHELLReader(root: unpackedDirectory.path).list(splits: ["train", "dev", "test"])
+      let before = try tree(directory.path)
+      var reader = AISHELLReader(root: directory.path, pool: WorkerPool(threads: 2))
+      reader.unpacksArchives = false
+      let listing = try reader.list(splits: ["train", "dev", "test"])
+      XCTAssertEqual(try tree(directory.path), before, "nothing written")
+      XCTAssertEqual(relative(listing, directory.path), relative(expected, unpackedDirectory.path))
+      XCTAssertEqual(listing.rejections.map(\.reason), expected.rejections.map(\.reason))
+      XCTAssertEqual(
+        listing.rejections.map { $0.file.replacingOccurrences(of: directory.path, with: "") },
+        expected.rejections.map { $0.file.replacingOccurrences(of: unpackedDirectory.path, with: "") })
+      XCTAssertEqual(listing.missingSplits, expected.missingSplits)
+      for (source, unpacked) in zip(listing.sources, expected.sources) {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: unpacked.audioPath))
+        if let packed = source.packed {
+          XCTAssertEqual(packed.fileBytes, bytes.count, source.id)
+          XCTAssertEqual(packed.header, Array(bytes.prefix(PackedAudio.headerLimit)), source.id)
+          XCTAssertTrue(packed.contents == nil || packed.contents! == Array(bytes), source.id)
+        } else {
+          XCTAssertEqual(source.audioPath.replacingOccurrences(of: directory.path, with: ""), unpacked.audioPath.replacingOccurrences(of: unpackedDirectory.path, with: ""))
+        }
+      }
+      XCTAssertTrue(listing.sources.contains { $0.packed?.contents != nil }, "bytes kept for calibration")
+      if damaged {
+        let failures = listing.rejections.filter { $0.file.hasSuffix(".tar.gz") }
+        XCTAssertTrue(failures[0].message.contains("speaker S0003"), failures[0].message)
+      }
+    }
+  }
+
   func testAnInterruptedUnpackIsRedoneAndAMislabelledArchiveIsRejected() throws {
     let directory = TemporaryDirectory("aishell-interrupted")
     let fixture = try makeCorpus(directory)

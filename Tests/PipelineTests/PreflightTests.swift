@@ -75,13 +75,19 @@ final class PreflightTests: XCTestCase {
         let copy = directory.path + "/\(name)-corpus"
         if !FileManager.default.fileExists(atPath: copy) {
           try FileManager.default.copyItem(atPath: repositoryRoot + "/corpora/" + name, toPath: copy)
+          // As cloned: AISHELL-1's speakers packed (earlier runs unpack them in the repository).
+          for split in ["train", "dev", "test"] { try? FileManager.default.removeItem(atPath: copy + "/data_aishell/wav/" + split) }
         }
         var recipe = try Recipe.load(path: repositoryRoot + "/recipes/\(name).yaml")
         recipe.corpus.root = copy
         recipe.shards.dtype = dtype
         recipe.output = directory.path + "/\(name)-\(dtype)"
         recipe.threads = 1
+        let corpusBefore = (FileManager.default.enumerator(atPath: copy)?.allObjects as? [String] ?? []).sorted()
         let dry = try XCTUnwrap(try prepare(recipe: recipe, options: options()).preflight)
+        XCTAssertEqual(
+          (FileManager.default.enumerator(atPath: copy)?.allObjects as? [String] ?? []).sorted(), corpusBefore,
+          "a dry run writes nothing into the corpus (AISHELL-1's archives are read, not unpacked)")
         _ = try prepare(recipe: recipe, options: options(dryRun: false))
         let manifest = try Dataset(directory: recipe.output).manifest
         for (predicted, split) in zip(dry.splits, manifest.splits) {
