@@ -8,8 +8,9 @@ packages=(
   libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
   libopenmpi-dev openmpi-bin                                                    # linked (data-parallel training) and mpirun
   libpng-dev                                                                    # linked: ds2-data plot
+  unifont                                                                       # ds2-data plot: text in any script (read at run time)
   espeak-ng sox flac                                                            # corpus and fixture generation
-  tar gzip                                                                      # AISHELL-1 speaker archives
+  tar gzip                                                                      # AISHELL-1 speaker archives (gzip: read by a dry run)
   python3 python3-venv                                                          # scripts/fuzz-hostile; scripts/python-tests' virtual environment
   slurm-wlm                                                                     # Tests/slurm: partitions under a real scheduler
 )

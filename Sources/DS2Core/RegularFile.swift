@@ -41,6 +41,26 @@ public enum RegularFile {
     return bytes
   }
 
+  /// The first `count` bytes (or fewer, if it is shorter) of the regular file `path`, or
+  /// nil when it is not a readable regular file.
+  public static func prefix(_ path: String, count: Int) -> [UInt8]? {
+    let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+    guard descriptor >= 0 else { return nil }
+    defer { close(descriptor) }
+    var status = stat()
+    guard fstat(descriptor, &status) == 0, (status.st_mode & S_IFMT) == S_IFREG else { return nil }
+    var bytes = [UInt8](repeating: 0, count: count)
+    var filled = 0
+    while filled < count {
+      let got = bytes.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress! + filled, count - filled) }
+      if got < 0 && errno == EINTR { continue }
+      if got < 0 { return nil }
+      if got == 0 { break }
+      filled += got
+    }
+    return Array(bytes.prefix(filled))
+  }
+
   /// True when `path` exists (without following a final symbolic link).
   public static func exists(_ path: String) -> Bool {
     var status = stat()

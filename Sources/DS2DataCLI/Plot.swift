@@ -7,8 +7,8 @@ struct Plot: ParsableCommand {
     commandName: "plot",
     abstract: "Draw a PNG: a record's spectrogram, a dataset's length histograms, or a run's training curves.",
     discussion: """
-        ds2-data plot out/mini-librispeech --record 1272-128104-0000 --output record.png
-        ds2-data plot out/augmented --record sp1.1-1272-128104-0000 --clean out/mini-librispeech --output copy.png
+        ds2-data plot out/mini-librispeech --record 3939-30185-0001 --output record.png
+        ds2-data plot out/mini-librispeech-augmented --record sp1.1-508-70508-0000 --clean out/mini-librispeech --output copy.png
         ds2-data plot out/mini-librispeech --lengths --output lengths.png
         ds2-data plot runs/mini --output training.png
       """)
@@ -32,6 +32,9 @@ struct Plot: ParsableCommand {
     if record != nil && lengths { throw ValidationError("give --record or --lengths, not both") }
     if clean != nil && record == nil { throw ValidationError("--clean goes with --record") }
     if output.isEmpty { throw ValidationError("--output needs a file name") }
+    if !output.lowercased().hasSuffix(".png") || output.hasSuffix("/") {
+      throw ValidationError("--output \(output): give a file name ending in .png (plot writes PNG pictures)")
+    }
   }
 
   func run() throws {

@@ -84,11 +84,27 @@ public struct Canvas: Sendable {
     }
   }
 
-  /// Draws `text` with its top-left corner at (x, y) in the 5×7 bitmap font, each font
-  /// pixel `scale` pixels; characters outside the font are drawn as `?`. Returns the width.
+  /// Draws `text` with its top-left corner at (x, y) and returns its width. With GNU
+  /// Unifont installed (Debian `unifont`: every Unicode character of the Basic
+  /// Multilingual Plane, CJK included, 16 pixels tall), in that font, each of its pixels
+  /// `scale / 2` pixels; otherwise in the built-in 5×7 font of ASCII capitals, digits and
+  /// punctuation, each font pixel `scale` pixels (other characters drawn as `?`).
   @discardableResult
   public mutating func text(_ text: String, x: Int, y: Int, color: Color = .black, scale: Int = 2) -> Int {
     var cursor = x
+    if let unifont = Unifont.shared {
+      let size = max(1, scale / 2)
+      for scalar in text.unicodeScalars {
+        guard let glyph = unifont.glyph(scalar) else { continue }
+        for (row, bits) in glyph.rows.enumerated() {
+          for column in 0..<glyph.width where bits & (1 << (glyph.width - 1 - column)) != 0 {
+            fill(x: cursor + column * size, y: y - 1 + row * size, width: size, height: size, color: color)
+          }
+        }
+        cursor += glyph.width * size
+      }
+      return cursor - x
+    }
     for character in text {
       let rows = BitmapFont.glyph(character)
       for (row, bits) in rows.enumerated() {
@@ -102,23 +118,89 @@ public struct Canvas: Sendable {
   }
 
   /// The width `text` takes at `scale`.
-  public static func textWidth(_ text: String, scale: Int = 2) -> Int { text.count * 6 * scale }
+  public static func textWidth(_ text: String, scale: Int = 2) -> Int {
+    guard let unifont = Unifont.shared else { return text.count * 6 * scale }
+    return text.unicodeScalars.reduce(0) { $0 + (unifont.glyph($1)?.width ?? 0) } * max(1, scale / 2)
+  }
 
-  /// Writes the canvas to `path` as an 8-bit RGB PNG: to a temporary file beside it, then
-  /// renamed over it, so a reader sees the old picture or the new one. An existing file
-  /// that is not a PNG (or not a regular file) is not replaced.
+  /// `text`, shortened with "..." to fit `width` pixels at `scale`.
+  public static func fitting(_ text: String, width: Int, scale: Int = 2) -> String {
+    guard textWidth(text, scale: scale) > width else { return text }
+    var kept = ""
+    for character in text {
+      if textWidth(kept + String(character) + "...", scale: scale) > width { break }
+      kept.append(character)
+    }
+    return kept + "..."
+  }
+
+  /// `text` broken into lines of at most `width` pixels at `scale`, at `separator`s where
+  /// it can (between words otherwise, or anywhere for a long word).
+  public static func wrapped(_ text: String, width: Int, separator: String = " ", scale: Int = 2) -> [String] {
+    var lines: [String] = []
+    var line = ""
+    func place(_ piece: String, joiner: String) {
+      let candidate = line.isEmpty ? piece : line + joiner + piece
+      if textWidth(candidate, scale: scale) <= width || line.isEmpty && textWidth(piece, scale: scale) <= width {
+        line = candidate
+        return
+      }
+      if !line.isEmpty { lines.append(line) }
+      line = ""
+      if textWidth(piece, scale: scale) <= width {
+        line = piece
+        return
+      }
+      for character in piece {
+        if !line.isEmpty && textWidth(line + String(character), scale: scale) > width {
+          lines.append(line)
+          line = ""
+        }
+        line.append(character)
+      }
+    }
+    for (index, part) in text.components(separatedBy: separator).enumerated() {
+      if separator != " " && textWidth(part, scale: scale) > width {
+        for (wordIndex, word) in part.split(separator: " ").enumerated() {
+          place(String(word), joiner: wordIndex == 0 && index > 0 ? separator : " ")
+        }
+      } else {
+        place(part, joiner: separator)
+      }
+    }
+    if !line.isEmpty || lines.isEmpty { lines.append(line) }
+    return lines
+  }
+
+  /// Writes the canvas to `path` as an 8-bit RGB PNG carrying the text chunk
+  /// `Software: ds2-data`: to a temporary file beside it, then renamed over it, so a reader
+  /// sees the old picture or the new one. An existing file is replaced only when it is a
+  /// PNG that ds2-data wrote (it carries that chunk); anything else is left as it is.
   /// - Throws: `PlotError` naming the file and the reason (libpng's message).
   public func writePNG(to path: String) throws {
     var info = stat()
     if lstat(path, &info) == 0 {
-      let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
-      let head = (info.st_mode & S_IFMT) == S_IFREG ? (try? RegularFile.read(path, maxBytes: 1 << 30).prefix(8)) : nil
-      guard let head, Array(head) == signature else {
-        throw PlotError("\(path) exists and is not a PNG picture; choose another --output (it is left as it is)")
+      guard (info.st_mode & S_IFMT) == S_IFREG else {
+        let kind = (info.st_mode & S_IFMT) == S_IFDIR ? "a folder" : "not a regular file"
+        throw PlotError("\(path) is \(kind); give --output a file name ending in .png (nothing was written)")
+      }
+      guard Self.isOwnPicture(path) else {
+        throw PlotError(
+          "\(path) exists and was not written by ds2-data plot; it is left as it is — choose another --output, or remove it")
       }
     }
     let temporary = path + ".tmp-\(getpid())"
-    try writePNGFile(temporary, named: path)
+    var message = [CChar](repeating: 0, count: 256)
+    let written = pixels.withUnsafeBufferPointer { buffer in
+      ds2_png_write_rgb(
+        temporary, png_uint_32(width), png_uint_32(height), buffer.baseAddress, width * 3, Self.markerKey, Self.markerText,
+        &message)
+    }
+    guard written != 0 else {
+      unlink(temporary)
+      let reason = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+      throw PlotError("\(path): cannot write the PNG (\(reason))")
+    }
     guard rename(temporary, path) == 0 else {
       let reason = String(cString: strerror(errno))
       unlink(temporary)
@@ -126,21 +208,17 @@ public struct Canvas: Sendable {
     }
   }
 
-  private func writePNGFile(_ temporary: String, named path: String) throws {
-    var image = png_image()
-    image.version = ds2_png_image_version()
-    image.width = png_uint_32(width)
-    image.height = png_uint_32(height)
-    image.format = ds2_png_format_rgb()
-    let written = pixels.withUnsafeBytes { buffer in
-      png_image_write_to_file(&image, temporary, 0, buffer.baseAddress, png_int_32(width * 3), nil)
-    }
-    guard written != 0 else {
-      let message = withUnsafeBytes(of: image.message) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-      png_image_free(&image)
-      unlink(temporary)
-      throw PlotError("\(path): cannot write the PNG (png_image_write_to_file: \(message))")
-    }
+  static let markerKey = "Software"
+  static let markerText = "ds2-data"
+
+  /// True when `path` is a PNG carrying the `Software: ds2-data` text chunk this tool
+  /// writes before the image data (looked for in its first 4 KiB).
+  static func isOwnPicture(_ path: String) -> Bool {
+    let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+    guard let bytes = RegularFile.prefix(path, count: 4096), bytes.starts(with: signature) else { return false }
+    let chunk = Array("tEXt\(markerKey)".utf8) + [0] + Array(markerText.utf8)
+    guard bytes.count >= chunk.count else { return false }
+    return (0...(bytes.count - chunk.count)).contains { bytes[$0..<($0 + chunk.count)].elementsEqual(chunk) }
   }
 }
 
@@ -149,6 +227,52 @@ public struct PlotError: Error, CustomStringConvertible {
   public let message: String
   public init(_ message: String) { self.message = message }
   public var description: String { message }
+}
+
+/// GNU Unifont's glyphs as Debian's `unifont` package installs them
+/// (`/usr/share/unifont/unifont.hex`: a line `XXXX:<hex>` per code point, 16 rows of 8 or
+/// 16 bits), read once, when first drawn.
+final class Unifont: Sendable {
+  struct Glyph {
+    var width: Int
+    var rows: [UInt16]
+  }
+
+  static let path = "/usr/share/unifont/unifont.hex"
+  static let shared: Unifont? = Unifont(path: path)
+
+  private let glyphs: [UInt32: Glyph]
+
+  init?(path: String) {
+    guard let bytes = try? RegularFile.read(path, maxBytes: 64 << 20) else { return nil }
+    var glyphs: [UInt32: Glyph] = [:]
+    glyphs.reserveCapacity(60_000)
+    for line in bytes.split(separator: UInt8(ascii: "\n")) {
+      guard let colon = line.firstIndex(of: UInt8(ascii: ":")), let code = UInt32(String(decoding: line[line.startIndex..<colon], as: UTF8.self), radix: 16)
+      else { continue }
+      let hex = line[(colon + 1)...].filter { $0 != UInt8(ascii: "\r") }
+      let width = hex.count == 32 ? 8 : hex.count == 64 ? 16 : 0
+      guard width > 0 else { continue }
+      let digits = width / 4
+      var rows: [UInt16] = []
+      var index = hex.startIndex
+      for _ in 0..<16 {
+        let end = hex.index(index, offsetBy: digits)
+        guard let row = UInt16(String(decoding: hex[index..<end], as: UTF8.self), radix: 16) else { break }
+        rows.append(row)
+        index = end
+      }
+      if rows.count == 16 { glyphs[code] = Glyph(width: width, rows: rows) }
+    }
+    guard glyphs[UInt32(UInt8(ascii: "A"))] != nil else { return nil }
+    self.glyphs = glyphs
+  }
+
+  /// The glyph of `scalar`, or of U+FFFD when the font has none; nil for control characters.
+  func glyph(_ scalar: Unicode.Scalar) -> Glyph? {
+    if scalar.value < 0x20 || (0x7F..<0xA0).contains(scalar.value) { return nil }
+    return glyphs[scalar.value] ?? glyphs[0xFFFD] ?? glyphs[UInt32(UInt8(ascii: "?"))]
+  }
 }
 
 /// A 5×7 bitmap font of ASCII digits, letters (lowercase drawn as capitals) and common

@@ -87,22 +87,15 @@ func drawSpectrogram(
     }
   }
   panel.drawAxes(on: &canvas, title: title, xLabel: "time (s)", yLabel: "kHz", grid: false)
-  if let caption {
-    // Wrapped at ", " to the panel's width, two lines at most.
-    let limit = max(10, (canvas.width - x) / 12)
-    var lines = [""]
-    for part in caption.components(separatedBy: ", ") {
-      let candidate = lines[lines.count - 1].isEmpty ? part : lines[lines.count - 1] + ", " + part
-      if candidate.count > limit && !lines[lines.count - 1].isEmpty && lines.count < 2 {
-        lines.append(part)
-      } else {
-        lines[lines.count - 1] = candidate
-      }
-    }
-    for (index, line) in lines.enumerated() {
-      canvas.text(line.count > limit ? String(line.prefix(limit - 3)) + "..." : line, x: x, y: y + height + 48 + 20 * index)
-    }
+  for (index, line) in captionLines(caption, width: canvas.width - x - 10).enumerated() {
+    canvas.text(line, x: x, y: y + height + 48 + 20 * index)
   }
+}
+
+/// A spectrogram's caption broken into lines of `width` pixels, at ", " where it can.
+func captionLines(_ caption: String?, width: Int) -> [String] {
+  guard let caption, !caption.isEmpty else { return [] }
+  return Canvas.wrapped(caption, width: max(60, width), separator: ", ")
 }
 
 /// One panel per split: the count of utterances per length bucket (0.25 s or wider).
@@ -165,10 +158,16 @@ func curvesPicture(
   let devPanel = Panel(
     x: 610, y: 130, width: 360, height: 300, xRange: range(evaluations.map(\.epoch), floor: 0),
     yRange: range(evaluations.map(\.loss), floor: 0))
-  devPanel.drawAxes(on: &canvas, title: "dev loss", xLabel: "epoch", yLabel: "loss")
+  devPanel.drawAxes(on: &canvas, title: "dev loss per utterance", xLabel: "epoch", yLabel: "loss")
+  let errorPanelX = 1090
+  if evaluations.isEmpty {
+    for x in [devPanel.x, errorPanelX] {
+      canvas.text("no dev evaluation yet", x: x + 20, y: devPanel.y + devPanel.height / 2 - 8, color: Color(120, 120, 120))
+    }
+  }
   plotLines(devPanel, [evaluations.map { ($0.epoch, $0.loss) }], on: &canvas)
   let errorPanel = Panel(
-    x: 1090, y: 130, width: 360, height: 300, xRange: range(evaluations.map(\.epoch), floor: 0), yRange: 0...100)
+    x: errorPanelX, y: 130, width: 360, height: 300, xRange: range(evaluations.map(\.epoch), floor: 0), yRange: 0...100)
   errorPanel.drawAxes(on: &canvas, title: "dev CER and WER", xLabel: "epoch", yLabel: "%")
   plotLines(errorPanel, [evaluations.map { ($0.epoch, 100 * $0.cer) }, evaluations.map { ($0.epoch, 100 * $0.wer) }], on: &canvas)
   canvas.fill(x: 1100, y: 500, width: 14, height: 14, color: Color.series[0])

@@ -13,26 +13,33 @@ public func plotRecord(dataset path: String, id: String, clean cleanPath: String
   let record = try findRecord(id, in: dataset, path: path)
   var panels = [(record, caption(record.infoJSON), dataset.manifest.features)]
   if let cleanPath {
-    let clean = try Dataset(directory: cleanPath)
-    let source = provenance(record.infoJSON)?["source"].flatMap { value -> String? in
+    guard let source = provenance(record.infoJSON)?["source"].flatMap({ value -> String? in
       if case .string(let text) = value { return text }
       return nil
-    } ?? id
+    }) else {
+      throw PlotError(
+        "\(path): record \(quoted(id)) is not an augmented copy (its info has no augmentation source); "
+          + "--clean draws an augmented record's clean source beside it")
+    }
+    let clean = try Dataset(directory: cleanPath)
     panels.insert((try findRecord(source, in: clean, path: cleanPath), "the clean source", clean.manifest.features), at: 0)
   }
   let longest = panels.map(\.0.frames).max() ?? 1
   let width = max(600, min(1400, 2 * longest))
   let panelHeight = 2 * min(record.bins, 200)
-  var canvas = Canvas(width: width + 170, height: panels.count * (panelHeight + 150) + 30)
-  for (index, (shown, note, features)) in panels.enumerated() {
-    let limit = max(10, width / 12)
-    let title = shown.transcript.count > limit ? String(shown.transcript.prefix(limit - 3)) + "..." : shown.transcript
+  let captions = panels.map { shown, note, _ in "\(shown.id)" + (note.map { ": " + $0 } ?? "") }
+  // Below each panel: the time axis, then the caption's lines; the next title above the next.
+  let gaps = captions.map { 110 + 20 * max(2, captionLines($0, width: width + 40).count) }
+  var canvas = Canvas(width: width + 170, height: zip(gaps, panels).reduce(30) { $0 + panelHeight + $1.0 })
+  var top = 80
+  for (index, (shown, _, features)) in panels.enumerated() {
     drawSpectrogram(
       shown.features.values, frames: shown.frames, bins: shown.bins,
       hopSeconds: Double(features.hopSamples) / Double(features.sampleRateHertz), sampleRateHertz: features.sampleRateHertz,
-      on: &canvas, x: 120, y: 80 + index * (panelHeight + 150),
-      width: max(1, width * shown.frames / longest), height: panelHeight, title: title,
-      caption: "\(shown.id)" + (note.map { ": " + $0 } ?? ""))
+      on: &canvas, x: 120, y: top,
+      width: max(1, width * shown.frames / longest), height: panelHeight,
+      title: Canvas.fitting(shown.transcript, width: width + 40), caption: captions[index])
+    top += panelHeight + gaps[index]
   }
   try canvas.writePNG(to: output)
 }
@@ -55,14 +62,26 @@ public func plotLengths(dataset path: String, output: String) throws {
 /// - Throws: `PlotError` when the folder has no metrics (naming it) or the file cannot be written.
 public func plotRun(run: String, output: String) throws {
   let path = run + "/metrics.jsonl"
+  var status = stat()
+  guard stat(run, &status) == 0 else { throw PlotError("\(run): no such file or folder") }
   guard RegularFile.exists(path) else {
+    if RegularFile.exists(run + "/manifest.json") {
+      throw PlotError(
+        "\(run) is a dataset: give --record ID (a spectrogram) or --lengths (length histograms); training curves need a run folder")
+    }
     throw PlotError("\(run): no metrics.jsonl — not a training run folder, or the run has not taken a step yet")
   }
   let bytes = try RegularFile.read(path, maxBytes: 1 << 30)
   var steps: [(step: Double, loss: Double)] = []
   var evaluations: [(epoch: Double, loss: Double, cer: Double, wer: Double)] = []
-  for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { continue }
+  var unreadable: [Int] = []
+  for (lineIndex, line) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+    .enumerated() where !line.isEmpty
+  {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+      unreadable.append(lineIndex + 1)
+      continue
+    }
     func number(_ key: String) -> Double? { (object[key] as? NSNumber)?.doubleValue }
     if object["type"] as? String == "step", let step = number("step"), let loss = number("loss"),
       let utterances = number("utterances"), let audio = number("audioSeconds"), audio > 0
@@ -74,7 +93,11 @@ public func plotRun(run: String, output: String) throws {
       evaluations.append((epoch, loss, cer, wer))
     }
   }
-  guard !steps.isEmpty else { throw PlotError("\(path): no training step recorded yet") }
+  guard !steps.isEmpty else {
+    throw PlotError(
+      "\(path): no training step recorded yet"
+        + (unreadable.isEmpty ? "" : " (\(unreadable.count) line(s) are not JSON objects, the first is line \(unreadable[0]))"))
+  }
   try curvesPicture(steps: steps, evaluations: evaluations, title: "\(URL(fileURLWithPath: run).lastPathComponent): training")
     .writePNG(to: output)
 }
@@ -87,7 +110,13 @@ func findRecord(_ id: String, in dataset: Dataset, path: String) throws -> Shard
     }
   }
   throw PlotError(
-    "\(path): no record \(id) in splits \(dataset.manifest.splits.map(\.name).joined(separator: ", "))")
+    "\(path): no record \(quoted(id)) in splits \(dataset.manifest.splits.map(\.name).joined(separator: ", "))")
+}
+
+/// `text` in double quotes, with quotes, backslashes and control characters escaped (as JSON).
+func quoted(_ text: String) -> String {
+  guard let data = try? JSONEncoder().encode(text) else { return "\"\(text)\"" }
+  return String(decoding: data, as: UTF8.self)
 }
 
 /// An augmented record's provenance (its info's `augmentation` object), if any.

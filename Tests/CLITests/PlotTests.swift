@@ -50,17 +50,39 @@ final class PlotTests: XCTestCase {
 
     let missing = try runBinary(["plot", clean, "--record", "no-such-id", "--output", directory.path + "/x.png"])
     XCTAssertEqual(missing.status, 1)
-    XCTAssertTrue(missing.stderr.contains("no record no-such-id in splits train-clean-100, dev-clean, test-clean"), missing.stderr)
+    XCTAssertTrue(missing.stderr.contains("no record \"no-such-id\" in splits train-clean-100, dev-clean, test-clean"), missing.stderr)
     let noMetrics = try runBinary(["plot", directory.path, "--output", directory.path + "/x.png"])
     XCTAssertEqual(noMetrics.status, 1)
     XCTAssertTrue(noMetrics.stderr.contains("no metrics.jsonl"), noMetrics.stderr)
     XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/x.png"))
-    // A file that is not a PNG is never replaced.
-    let text = directory.file("notes.txt")
+    // Only a picture ds2-data wrote is replaced: not a user's file, nor a PNG of another tool
+    // (here one of ours with its Software chunk altered).
+    XCTAssertEqual(try runBinary(["plot", clean, "--lengths", "--output", single]).status, 0, "its own picture is replaced")
+    let text = directory.file("notes.png")
     try "mine".write(toFile: text, atomically: true, encoding: .utf8)
-    let refused = try runBinary(["plot", clean, "--lengths", "--output", text])
-    XCTAssertEqual(refused.status, 1)
-    XCTAssertTrue(refused.stderr.contains("exists and is not a PNG"), refused.stderr)
-    XCTAssertEqual(try String(contentsOfFile: text, encoding: .utf8), "mine")
+    var foreign = try Data(contentsOf: URL(fileURLWithPath: lengths))
+    let marker = Data("Software\0ds2-data".utf8)
+    let at = try XCTUnwrap(foreign.range(of: marker))
+    foreign.replaceSubrange(at, with: Data("Software\0gimp-2.1".utf8))
+    let photo = directory.file("holiday.png")
+    try foreign.write(to: URL(fileURLWithPath: photo))
+    for (target, before) in [(text, Data("mine".utf8)), (photo, foreign)] {
+      let refused = try runBinary(["plot", clean, "--lengths", "--output", target])
+      XCTAssertEqual(refused.status, 1)
+      XCTAssertTrue(refused.stderr.contains("exists and was not written by ds2-data plot"), refused.stderr)
+      XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target)), before, "left as it is")
+    }
+    XCTAssertEqual(try runBinary(["plot", clean, "--lengths", "--output", directory.file("x.jpg")]).status, 64)
+    XCTAssertEqual(try runBinary(["plot", clean, "--lengths", "--output", directory.path]).status, 64)
+    // A dataset without --record or --lengths, a missing target, and --clean for a record
+    // that is not an augmented copy are named.
+    let dataset = try runBinary(["plot", clean, "--output", directory.file("y.png")])
+    XCTAssertTrue(dataset.stderr.contains("is a dataset: give --record ID"), dataset.stderr)
+    let nothing = try runBinary(["plot", directory.path + "/nothing", "--output", directory.file("y.png")])
+    XCTAssertTrue(nothing.stderr.contains("no such file or folder"), nothing.stderr)
+    let notCopy = try runBinary(["plot", clean, "--record", source, "--clean", clean, "--output", directory.file("y.png")])
+    XCTAssertEqual(notCopy.status, 1)
+    XCTAssertTrue(notCopy.stderr.contains("is not an augmented copy"), notCopy.stderr)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: directory.file("y.png")))
   }
 }
