@@ -30,6 +30,14 @@ struct DatasetFolder: Sendable {
     }
   }
 
+  /// Removes the folder when this run created it and wrote nothing of value into it (at
+  /// most an empty journal and an empty `shards/`): a run that fails before its first shard
+  /// leaves nothing behind.
+  func removeIfNothingWritten() {
+    if let journal = RunJournal.load(directory: path), !journal.splits.values.allSatisfy({ $0.shards.isEmpty }) { return }
+    owned.removeIfNothingWritten(disposable: ["shards", RunJournal.fileName, RunJournal.fileName + ".tmp"])
+  }
+
   /// True when the folder already holds the dataset of `identity`. Throws when it holds
   /// another one, unless `force`, in which case the old dataset is removed.
   func holdsDataset(identity: JSONValue, force: Bool) throws -> Bool {

@@ -15,6 +15,10 @@ import Shards
 ///   missing or changed shard.
 public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge")) throws -> PrepareReport {
   let started = DispatchTime.now()
+  var status = stat()
+  guard stat(output, &status) == 0, (status.st_mode & S_IFMT) == S_IFDIR else {
+    throw ConfigurationError("\(output): no such folder; give the output the --partition tasks wrote")
+  }
   let folder = try DatasetFolder.claim(output, protecting: [], logger: logger)
   // The lock is held until the merge returns, not only until the folder's last use.
   defer { withExtendedLifetime(folder) {} }
@@ -102,14 +106,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   try atomicWrite(first.recipeYAML ?? first.recipe.yaml(), to: output + "/recipe.yaml")
   try atomicWrite(preparer.encodeManifest(manifest), to: output + "/manifest.json")
   // The parts are merged: their folders are ours to remove.
-  for (_, path) in parts {
-    for name in [PartManifest.fileName, RunJournal.fileName, OutputFolder.markerName, OutputFolder.lockName] {
-      unlink(path + "/" + name)  // files only: a folder of that name is not ours and stays
-    }
-    rmdir(path)  // fails, leaving it, if it holds anything else
-  }
-  unlink(root + "/" + StoredPlan.fileName)
-  rmdir(root)
+  PartFolder.removeAll(in: root)
 
   report.verb = first.augmenting ? "augmented" : "prepared"
   report.mergedParts = count

@@ -49,6 +49,20 @@ struct PartFolder: Sendable {
     }
   }
 
+  /// Removes what ds2-data wrote under `root` (`partitions/`): each part's `part.json`,
+  /// journal, marker and lock, the part folders once empty, the plan, and `root` once
+  /// empty. Anything else there stays, and so do the folders holding it.
+  static func removeAll(in root: String) {
+    for (_, path) in parts(in: root) {
+      for name in [PartManifest.fileName, RunJournal.fileName, OutputFolder.markerName, OutputFolder.lockName] {
+        unlink(path + "/" + name)  // files only: a folder of that name is not ours and stays
+      }
+      rmdir(path)  // fails, leaving it, if it holds anything else
+    }
+    unlink(root + "/" + StoredPlan.fileName)
+    rmdir(root)
+  }
+
   /// The numbered part folders under `root`, by index.
   static func parts(in root: String) -> [(Int, String)] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
@@ -63,10 +77,25 @@ struct PartFolder: Sendable {
     return try? JSONDecoder().decode(PartManifest.self, from: Data(bytes))
   }
 
-  /// True when this part is done for `identity` and `partition` (its `part.json` says so).
-  func isComplete(identity: JSONValue) -> Bool {
-    guard let manifest = Self.readManifest(path) else { return false }
-    return manifest.identity == identity && manifest.count == partition.count && manifest.index == partition.index
+  /// True when this part is done for `identity` and `partition` (its `part.json` says so)
+  /// and its shards in `output` are as it left them (size and modification time).
+  /// - Parameter changed: told each shard that is missing or changed since, when the part
+  ///   is otherwise done (it is then written again).
+  func isComplete(identity: JSONValue, output: String, changed: (String) -> Void = { _ in }) -> Bool {
+    guard let manifest = Self.readManifest(path),
+      manifest.identity == identity && manifest.count == partition.count && manifest.index == partition.index
+    else { return false }
+    var intact = true
+    for shard in manifest.shards.values.joined() {
+      let stamp = StoredPlan.FileStamp(path: output + "/" + shard.file)
+      let recorded = manifest.shardStamps?[shard.file]
+      if let stamp, stamp.bytes == shard.bytes, recorded == nil || recorded! == [stamp.bytes, stamp.modifiedNanoseconds] {
+        continue
+      }
+      changed(shard.file + (stamp == nil ? " is missing" : " changed (size or modification time)"))
+      intact = false
+    }
+    return intact
   }
 
   /// The part's unfinished journal of this recipe and shard layout, if any.

@@ -41,12 +41,15 @@ public struct Partition: Sendable, Equatable, CustomStringConvertible {
   /// - Throws: `ConfigurationError` naming what is wrong and how to fix it.
   public static func parse(_ text: String, environment: [String: String]) throws -> Partition {
     let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-    guard parts.count == 2, let count = Int(parts[1]) else {
+    guard parts.count == 2, !parts[1].isEmpty, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }) else {
       throw ConfigurationError("--partition \(text): expected K/N or auto/N, such as 3/8 or auto/8 (N, the number of parts, is always given)")
     }
+    guard let count = Int(parts[1]), (1...maximumCount).contains(count) else {
+      throw ConfigurationError("--partition \(text): the partition count \(parts[1]) must be 1 … \(maximumCount)")
+    }
     guard parts[0] == "auto" else {
-      guard let index = Int(parts[0]) else {
-        throw ConfigurationError("--partition \(text): \(parts[0]) is neither an index nor auto")
+      guard !parts[0].isEmpty, parts[0].allSatisfy({ $0.isASCII && $0.isNumber }), let index = Int(parts[0]) else {
+        throw ConfigurationError("--partition \(text): \(parts[0]) is neither an index (0 … \(count - 1)) nor auto")
       }
       return try Partition(index: index, count: count)
     }
@@ -55,16 +58,24 @@ public struct Partition: Sendable, Equatable, CustomStringConvertible {
         "--partition auto/\(count): none of \(indexVariables.joined(separator: ", ")) is set; run it as a Slurm array task "
           + "or a Kubernetes Indexed Job, or give the index: --partition K/\(count)")
     }
-    guard let index = Int(value.trimmingCharacters(in: .whitespaces)) else {
+    let digits = value.trimmingCharacters(in: .whitespaces)
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let index = Int(digits) else {
       throw ConfigurationError("--partition auto/\(count): \(name)=\(value) is not an index")
+    }
+    let slurmFix =
+      "submit the array as --array=0-\(count - 1) (indices start at 0), or pass --partition $((SLURM_ARRAY_TASK_ID - 1))/\(count) for an array numbered from 1"
+    // An array whose indices reach N (numbered from 1: --array=1-N) is refused by every
+    // task, not only by its last: its tasks 1 … N−1 would otherwise write parts that
+    // leave part 0 missing.
+    if name == "SLURM_ARRAY_TASK_ID", let maximum = environment["SLURM_ARRAY_TASK_MAX"].flatMap({ Int($0) }), maximum >= count {
+      throw ConfigurationError(
+        "--partition auto/\(count): this array's indices reach SLURM_ARRAY_TASK_MAX=\(maximum), but the \(count) parts are "
+          + "numbered 0 … \(count - 1), so every task of it refuses; \(slurmFix)")
     }
     do {
       return try Partition(index: index, count: count)
     } catch {
-      let fix =
-        name == "SLURM_ARRAY_TASK_ID"
-        ? "submit the array as --array=0-\(count - 1) (indices start at 0), or pass --partition $((SLURM_ARRAY_TASK_ID - 1))/\(count) for an array numbered from 1"
-        : "the Job's completions must equal the partition count \(count)"
+      let fix = name == "SLURM_ARRAY_TASK_ID" ? slurmFix : "the Job's completions must equal the partition count \(count)"
       throw ConfigurationError("--partition auto/\(count): \(name)=\(index) is outside 0 … \(count - 1); \(fix)")
     }
   }

@@ -76,6 +76,10 @@ public struct PrepareReport: Sendable {
   public var summary: String {
     if let preflight { return preflight.summary }
     if alreadyComplete {
+      if let partition, mergedParts == nil {
+        return "part \(partition) of \(outputDirectory) is already complete for this recipe; nothing to do "
+          + "(when every part is done: ds2-data merge \(outputDirectory))"
+      }
       return "\(outputDirectory): already complete for this recipe; nothing to do"
     }
     var lines: [String] = []

@@ -132,6 +132,17 @@ final class Preparer {
   }
 
   func run() throws -> PrepareReport {
+    do {
+      return try runClaimed()
+    } catch {
+      // A run that failed before writing anything leaves no folder behind; an interrupted
+      // one keeps its journal to resume from.
+      if !(error is RunInterrupted) { claimedFolder?.removeIfNothingWritten() }
+      throw error
+    }
+  }
+
+  private func runClaimed() throws -> PrepareReport {
     let started = DispatchTime.now()
     let cpuAtStart = processCPUSeconds()
     try recipe.validate()
@@ -154,6 +165,18 @@ final class Preparer {
     var report = PrepareReport(outputDirectory: output)
     report.threads = threads
     if augmenting { report.verb = "augmented" }
+    // A run on one machine into the output of an unfinished partitioned run would rewrite
+    // the parts' shards under them.
+    let partsRoot = output + "/" + PartFolder.folderName
+    if partition == nil && !options.planOnly && !options.dryRun, case let parts = PartFolder.parts(in: partsRoot), !parts.isEmpty {
+      guard options.force else {
+        throw ConfigurationError(
+          "\(output) holds the parts of an unfinished partitioned run (\(parts.map { "partitions/\($0.0)" }.joined(separator: ", "))); "
+            + "finish it (the remaining --partition K/N tasks, then ds2-data merge \(output)), or pass --force to discard "
+            + "them and prepare it here on one machine")
+      }
+      PartFolder.removeAll(in: partsRoot)
+    }
     if !options.dryRun, try folder.holdsDataset(identity: identity, force: options.force) {
       report.alreadyComplete = true
       return report
@@ -168,7 +191,11 @@ final class Preparer {
     let part = try partition.map { try PartFolder.claim(partition: $0, in: folder, identity: identity) }
     // The part's lock is held until the run returns.
     defer { withExtendedLifetime(part) {} }
-    if let part, part.isComplete(identity: identity) {
+    if let part,
+      part.isComplete(
+        identity: identity, output: output,
+        changed: { [logger] in logger.warning("part \(part.partition): \($0) since the part finished; writing the part again") })
+    {
       report.alreadyComplete = true
       report.partition = partition
       return report

@@ -436,14 +436,26 @@ extension Preparer {
       report.peakMemoryBytes = peakResidentBytes()
       return report
     }
-    if let existing = try? StoredPlan.read(path), existing.digest == plan.digest {
+    let existing = try? StoredPlan.read(path)
+    if let existing, existing.digest == plan.digest {
       report.planWasCurrent = true
       return finished()
     }
-    if let (index, other) = PartFolder.parts(in: root).first {
-      throw ConfigurationError(
-        "\(other): part \(index) was made from the plan now in \(path), and the corpus or recipe has changed since; "
-          + "write the new plan into a new output (parts of two plans cannot be merged)")
+    let parts = PartFolder.parts(in: root)
+    // A damaged or missing plan may be written again when it comes out as the one the
+    // finished parts were made from (they record its digest).
+    let madeFrom = parts.compactMap { index, folder in PartFolder.readManifest(folder)?.planDigest.map { (index, folder, $0) } }
+    if existing == nil && madeFrom.allSatisfy({ $0.2 == plan.digest }) {
+      if !parts.isEmpty {
+        logger.warning("\(path) was damaged or missing; writing it again (the plan the finished parts were made from)")
+      }
+    } else if let (index, other) = parts.first {
+      let reason =
+        existing == nil
+        ? "the plan in \(path) is damaged, and the corpus or recipe now gives another plan than the one part "
+          + "\(madeFrom.first { $0.2 != plan.digest }?.0 ?? index) was made from"
+        : "\(other): part \(index) was made from the plan now in \(path), and the corpus or recipe has changed since"
+      throw ConfigurationError(reason + "; write the new plan into a new output (parts of two plans cannot be merged)")
     }
     do {
       try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)

@@ -40,6 +40,8 @@ public final class OutputFolder: Sendable {
   public let path: String
   public let kind: OutputKind
   private let lockDescriptor: Int32
+  /// True when this claim created the folder.
+  public let createdFolder: Bool
 
   /// Locks of the whole output.
   public enum LockMode: Sendable { case exclusive, shared }
@@ -72,6 +74,7 @@ public final class OutputFolder: Sendable {
       }
     }
     var status = stat()
+    var created = false
     if lstat(path, &status) == 0 {
       if (status.st_mode & S_IFMT) == S_IFLNK {
         var target = stat()
@@ -84,10 +87,12 @@ public final class OutputFolder: Sendable {
     } else {
       do {
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        created = true
       } catch {
         throw OutputFolderError("\(path): cannot create the output folder: \(Self.reason(error))")
       }
     }
+    createdFolder = created
     let marker = path + "/" + Self.markerName
     let markedKind = Self.readMarker(marker)
     if let markedKind, markedKind != kind {
@@ -120,9 +125,11 @@ public final class OutputFolder: Sendable {
       let holder = Self.readHolder(descriptor)
       close(descriptor)
       if code == EWOULDBLOCK {
+        // Only the tasks of a partitioned run share the lock, and they record themselves
+        // in their parts' lock files.
+        let holders = holder.isEmpty ? "the tasks of a partitioned run hold it; each names itself in partitions/K/\(Self.lockName)" : holder
         throw OutputFolderError(
-          "\(path): another ds2-data process is writing this output (\(holder.isEmpty ? "holder unknown" : holder)); "
-            + "wait for it to finish or stop it")
+          "\(path): another ds2-data process is writing this output (\(holders)); wait for it to finish or stop it")
       }
       throw OutputFolderError("\(path)/\(Self.lockName): cannot lock: \(String(cString: strerror(code)))")
     }
@@ -142,6 +149,27 @@ public final class OutputFolder: Sendable {
   }
 
   deinit { close(lockDescriptor) }
+
+  /// Undoes the claim of a folder it created, when nothing was written into it but the
+  /// marker, the lock and `disposable` entries (files, or folders that are empty): a run that
+  /// fails before its first result leaves no folder behind. Anything else keeps it all.
+  public func removeIfNothingWritten(disposable: Set<String>) {
+    guard createdFolder, let entries = try? FileManager.default.contentsOfDirectory(atPath: path) else { return }
+    let ours: Set<String> = [Self.markerName, Self.lockName]
+    guard entries.allSatisfy({ ours.contains($0) || disposable.contains($0) }) else { return }
+    for entry in entries {
+      let file = path + "/" + entry
+      var status = stat()
+      guard lstat(file, &status) == 0 else { continue }
+      if (status.st_mode & S_IFMT) == S_IFDIR {
+        guard rmdir(file) == 0 else { return }  // not empty: keep everything
+      }
+    }
+    for entry in entries where !ours.contains(entry) { unlink(path + "/" + entry) }
+    unlink(path + "/" + Self.markerName)
+    unlink(path + "/" + Self.lockName)
+    rmdir(path)
+  }
 
   /// Removes `names` (files or, for `shards`-like folders, see `removeOwnedFolder`) from the
   /// folder if present. Only for names ds2-data writes.

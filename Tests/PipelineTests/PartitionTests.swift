@@ -19,10 +19,13 @@ final class PartitionTests: XCTestCase {
     XCTAssertEqual(try Partition.parse("3/8", environment: [:]), try Partition(index: 3, count: 8))
     XCTAssertEqual(try Partition.parse("0/1", environment: [:]).description, "0/1")
     XCTAssertTrue(message("3/2").contains("index 3 is outside 0 … 1"), message("3/2"))
-    XCTAssertTrue(message("-1/4").contains("index -1 is outside 0 … 3"), message("-1/4"))
+    XCTAssertTrue(message("-1/4").contains("-1 is neither an index (0 … 3) nor auto"), message("-1/4"))
+    XCTAssertTrue(message("+1/4").contains("+1 is neither an index"), message("+1/4"))
+    XCTAssertTrue(message("1/99999999999999999999").contains("partition count 99999999999999999999 must be 1"))
+    XCTAssertTrue(message("auto/0").contains("partition count 0 must be 1"), message("auto/0"))
     XCTAssertTrue(message("0/0").contains("partition count 0 must be 1"), message("0/0"))
     XCTAssertTrue(message("a/b").contains("expected K/N or auto/N"), message("a/b"))
-    XCTAssertTrue(message("a/4").contains("a is neither an index nor auto"), message("a/4"))
+    XCTAssertTrue(message("a/4").contains("a is neither an index (0 … 3) nor auto"), message("a/4"))
     XCTAssertTrue(message("3").contains("expected K/N"), message("3"))
     XCTAssertTrue(message("1/2/3").contains("expected K/N"), message("1/2/3"))
   }
@@ -36,6 +39,12 @@ final class PartitionTests: XCTestCase {
     // An array numbered from 1: the last task is refused, with the fix.
     let last = message("auto/64", ["SLURM_ARRAY_TASK_ID": "64"])
     XCTAssertTrue(last.contains("SLURM_ARRAY_TASK_ID=64 is outside 0 … 63") && last.contains("--array=0-63"), last)
+    // … and so is every other task of it: SLURM_ARRAY_TASK_MAX reaches N.
+    let first = message("auto/64", ["SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": "64"])
+    XCTAssertTrue(first.contains("SLURM_ARRAY_TASK_MAX=64") && first.contains("every task of it refuses"), first)
+    // A resubmission of some tasks (--array=5,17) runs.
+    let again = ["SLURM_ARRAY_TASK_ID": "17", "SLURM_ARRAY_TASK_MIN": "5", "SLURM_ARRAY_TASK_MAX": "17", "SLURM_ARRAY_TASK_COUNT": "2"]
+    XCTAssertEqual(try Partition.parse("auto/64", environment: again), try Partition(index: 17, count: 64))
     let pod = message("auto/4", ["JOB_COMPLETION_INDEX": "4"])
     XCTAssertTrue(pod.contains("JOB_COMPLETION_INDEX=4 is outside 0 … 3") && pod.contains("completions"), pod)
     XCTAssertTrue(message("auto/4").contains("none of SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX is set"), message("auto/4"))

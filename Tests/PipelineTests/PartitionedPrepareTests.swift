@@ -156,6 +156,86 @@ final class PartitionedPrepareTests: XCTestCase {
     XCTAssertFalse(FileManager.default.fileExists(atPath: recipe.output + "/manifest.json"))
   }
 
+  /// The ways out that merge and the tasks name actually work: a part whose shard changed
+  /// or vanished after it finished is written again when its task reruns; a run on one
+  /// machine into an unfinished partitioned output is refused (with --force it discards
+  /// the parts); a damaged plan is written again by the plan step when the corpus gives the
+  /// plan the finished parts were made from. Each ends byte-identical to one run. A run
+  /// that fails before writing anything leaves no folder; merge of a missing folder
+  /// creates none.
+  func testTheNamedFixesWork() throws {
+    let directory = TemporaryDirectory("partitions-fixes")
+    let root = directory.path + "/corpus"
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 30))
+    func recipe(_ name: String) -> Recipe {
+      var recipe = Recipe(
+        name: "parts", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
+        output: directory.path + "/" + name)
+      recipe.threads = 1
+      recipe.shards.maxShardBytes = 1 << 20
+      return recipe
+    }
+    _ = try prepare(recipe: recipe("single"), options: quiet())
+    let expected = try contents(directory.path + "/single")
+
+    // A changed and a vanished shard: their parts run again and the merge is whole.
+    let repaired = recipe("repaired")
+    for index in 0..<2 { _ = try prepare(recipe: repaired, options: quiet(try Partition(index: index, count: 2))) }
+    let shards = try FileManager.default.contentsOfDirectory(atPath: repaired.output + "/shards").filter { $0.hasSuffix(".mdb") }.sorted()
+    XCTAssertGreaterThan(shards.count, 2)
+    let handle = try XCTUnwrap(FileHandle(forUpdatingAtPath: repaired.output + "/shards/" + shards[0]))
+    try handle.seek(toOffset: 100)
+    handle.write(Data([0x5A]))
+    try handle.close()
+    try FileManager.default.removeItem(atPath: repaired.output + "/shards/" + shards[shards.count - 1])
+    XCTAssertThrowsError(try merge(output: repaired.output))
+    for index in 0..<2 {
+      XCTAssertFalse(try prepare(recipe: repaired, options: quiet(try Partition(index: index, count: 2))).alreadyComplete)
+    }
+    _ = try merge(output: repaired.output)
+    XCTAssertEqual(try contents(repaired.output), expected)
+
+    // One machine into an unfinished partitioned output.
+    let mixed = recipe("mixed")
+    _ = try prepare(recipe: mixed, options: quiet(try Partition(index: 0, count: 2)))
+    XCTAssertThrowsError(try prepare(recipe: mixed, options: quiet())) {
+      XCTAssertTrue("\($0)".contains("holds the parts of an unfinished partitioned run (partitions/0)"), "\($0)")
+    }
+    var force = quiet()
+    force.force = true
+    _ = try prepare(recipe: mixed, options: force)
+    XCTAssertFalse(FileManager.default.fileExists(atPath: mixed.output + "/partitions"))
+    XCTAssertEqual(try contents(mixed.output), expected)
+
+    // A damaged plan after a part was made from it.
+    let planned = recipe("planned")
+    var planOnly = quiet()
+    planOnly.planOnly = true
+    _ = try prepare(recipe: planned, options: planOnly)
+    _ = try prepare(recipe: planned, options: quiet(try Partition(index: 0, count: 2)))
+    let planPath = planned.output + "/partitions/plan.bin"
+    var plan = try Data(contentsOf: URL(fileURLWithPath: planPath))
+    plan[plan.count / 2] ^= 0xFF
+    try plan.write(to: URL(fileURLWithPath: planPath))
+    XCTAssertThrowsError(try prepare(recipe: planned, options: quiet(try Partition(index: 1, count: 2)))) {
+      XCTAssertTrue("\($0)".contains("write it again with --plan-only"), "\($0)")
+    }
+    _ = try prepare(recipe: planned, options: planOnly)
+    _ = try prepare(recipe: planned, options: quiet(try Partition(index: 1, count: 2)))
+    _ = try merge(output: planned.output)
+    XCTAssertEqual(try contents(planned.output), expected)
+
+    // Failures before anything is written leave no folder behind.
+    var nowhere = recipe("never")
+    nowhere.corpus.root = directory.path + "/no-corpus"
+    XCTAssertThrowsError(try prepare(recipe: nowhere, options: quiet()))
+    XCTAssertFalse(FileManager.default.fileExists(atPath: nowhere.output))
+    XCTAssertThrowsError(try merge(output: directory.path + "/typo/deeper")) {
+      XCTAssertTrue("\($0)".contains("no such folder"), "\($0)")
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/typo"))
+  }
+
   /// The plan step: `--plan-only` lists and probes once; tasks read `partitions/plan.bin`
   /// and the merge equals one run byte for byte (also for augment). A task of another
   /// recipe, a corpus file changed after the plan, a new plan after parts ran, and a
