@@ -4,7 +4,7 @@ import Foundation
 /// The language of a corpus's transcripts: it selects the text normalization and the
 /// vocabulary (`english`: the fixed DS2 English characters; `mandarin`: the characters
 /// of the training transcripts).
-public enum TranscriptLanguage: String, Sendable, Codable, CaseIterable {
+public enum TranscriptLanguage: String, Sendable, ConfigurationChoice {
   case english
   case mandarin
 

@@ -3,7 +3,7 @@
 /// (Shards, Trainer).
 
 /// Analysis window shape.
-public enum WindowShape: String, Sendable, Codable, CaseIterable {
+public enum WindowShape: String, Sendable, ConfigurationChoice {
   /// Periodic Hann, `w[n] = 0.5 − 0.5 cos(2πn/N)`, n = 0…N−1 (sums to a constant at 50 % overlap).
   case hann
   /// Symmetric Hann, `w[n] = 0.5 − 0.5 cos(2πn/(N−1))` (numpy's `hanning`, used by PaddlePaddle DS2).
@@ -13,7 +13,7 @@ public enum WindowShape: String, Sendable, Codable, CaseIterable {
 }
 
 /// How to turn a multi-channel file into the mono waveform the features need.
-public enum ChannelRule: String, Sendable, Codable, CaseIterable {
+public enum ChannelRule: String, Sendable, ConfigurationChoice {
   /// Accept only mono files; a file with more channels is rejected (`bad_channels`).
   case mono
   /// Use channel 0 of any file.
@@ -23,12 +23,12 @@ public enum ChannelRule: String, Sendable, Codable, CaseIterable {
 }
 
 /// libsamplerate converter quality, best (slowest) to fastest.
-public enum ResampleQuality: String, Sendable, Codable, CaseIterable {
+public enum ResampleQuality: String, Sendable, ConfigurationChoice {
   case sincBest, sincMedium, sincFastest, zeroOrderHold, linear
 }
 
 /// How feature values are stored in a record.
-public enum FeatureDType: String, Sendable, Codable, CaseIterable {
+public enum FeatureDType: String, Sendable, ConfigurationChoice {
   /// IEEE 754 binary16, little-endian (2 bytes per value). The default.
   case float16
   /// IEEE 754 binary32, little-endian (4 bytes per value).

@@ -52,3 +52,20 @@ extension DecodingError {
     }
   }
 }
+
+/// A setting with named values (`dtype: float16`): decoding a name that is not one of them
+/// names them all (`"int8" is not one of float16, float32, uint8`).
+public protocol ConfigurationChoice: CaseIterable, RawRepresentable, Codable where RawValue == String {}
+
+extension ConfigurationChoice {
+  public init(from decoder: any Decoder) throws {
+    let text = try decoder.singleValueContainer().decode(String.self)
+    guard let value = Self(rawValue: text) else {
+      throw DecodingError.dataCorrupted(
+        DecodingError.Context(
+          codingPath: decoder.codingPath,
+          debugDescription: "\"\(text)\" is not one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))"))
+    }
+    self = value
+  }
+}

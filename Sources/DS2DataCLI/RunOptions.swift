@@ -42,6 +42,15 @@ struct RunOptions: ParsableArguments {
     if let threads { try checkFlags { try ConfigurationCheck.value(threads, in: threadCountRange, "--threads", allowed: threadCountAllowed) } }
     _ = try parsedPartition()
     if json && !dryRun { throw ValidationError("--json goes with --dry-run") }
+    if dryRun && (partition != nil || planOnly || force) {
+      throw ValidationError("--dry-run writes nothing: it does not combine with --partition, --plan-only or --force")
+    }
+    if planOnly && partition != nil {
+      throw ValidationError("--plan-only writes the plan for all parts: run it once, without --partition, before the tasks")
+    }
+    if force && (partition != nil || planOnly) {
+      throw ValidationError("--force cannot be combined with --partition or --plan-only: parts never remove what other parts wrote")
+    }
   }
 
   /// `--partition` parsed, K taken from the scheduler's variables for `auto/N`.

@@ -31,7 +31,8 @@ struct Verify: ParsableCommand {
     }
     let summary = "\(dataset): \(report.shardsChecked) shard(s), \(report.recordsChecked) record(s) checked — "
       + (report.isIntact ? "intact" : "\(report.problems.count) problem(s)")
-    FileHandle.standardError.write(Data((summary + "\n").utf8))
+    // With --json, standard output holds only the problems' JSON lines.
+    if json { FileHandle.standardError.write(Data((summary + "\n").utf8)) } else { print(summary) }
     if !report.isIntact { throw ExitCode.failure }
   }
 }

@@ -28,6 +28,7 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   guard let (firstIndex, firstPath) = parts.first else {
     if RegularFile.exists(output + "/manifest.json") {
       report.alreadyComplete = true
+      report.countExistingRejections(in: output)
       return report
     }
     throw ConfigurationError("\(output): no parts to merge (no \(PartFolder.folderName)/K folders); run prepare --partition K/N first")
@@ -40,7 +41,10 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   for index in 0..<count {
     let path = root + "/\(index)"
     guard let manifest = index == firstIndex ? first : PartFolder.readManifest(path) else {
-      let state = RunJournal.load(directory: path) != nil ? "is unfinished" : "is missing"
+      let state =
+        RegularFile.exists(path + "/" + PartManifest.fileName)
+        ? "is damaged (its \(PartManifest.fileName) cannot be read)"
+        : RunJournal.load(directory: path) != nil ? "is unfinished" : "is missing"
       throw ConfigurationError(
         "\(output): part \(index) of \(count) \(state); run prepare --partition \(index)/\(count) (same recipe) and merge again")
     }

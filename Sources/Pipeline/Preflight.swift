@@ -55,6 +55,9 @@ public struct PreflightReport: Sendable, Codable {
   public var calibration: Calibration
   /// Free bytes on the output's filesystem (its nearest existing folder), when known.
   public var freeBytes: Int?
+  /// What a real run would do with the output folder as it is now, when not simply
+  /// writing a new dataset into it (it would refuse, resume, or find it complete).
+  public var outputState: String?
   public var planningSeconds: Double
 
   /// The human summary.
@@ -92,6 +95,7 @@ public struct PreflightReport: Sendable, Codable {
         "  free on the output's filesystem: \(formatBytes(freeBytes))"
           + (freeBytes < splits.reduce(0, { $0 + $1.outputBytes }) ? " — NOT ENOUGH: a run would refuse to start" : ""))
     }
+    if let outputState { lines.append("  the output: \(outputState)") }
     lines.append("  nothing was written")
     return lines.joined(separator: "\n")
   }
@@ -169,7 +173,39 @@ extension Preparer {
         + (try sideFileBytes(splits, shardCounts: splitReports.map(\.shards), featureParameters: featureParameters, vocabulary: vocabulary, missingSplits: missingSplits)),
       etaSeconds: planningSeconds + (calibration.realTimeFactor > 0 ? audioSeconds / calibration.realTimeFactor : 0),
       splits: splitReports, missingSplits: missingSplits, rejected: rejections.count, rejectedByReason: byReason,
-      calibration: calibration, freeBytes: options.freeSpace(output), planningSeconds: planningSeconds)
+      calibration: calibration, freeBytes: options.freeSpace(output), outputState: outputStateForDryRun(),
+      planningSeconds: planningSeconds)
+  }
+
+  /// What a real run would do with the output as it is, read without writing anything; nil
+  /// when it would simply write a new dataset there.
+  func outputStateForDryRun() -> String? {
+    switch OutputFolder.look(at: output) {
+    case .absent, .empty: return nil
+    case .notAFolder: return "\(output) exists and is not a folder: a real run would refuse"
+    case .foreign(let names):
+      return "\(output) holds files ds2-data did not write (\(names.joined(separator: ", "))): a real run would refuse"
+    case .output(let kind) where kind != .dataset:
+      return "\(output) holds a ds2-data \(kind), not a dataset: a real run would refuse"
+    case .output:
+      if let bytes = try? RegularFile.read(output + "/manifest.json", maxBytes: DatasetManifest.maxBytes) {
+        guard let existing = try? JSONDecoder().decode(DatasetManifest.self, from: Data(bytes)) else {
+          return "\(output) holds an unreadable manifest.json: a real run needs --force to replace it"
+        }
+        if existing.recipe == identity { return "already holds this dataset: a real run would do nothing" }
+        return "holds a dataset of another recipe (differs in: \(differingKeys(existing.recipe, identity).joined(separator: ", "))): "
+          + "a real run needs --force to replace it"
+      }
+      let parts = PartFolder.parts(in: output + "/" + PartFolder.folderName)
+      if !parts.isEmpty {
+        return "holds the parts of an unfinished partitioned run: a real run without --partition would refuse (--force discards them)"
+      }
+      if let journal = RunJournal.load(directory: output) {
+        if journal.recipe == identity { return "holds an unfinished run of this recipe: a real run would resume it" }
+        return "holds an unfinished run of another recipe: a real run needs --force to discard it"
+      }
+      return nil
+    }
   }
 
   /// The size of the files a run writes beside the shards: `manifest.json` (encoded for the

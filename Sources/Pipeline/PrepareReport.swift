@@ -54,6 +54,9 @@ public struct PrepareReport: Sendable {
   public var audioSeconds: Double { splits.reduce(0) { $0 + $1.audioSeconds } }
   public var outputBytes: Int { splits.reduce(0) { $0 + $1.bytes } }
   public var rejectedCount: Int { rejectionsByReason.values.reduce(0, +) }
+  /// A part's summary: the items listing and planning rejected (the same for every part,
+  /// not in `rejectionsByReason`).
+  public var planningRejections = 0
   /// Audio seconds featurized per wall second.
   public var realTimeFactor: Double { wallSeconds > 0 ? processedAudioSeconds / wallSeconds : 0 }
 
@@ -64,6 +67,18 @@ public struct PrepareReport: Sendable {
         .init(
           name: info.name, records: info.records, audioSeconds: info.audioSeconds, shards: info.shards.count,
           bytes: info.shards.reduce(0) { $0 + $1.bytes }))
+    }
+  }
+
+  /// Counts the rejections the finished dataset in `output` lists (its manifest's
+  /// `rejected`), for a run that found it complete: its exit status says what the
+  /// dataset holds, as the run that made it did.
+  mutating func countExistingRejections(in output: String) {
+    guard let bytes = try? RegularFile.read(output + "/manifest.json", maxBytes: DatasetManifest.maxBytes),
+      let manifest = try? JSONDecoder().decode(DatasetManifest.self, from: Data(bytes))
+    else { return }
+    for (name, count) in manifest.rejected.byReason {
+      if let reason = RejectionReason(rawValue: name), count > 0 { rejectionsByReason[reason, default: 0] += count }
     }
   }
 
@@ -80,7 +95,8 @@ public struct PrepareReport: Sendable {
         return "part \(partition) of \(outputDirectory) is already complete for this recipe; nothing to do "
           + "(when every part is done: ds2-data merge \(outputDirectory))"
       }
-      return "\(outputDirectory): already complete for this recipe; nothing to do"
+      let rejected = rejectedCount > 0 ? " (it lists \(rejectedCount) rejected item(s) in rejected.jsonl)" : ""
+      return "\(outputDirectory): already complete for this recipe; nothing to do\(rejected)"
     }
     var lines: [String] = []
     for split in splits {
@@ -112,7 +128,13 @@ public struct PrepareReport: Sendable {
     if !missingSplits.isEmpty {
       lines.append("  skipped (absent under the corpus root): " + missingSplits.joined(separator: ", "))
     }
-    if rejectedCount > 0 {
+    if let partition, mergedParts == nil {
+      let reasons = rejectionsByReason.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
+      lines.append(
+        "  rejected while featurizing this part: \(rejectedCount)" + (reasons.isEmpty ? "" : " (" + reasons.joined(separator: ", ") + ")")
+          + "; at listing and planning: \(planningRejections) (the same for every part); "
+          + "listed in partitions/\(partition.index)/part.json until merge writes rejected.jsonl")
+    } else if rejectedCount > 0 {
       let reasons = rejectionsByReason.sorted { $0.key < $1.key }.map { "\($0.key.rawValue) \($0.value)" }
       lines.append("  rejected \(rejectedCount): " + reasons.joined(separator: ", ") + " (see rejected.jsonl)")
     } else {

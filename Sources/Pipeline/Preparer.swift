@@ -179,6 +179,7 @@ final class Preparer {
     }
     if !options.dryRun, try folder.holdsDataset(identity: identity, force: options.force) {
       report.alreadyComplete = true
+      if partition == nil && !options.planOnly { report.countExistingRejections(in: output) }
       return report
     }
     let planPath = (claimedFolder?.path ?? output) + "/" + PartFolder.folderName + "/" + StoredPlan.fileName
@@ -354,7 +355,10 @@ final class Preparer {
           makeSplitInfo(
             name: split, shards: shardsBySplit[split] ?? [], isTraining: recipe.corpus.trainingSplits.contains(split))
         })
-      report.countRejections(rejections)
+      // A part counts what it rejected itself; what listing and planning rejected is the
+      // same for every part, counted once by merge.
+      report.countRejections(Array(rejections.dropFirst(rejectionsBeforeWriting)))
+      report.planningRejections = rejectionsBeforeWriting
       finish(&report)
       return report
     }

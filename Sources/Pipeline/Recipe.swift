@@ -8,7 +8,7 @@ import Shards
 import Yams
 
 /// The corpus layouts `prepare` can read.
-public enum CorpusKind: String, Sendable, Codable, CaseIterable {
+public enum CorpusKind: String, Sendable, ConfigurationChoice {
   /// LibriSpeech as OpenSLR ships it (FLAC + `*.trans.txt`).
   case librispeech
   /// Fisher English Training parts 1 and 2 as LDC ships them (SPHERE + `fe_03_*.txt`).

@@ -449,6 +449,10 @@ extension Preparer {
       if !parts.isEmpty {
         logger.warning("\(path) was damaged or missing; writing it again (the plan the finished parts were made from)")
       }
+    } else if parts.isEmpty {
+      if existing != nil {
+        logger.warning("\(path) held the plan of another recipe or corpus, from which no part has run; replacing it")
+      }
     } else if let (index, other) = parts.first {
       let reason =
         existing == nil

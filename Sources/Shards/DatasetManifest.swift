@@ -1,7 +1,7 @@
 import DS2Core
 
 /// How readers normalize stored (raw log-spectrogram) features.
-public enum NormalizationMode: String, Sendable, Codable, CaseIterable {
+public enum NormalizationMode: String, Sendable, ConfigurationChoice {
   /// Per-bin `(x − mean) / max(std, stdFloor)` with the training splits' exact statistics.
   case global
   /// Per-bin mean and std of each utterance's own frames.

@@ -241,6 +241,27 @@ public final class OutputFolder: Sendable {
     }
   }
 
+  /// What a claim of `path` would find, read without writing anything (for a dry run).
+  public enum Found: Equatable, Sendable {
+    case absent
+    case notAFolder
+    case empty
+    /// A folder holding files ds2-data did not write (the first few named).
+    case foreign([String])
+    case output(OutputKind)
+  }
+
+  /// Looks at `path` as `init` would, writing nothing.
+  public static func look(at path: String) -> Found {
+    var status = stat()
+    guard lstat(path, &status) == 0 else { return .absent }
+    var target = stat()
+    guard stat(path, &target) == 0, (target.st_mode & S_IFMT) == S_IFDIR else { return .notAFolder }
+    if let kind = readMarker(path + "/" + markerName) { return .output(kind) }
+    let entries = ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0 != lockName }.sorted()
+    return entries.isEmpty ? .empty : .foreign(Array(entries.prefix(5)))
+  }
+
   static func readMarker(_ path: String) -> OutputKind? {
     guard let bytes = try? RegularFile.read(path, maxBytes: 4096),
       let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],

@@ -107,7 +107,7 @@ public struct ModelSection: Sendable, Codable, Equatable {
 }
 
 /// Which optimizer updates the weights.
-public enum OptimizerKind: String, Sendable, Codable, CaseIterable {
+public enum OptimizerKind: String, Sendable, ConfigurationChoice {
   /// SGD with (Nesterov) momentum, DS2's choice.
   case sgd
   /// Adam with bias correction.

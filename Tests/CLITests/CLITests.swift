@@ -143,6 +143,41 @@ final class AugmentCLITests: XCTestCase {
     }
     XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     XCTAssertEqual(try runBinary(["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--json"]).status, 64)
+    // Flags that do not combine are usage errors.
+    for flags in [["--dry-run", "--partition", "0/2"], ["--plan-only", "--partition", "0/2"], ["--force", "--plan-only"]] {
+      XCTAssertEqual(try runBinary(["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--output", output] + flags).status, 64, "\(flags)")
+    }
+    // The dry run says what a real run would do with a folder that is not new.
+    let foreign = directory.path + "/foreign"
+    try FileManager.default.createDirectory(atPath: foreign, withIntermediateDirectories: true)
+    try "mine".write(toFile: foreign + "/notes.txt", atomically: true, encoding: .utf8)
+    let looked = try runBinary(
+      ["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--corpus-root", repositoryRoot + "/corpora/mini-librispeech",
+       "--output", foreign, "--dry-run", "--json"])
+    let state = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(looked.stdout.utf8)) as? [String: Any])["outputState"] as? String
+    XCTAssertTrue(state?.contains("did not write (notes.txt): a real run would refuse") ?? false, "\(String(describing: state))")
+  }
+
+  /// A rerun that finds the dataset complete exits as the run that made it did: 3 when it
+  /// lists rejected items. A recipe value outside its choices names them.
+  func testRerunOfACompleteDatasetKeepsItsExitStatus() throws {
+    let directory = TemporaryDirectory("cli-rerun")
+    let output = directory.path + "/out"
+    let arguments = [
+      "prepare", repositoryRoot + "/recipes/mini-fisher.yaml", "--corpus-root", repositoryRoot + "/corpora/mini-fisher", "--output", output, "-q",
+    ]
+    XCTAssertEqual(try runBinary(arguments).status, 3)
+    let again = try runBinary(arguments.filter { $0 != "-q" })
+    XCTAssertEqual(again.status, 3, again.stdout)
+    XCTAssertTrue(again.stdout.contains("already complete") && again.stdout.contains("rejected item(s)"), again.stdout)
+    let verify = try runBinary(["verify", output])
+    XCTAssertTrue(verify.stdout.contains("intact"), "the verdict is on standard output: \(verify.stdout)")
+    let recipe = directory.file("bad.yaml")
+    let text = try String(contentsOfFile: repositoryRoot + "/recipes/mini-librispeech.yaml", encoding: .utf8)
+    try text.replacingOccurrences(of: "dtype: float16", with: "dtype: int8").write(toFile: recipe, atomically: true, encoding: .utf8)
+    let bad = try runBinary(["prepare", recipe, "--output", directory.path + "/bad", "--dry-run"])
+    XCTAssertEqual(bad.status, 1)
+    XCTAssertTrue(bad.stderr.contains("shards.dtype: \"int8\" is not one of float16, float32, uint8"), bad.stderr)
   }
 
   /// `shards.dtype: uint8`: prepare writes it, verify passes, inspect decodes it, and the

@@ -307,7 +307,7 @@ final class VerifyTests: XCTestCase {
     let output = try prepared(directory)
     let result = try runBinary(["verify", output])
     XCTAssertEqual(result.status, 0, result.stdout)
-    XCTAssertTrue(result.stderr.contains("intact"))
+    XCTAssertTrue(result.stdout.contains("intact"))
   }
 
   func testFlippedByteIsDetectedAndNamed() throws {

@@ -27,7 +27,7 @@ final class ValidationCLITests: XCTestCase {
       (["transcribe", "runs/x", "a.wav", "--beta", "nan"], "--beta: nan is not a finite number"),
       (["inspect", "out/x", "--records=-1"], "--records: -1 is out of range"),
       (["prepare", recipe, "--partition", "3/2"], "--partition: index 3 is outside 0 … 1"),
-      (["prepare", recipe, "--partition=-1/4"], "index -1 is outside 0 … 3"),
+      (["prepare", recipe, "--partition=-1/4"], "-1 is neither an index (0 … 3) nor auto"),
       (["prepare", recipe, "--partition", "0/0"], "the partition count 0 must be 1"),
       (["augment", recipe, "--partition", "a/b"], "expected K/N or auto/N"),
       (["prepare", recipe, "--partition", "auto/4"], "none of SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX is set"),
