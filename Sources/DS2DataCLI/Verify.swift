@@ -31,8 +31,9 @@ struct Verify: ParsableCommand {
     }
     let summary = "\(dataset): \(report.shardsChecked) shard(s), \(report.recordsChecked) record(s) checked — "
       + (report.isIntact ? "intact" : "\(report.problems.count) problem(s)")
-    // With --json, standard output holds only the problems' JSON lines.
-    if json { FileHandle.standardError.write(Data((summary + "\n").utf8)) } else { print(summary) }
+    // The verdict: "intact" on standard output; problems' count on standard error, as
+    // errors are (and with --json, standard output holds only the problems' JSON lines).
+    if report.isIntact && !json { print(summary) } else { FileHandle.standardError.write(Data((summary + "\n").utf8)) }
     if !report.isIntact { throw ExitCode.failure }
   }
 }
