@@ -535,6 +535,10 @@ func differingKeys(_ old: JSONValue, _ new: JSONValue, path: String = "") -> [St
     }
   }
   guard old != new else { return [] }
+  // The whole augment section on one side only: one is an augment run, the other a prepare.
+  if path == "augment", old == .null || new == .null {
+    return ["augment: " + (old == .null ? "a prepare dataset → an augment one" : "an augment dataset → a prepare one")]
+  }
   func show(_ value: JSONValue) -> String {
     switch value {
     case .null: return "(unset)"
