@@ -31,7 +31,7 @@ public struct NoiseBank: Sendable {
   public static func index(root: String, subsets: [String], pool: WorkerPool = .serial) throws -> NoiseBank {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw ConfigurationError("noise bank \(root) does not exist or is not a directory")
+      throw ConfigurationError("noise bank \(root) does not exist or is not a directory" + relativePathNote(root))
     }
     let fileManager = FileManager.default
     var base = root

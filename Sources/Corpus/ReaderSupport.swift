@@ -70,7 +70,7 @@ enum CorpusFiles {
   /// - Throws: `ConfigurationError` when `root` is missing or not a directory.
   static func requireDirectory(_ root: String) throws {
     guard isDirectory(root) else {
-      throw ConfigurationError("corpus root \(root) does not exist or is not a directory")
+      throw ConfigurationError("corpus root \(root) does not exist or is not a directory" + relativePathNote(root))
     }
   }
 

@@ -79,3 +79,10 @@ public enum RegularFile {
     }
   }
 }
+
+/// For a relative `path`, the note that it was looked up from the working directory
+/// (` (relative to the working directory /home/me)`); empty for an absolute one.
+public func relativePathNote(_ path: String) -> String {
+  guard !path.hasPrefix("/") else { return "" }
+  return " (relative to the working directory \(FileManager.default.currentDirectoryPath))"
+}
