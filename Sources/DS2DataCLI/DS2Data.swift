@@ -16,7 +16,8 @@ struct DS2Data: ParsableCommand {
         ds2-data prepare recipes/mini-librispeech.yaml
         ds2-data inspect out/mini-librispeech
       Exit status: 0 success; 3 the dataset was written but some items were rejected \
-      (listed in rejected.jsonl); 1 failure; 64 bad command line.
+      (listed in rejected.jsonl); 1 failure; 130 / 143 stopped by Ctrl-C / SIGTERM \
+      (completed work kept; rerun to resume); 64 bad command line.
       """,
     version: toolVersion,
     subcommands: [Prepare.self, Augment.self, Merge.self, Inspect.self, Verify.self, Plot.self, Train.self, Evaluate.self, Transcribe.self])

@@ -158,7 +158,12 @@ final class Preparer {
     if options.dryRun && (partition != nil || options.planOnly || options.force) {
       throw ConfigurationError("--dry-run writes nothing: it does not combine with --partition, --plan-only or --force")
     }
-    if !options.dryRun {
+    if options.dryRun {
+      // The path checks of a real run, so that a dry run refuses what the run would.
+      do { try OutputFolder.checkPath(output, kind: .dataset, protectedPaths: inputPaths()) } catch let error as OutputFolderError {
+        throw ConfigurationError(error.message)
+      }
+    } else {
       claimedFolder = try DatasetFolder.claim(
         output, protecting: inputPaths(), lock: partition == nil ? .exclusive : .shared, logger: logger)
     }
@@ -209,6 +214,10 @@ final class Preparer {
     let resuming = resumed != nil
     // FFTW plans take milliseconds to make: made while the corpus is listed.
     let featureParameters = makeFeatureParameters()
+    // Borrowed statistics must fit these features: checked before any work, not at the end.
+    if augmenting, let source = recipe.augment?.statisticsFrom {
+      _ = try borrowedStatistics(from: source, features: featureParameters)
+    }
     let planOnly = options.planOnly
     featurizersInFlight = pool.later { [threads] in
       try PerWorker(count: planOnly ? 0 : threads) { _ in try Featurizer(parameters: featureParameters) }
@@ -439,7 +448,14 @@ final class Preparer {
     var theirs = dataset.manifest.features
     theirs.dtype = features.dtype
     guard theirs == features else {
-      throw ConfigurationError("augment.statisticsFrom: \(directory) was made with different feature settings")
+      let encoder = JSONEncoder()
+      let differences =
+        (try? differingKeys(
+          JSONDecoder().decode(JSONValue.self, from: encoder.encode(theirs)),
+          JSONDecoder().decode(JSONValue.self, from: encoder.encode(features)))) ?? []
+      throw ConfigurationError(
+        "augment.statisticsFrom: \(directory) was made with different feature settings (differs in: "
+          + differences.map { "features." + $0 }.joined(separator: ", ") + ")")
     }
     let normalization = dataset.manifest.normalization
     return (normalization.statistics, normalization.statisticsSplits.map { "\(directory):\($0)" })

@@ -59,20 +59,9 @@ public final class OutputFolder: Sendable {
     path: String, kind: OutputKind, protectedPaths: [String] = [], lock mode: LockMode = .exclusive,
     legacyEvidence: [String] = []
   ) throws {
-    guard !path.isEmpty else { throw OutputFolderError("the output path is empty; name a folder") }
+    try Self.checkPath(path, kind: kind, protectedPaths: protectedPaths)
     self.path = path
     self.kind = kind
-    let resolved = Self.resolve(path)
-    if resolved == "/" { throw OutputFolderError("\(path): refusing to write a \(kind.description) into /") }
-    for protected in protectedPaths where !protected.isEmpty {
-      let other = Self.resolve(protected)
-      if other == resolved {
-        throw OutputFolderError("\(path): the output is the input folder \(protected); choose another --output")
-      }
-      if other.hasPrefix(resolved.hasSuffix("/") ? resolved : resolved + "/") {
-        throw OutputFolderError("\(path): the output folder contains the input \(protected); choose another --output")
-      }
-    }
     var status = stat()
     var created = false
     if lstat(path, &status) == 0 {
@@ -238,6 +227,24 @@ public final class OutputFolder: Sendable {
       if parent == head || parent.isEmpty { return absolute }
       tail.append((head as NSString).lastPathComponent)
       head = parent
+    }
+  }
+
+  /// Refuses an output path that is empty, `/`, one of `protectedPaths` (such as the corpus
+  /// root) or a folder containing one of them; looks at nothing else and writes nothing.
+  /// - Throws: `OutputFolderError` naming the path and the reason.
+  public static func checkPath(_ path: String, kind: OutputKind, protectedPaths: [String]) throws {
+    guard !path.isEmpty else { throw OutputFolderError("the output path is empty; name a folder") }
+    let resolved = resolve(path)
+    if resolved == "/" { throw OutputFolderError("\(path): refusing to write a \(kind.description) into /") }
+    for protected in protectedPaths where !protected.isEmpty {
+      let other = resolve(protected)
+      if other == resolved {
+        throw OutputFolderError("\(path): the output is the input folder \(protected); choose another --output")
+      }
+      if other.hasPrefix(resolved.hasSuffix("/") ? resolved : resolved + "/") {
+        throw OutputFolderError("\(path): the output folder contains the input \(protected); choose another --output")
+      }
     }
   }
 

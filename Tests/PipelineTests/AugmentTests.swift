@@ -109,5 +109,13 @@ final class AugmentPipelineTests: XCTestCase {
     XCTAssertEqual(augmented.statistics, cleanStats.statistics)
     XCTAssertEqual(augmented.statisticsSplits, ["\(clean.output):train-clean-100"])
     XCTAssertTrue(verifyDataset(directory: recipe.output).isIntact)
+    // Statistics of other features are refused before any work, naming the settings.
+    var other = recipe
+    other.output = directory.path + "/other"
+    other.features.windowSeconds = 0.025
+    XCTAssertThrowsError(try augment(recipe: other, options: quiet())) {
+      XCTAssertTrue("\($0)".contains("different feature settings") && "\($0)".contains("features.windowSeconds 0.02 → 0.025"), "\($0)")
+    }
+    XCTAssertFalse(FileManager.default.fileExists(atPath: other.output), "nothing written")
   }
 }
