@@ -35,7 +35,10 @@ public enum AudioDecoder {
   /// first bytes, and its size); `path` names it in errors.
   /// - Throws: `ItemError` when the header is not one libsndfile reads.
   public static func probe(packed: PackedAudio, path: String) throws -> AudioInfo {
-    try SoundFile(bytes: packed.header, declaredBytes: packed.fileBytes, path: path).info
+    if let kind = packed.notRegular {
+      throw ItemError(.unreadableAudio, file: path, message: "not a regular file in its archive (\(kind)); not opened")
+    }
+    return try SoundFile(bytes: packed.header, declaredBytes: packed.fileBytes, path: path).info
   }
 
   /// Checks the text header of `path` for an encoding libsndfile cannot decode

@@ -27,10 +27,7 @@ public enum AISHELLArchives {
   /// - Throws: `ConfigurationError` when `tar` cannot be run or `wavDirectory` is not
   ///   writable.
   public static func unpack(wavDirectory: String, pool: WorkerPool, willUnpack: ((Int) -> Void)? = nil) throws -> [ItemError] {
-    let archives = CorpusFiles.sortedEntries(wavDirectory).filter {
-      $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
-    }
-    let pending = archives.filter { !isUnpacked(speaker: String($0.dropLast(suffix.count)), in: wavDirectory) }
+    let (pending, special) = pendingArchives(in: wavDirectory)
     // Staging folders of finished speakers (a run stopped between the move and the
     // clean-up); those of pending speakers are cleared when they are redone.
     for entry in CorpusFiles.sortedEntries(wavDirectory) where entry.hasPrefix(stagingPrefix) {
@@ -39,23 +36,39 @@ public enum AISHELLArchives {
         try? FileManager.default.removeItem(atPath: wavDirectory + "/" + entry)
       }
     }
-    guard !pending.isEmpty else { return [] }
+    guard !pending.isEmpty else { return special }
     guard FileManager.default.isWritableFile(atPath: wavDirectory) else {
       throw ConfigurationError(
         "\(wavDirectory) holds \(pending.count) packed speaker archive(s) to unpack, but the folder is not writable; "
           + "make it writable, or unpack them there once: cd \(wavDirectory) && for a in *.tar.gz; do tar -xzf \"$a\"; done")
     }
     willUnpack?(pending.count)
-    return try pool.map(pending.count) { index in try unpackOne(archive: pending[index], in: wavDirectory) }
+    return try special + pool.map(pending.count) { index in try unpackOne(archive: pending[index], in: wavDirectory) }
       .compactMap { $0 }
   }
 
-  /// The archives of `wavDirectory` not unpacked yet, in name order.
-  static func pendingArchives(in wavDirectory: String) -> [String] {
-    CorpusFiles.sortedEntries(wavDirectory).filter {
-      $0.hasSuffix(suffix) && !$0.hasPrefix(".") && CorpusFiles.isFile(wavDirectory + "/" + $0)
-        && !isUnpacked(speaker: String($0.dropLast(suffix.count)), in: wavDirectory)
+  /// The archives of `wavDirectory` not unpacked yet, in name order, and one error for each
+  /// `*.tar.gz` that is not a regular file (a FIFO, a device, a socket: never opened, since
+  /// reading one may wait forever).
+  static func pendingArchives(in wavDirectory: String) -> (archives: [String], special: [ItemError]) {
+    var archives: [String] = []
+    var special: [ItemError] = []
+    for name in CorpusFiles.sortedEntries(wavDirectory) where name.hasSuffix(suffix) && !name.hasPrefix(".") {
+      let path = wavDirectory + "/" + name
+      let speaker = String(name.dropLast(suffix.count))
+      var status = stat()
+      guard stat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFDIR else { continue }
+      guard !isUnpacked(speaker: speaker, in: wavDirectory) else { continue }
+      guard (status.st_mode & S_IFMT) == S_IFREG else {
+        special.append(
+          ItemError(
+            .unreadableAudio, file: path,
+            message: "not a regular file (\(RegularFile.typeName(status.st_mode))); not opened; the utterances of speaker \(speaker) are skipped"))
+        continue
+      }
+      archives.append(name)
     }
+    return (archives, special)
   }
 
   /// A WAV inside a packed archive: where unpacking would put it, and what was read of it.
@@ -77,14 +90,14 @@ public enum AISHELLArchives {
   static func readPacked(
     wavDirectory: String, pool: WorkerPool, keptArchives: Int = 8, keptPerArchive: Int = 32
   ) throws -> (members: [Member], errors: [ItemError]) {
-    let pending = pendingArchives(in: wavDirectory)
+    let (pending, special) = pendingArchives(in: wavDirectory)
     let results = try pool.map(pending.count) { index -> Result<[Member], ItemError> in
       try readArchive(
         wavDirectory + "/" + pending[index], speaker: String(pending[index].dropLast(suffix.count)),
         keeping: index < keptArchives ? keptPerArchive : 0)
     }
     var members: [Member] = []
-    var errors: [ItemError] = []
+    var errors = special
     for result in results {
       switch result {
       case .success(let found): members += found
@@ -115,8 +128,17 @@ public enum AISHELLArchives {
     var members: [Member] = []
     var problem: String?
     do {
-      while let entry = try stream.next(keepingHeader: PackedAudio.headerLimit, keepingAll: { _ in members.count < keeping }) {
-        guard entry.isFile else { continue }
+      // Whole members are kept for the first `keeping` WAVs, up to 8 MiB per archive.
+      var keptBytes = 0
+      while let entry = try stream.next(
+        keepingHeader: PackedAudio.headerLimit,
+        keepingAll: { size in
+          guard members.count < keeping, keptBytes + size <= 8 << 20 else { return false }
+          keptBytes += size
+          return true
+        })
+      {
+        guard entry.kind != .directory else { continue }
         let parts = entry.name.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
           .filter { $0 != "." }
         guard parts.count == 3, parts[1] == speaker else {
@@ -124,16 +146,16 @@ public enum AISHELLArchives {
           break
         }
         guard parts[2].lowercased().hasSuffix(".wav") else { continue }
-        members.append(
-          Member(
-            split: parts[0], speaker: speaker, name: parts[2],
-            packed: PackedAudio(
-              archive: archivePath, member: entry.name, fileBytes: entry.size, header: entry.header, contents: entry.contents)))
+        var packed = PackedAudio(
+          archive: archivePath, member: entry.name, fileBytes: entry.size, header: entry.header, contents: entry.contents)
+        if case .other(let kind) = entry.kind { packed.notRegular = kind }
+        members.append(Member(split: parts[0], speaker: speaker, name: parts[2], packed: packed))
       }
     } catch {
       problem = "\(error)"
     }
-    // Drain what gzip still writes (after a refusal above), then collect its status.
+    // Refused part-way: stop gzip rather than decompress the rest.
+    if problem != nil && process.isRunning { process.terminate() }
     while let chunk = try? output.fileHandleForReading.read(upToCount: 1 << 16), !chunk.isEmpty {}
     let errorText = String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
@@ -232,10 +254,16 @@ public enum AISHELLArchives {
 
 /// A tar archive read from a pipe, entry by entry (ustar, GNU long names, pax paths).
 struct TarStream {
+  enum Kind: Equatable {
+    case file, directory
+    /// A link, FIFO or device: what it is.
+    case other(String)
+  }
+
   struct Entry {
     var name: String
     var size: Int
-    var isFile: Bool
+    var kind: Kind
     var header: [UInt8]
     var contents: [UInt8]?
   }
@@ -277,8 +305,9 @@ struct TarStream {
   }
 
   /// The next entry (its data consumed: the first `keepingHeader` bytes kept, all kept when
-  /// `keepingAll` says so for a regular file), or nil at the end of the archive.
-  mutating func next(keepingHeader: Int, keepingAll: (String) -> Bool) throws -> Entry? {
+  /// `keepingAll`, given its size, says so for a regular file), or nil at the end of the
+  /// archive.
+  mutating func next(keepingHeader: Int, keepingAll: (Int) -> Bool) throws -> Entry? {
     var longName: String?
     while true {
       let block = try read(512)
@@ -290,14 +319,16 @@ struct TarStream {
       guard size <= 1 << 40 else { throw Damaged(description: "a tar entry of \(size) bytes") }
       let padded = (size + 511) / 512 * 512
       let type = block[156]
-      if type == UInt8(ascii: "L") || type == UInt8(ascii: "x") {
+      // Extended headers: a GNU long name (L) or link name (K), pax headers (x, and g for
+      // the whole archive); only a long name or a pax path applies, to the next entry.
+      if [UInt8(ascii: "L"), UInt8(ascii: "K"), UInt8(ascii: "x"), UInt8(ascii: "g")].contains(type) {
         guard size <= 1 << 20 else { throw Damaged(description: "an extended header of \(size) bytes") }
         let data = try read(padded)
         guard data.count == padded else { throw Damaged(description: "the archive ends inside an entry (truncated)") }
         let text = String(decoding: data[0..<size].prefix { $0 != 0 }, as: UTF8.self)
         if type == UInt8(ascii: "L") {
           longName = text
-        } else if let path = Self.paxPath(text) {
+        } else if type == UInt8(ascii: "x"), let path = Self.paxPath(text) {
           longName = path
         }
         continue
@@ -308,8 +339,13 @@ struct TarStream {
         if !prefix.isEmpty { name = prefix + "/" + name }
       }
       let isFile = type == UInt8(ascii: "0") || type == 0 || type == UInt8(ascii: "7")
-      var entry = Entry(name: name, size: size, isFile: isFile, header: [], contents: nil)
-      if isFile && size <= Self.keptBytesLimit && keepingAll(name) {
+      let kinds: [UInt8: String] = [
+        UInt8(ascii: "1"): "hard link", UInt8(ascii: "2"): "symbolic link", UInt8(ascii: "3"): "character device",
+        UInt8(ascii: "4"): "block device", UInt8(ascii: "6"): "FIFO",
+      ]
+      let kind: Kind = isFile ? .file : type == UInt8(ascii: "5") ? .directory : .other(kinds[type] ?? "tar entry type \(type)")
+      var entry = Entry(name: name, size: size, kind: kind, header: [], contents: nil)
+      if isFile && keepingAll(size) {
         let data = try read(padded)
         guard data.count == padded else { throw Damaged(description: "the archive ends inside \(name) (truncated)") }
         entry.contents = Array(data[0..<size])
@@ -322,9 +358,6 @@ struct TarStream {
       return entry
     }
   }
-
-  /// The largest entry whose bytes are kept whole (64 MiB).
-  static let keptBytesLimit = 64 << 20
 
   static func string(_ bytes: ArraySlice<UInt8>) -> String {
     String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)

@@ -57,6 +57,8 @@ public struct PackedAudio: Sendable, Equatable, Codable {
   public var header: [UInt8]
   /// All its bytes, when kept (for a dry run's calibration sample).
   public var contents: [UInt8]?
+  /// Set when the member is not a regular file (a link, a FIFO, a device): what it is.
+  public var notRegular: String?
 
   /// How many leading bytes of a member `header` keeps.
   public static let headerLimit = 512

@@ -12,13 +12,22 @@ struct Panel {
   var yRange: ClosedRange<Double>
 
   func px(_ value: Double) -> Int {
-    let span = xRange.upperBound - xRange.lowerBound
-    return x + Int(((value - xRange.lowerBound) / (span > 0 ? span : 1) * Double(width - 1)).rounded())
+    x + Self.offset(value, in: xRange, pixels: width)
   }
 
   func py(_ value: Double) -> Int {
-    let span = yRange.upperBound - yRange.lowerBound
-    return y + height - 1 - Int(((value - yRange.lowerBound) / (span > 0 ? span : 1) * Double(height - 1)).rounded())
+    y + height - 1 - Self.offset(value, in: yRange, pixels: height)
+  }
+
+  /// Pixels from the start of an axis of `pixels` to `value`, kept within a few axis
+  /// lengths of it (so that any value, however far out or not finite, gives a position
+  /// and a line to it stays short).
+  static func offset(_ value: Double, in range: ClosedRange<Double>, pixels: Int) -> Int {
+    let span = range.upperBound - range.lowerBound
+    let fraction = (value - range.lowerBound) / (span > 0 && span.isFinite ? span : 1)
+    let limit = Double(4 * max(1, pixels))
+    guard fraction.isFinite else { return value > range.upperBound ? Int(limit) : value < range.lowerBound ? -Int(limit) : 0 }
+    return Int(max(-limit, min(limit, (fraction * Double(pixels - 1)).rounded())))
   }
 
   /// Frame, ticks with labels (`xLabel` under, `yLabel` above the axis) and a title.
@@ -54,7 +63,7 @@ func niceTicks(_ range: ClosedRange<Double>) -> [Double] {
   let step = [1.0, 2, 5, 10].map { $0 * magnitude }.first { $0 >= rough } ?? 10 * magnitude
   var ticks: [Double] = []
   var value = ceil(range.lowerBound / step) * step
-  while value <= range.upperBound + step * 1e-9 {
+  while value <= range.upperBound + step * 1e-9 && ticks.count < 20 {
     ticks.append(abs(value) < step * 1e-9 ? 0 : value)
     value += step
   }

@@ -75,6 +75,7 @@ public func plotRun(run: String, output: String) throws {
   var steps: [(step: Double, loss: Double)] = []
   var evaluations: [(epoch: Double, loss: Double, cer: Double, wer: Double)] = []
   var unreadable: [Int] = []
+  var notFinite = 0
   for (lineIndex, line) in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
     .enumerated() where !line.isEmpty
   {
@@ -86,17 +87,19 @@ public func plotRun(run: String, output: String) throws {
     if object["type"] as? String == "step", let step = number("step"), let loss = number("loss"),
       let utterances = number("utterances"), let audio = number("audioSeconds"), audio > 0
     {
-      steps.append((step, loss / (audio * 100 / utterances)))
+      let perFrame = loss / (audio * 100 / utterances)
+      if step.isFinite && perFrame.isFinite { steps.append((step, perFrame)) } else { notFinite += 1 }
     } else if object["type"] as? String == "eval", let epoch = number("epoch"), let loss = number("loss"),
       let cer = number("cer"), let wer = number("wer")
     {
-      evaluations.append((epoch, loss, cer, wer))
+      if [epoch, loss, cer, wer].allSatisfy(\.isFinite) { evaluations.append((epoch, loss, cer, wer)) }
     }
   }
   guard !steps.isEmpty else {
     throw PlotError(
       "\(path): no training step recorded yet"
-        + (unreadable.isEmpty ? "" : " (\(unreadable.count) line(s) are not JSON objects, the first is line \(unreadable[0]))"))
+        + (unreadable.isEmpty ? "" : " (\(unreadable.count) line(s) are not JSON objects, the first is line \(unreadable[0]))")
+        + (notFinite == 0 ? "" : " (\(notFinite) step(s) with a step or loss per frame that is not a finite number)"))
   }
   try curvesPicture(steps: steps, evaluations: evaluations, title: "\(URL(fileURLWithPath: run).lastPathComponent): training")
     .writePNG(to: output)

@@ -50,6 +50,17 @@ public struct TrainingProgress: Sendable, Codable, Equatable {
   public var trainingSeconds = 0.0
 
   public init(learningRate: Double) { self.learningRate = learningRate }
+
+  /// What is impossible about these values, or nil: counts below 0, a learning rate that is
+  /// not a positive finite number, a best CER that is negative or not a number.
+  var problem: String? {
+    if epoch < 0 || batchesDone < 0 || step < 0 { return "has a negative count (epoch \(epoch), batch \(batchesDone), step \(step))" }
+    if !(learningRate.isFinite && learningRate > 0) { return "has the learning rate \(learningRate)" }
+    if !(trainingSeconds.isFinite && trainingSeconds >= 0) { return "has \(trainingSeconds) training seconds" }
+    if let bestCER, bestCER.isNaN || bestCER < 0 { return "has the best CER \(bestCER)" }
+    if let bestEpoch, bestEpoch < 0 { return "has the best epoch \(bestEpoch)" }
+    return nil
+  }
 }
 
 /// A checkpoint file: everything to continue training or to transcribe raw audio.
@@ -159,6 +170,14 @@ public struct Checkpoint {
     // Its settings drive evaluation and decoding (threads, batch size, beam width).
     do { try header.recipe.validate() } catch let error as ConfigurationError {
       throw ConfigurationError("\(path): the checkpoint's model settings: \(error.message)")
+    }
+    guard header.vocabulary.count == header.model.vocabularySize else {
+      throw ConfigurationError(
+        "\(path): the checkpoint's vocabulary has \(header.vocabulary.count) symbols, its model outputs "
+          + "\(header.model.vocabularySize) (damaged checkpoint)")
+    }
+    if let problem = header.progress.problem {
+      throw ConfigurationError("\(path): the checkpoint's progress \(problem) (damaged checkpoint)")
     }
     let dataStart = (headerEnd + 3) & ~3
     var tensors: [String: Tensor<Float>] = [:]

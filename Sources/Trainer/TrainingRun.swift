@@ -460,6 +460,11 @@ final class TrainingSession {
       parameterCount: model.parameters.reduce(0) { $0 + $1.count })
     report.ranks = collective?.size ?? 1
     let batchesPerEpoch = batcher.batches.count
+    guard progress.batchesDone <= batchesPerEpoch else {
+      throw ConfigurationError(
+        "\(layout.latest): the checkpoint says \(progress.batchesDone) batches of epoch \(progress.epoch + 1) are done, but an "
+          + "epoch has \(batchesPerEpoch) (damaged checkpoint, or the datasets changed since)")
+    }
     let everySteps = recipe.training.checkpointEverySteps
     training: while progress.epoch < epochs {
       optimizer.learningRate = Float(progress.learningRate)

@@ -116,5 +116,18 @@ final class DecodingTests: XCTestCase {
     XCTAssertThrowsError(try Checkpoint.read(path: path)) {
       XCTAssertTrue("\($0)".contains("the checkpoint's model settings: decoding.beamWidth: 0 is out of range"), "\($0)")
     }
+    // A vocabulary that does not fit the model, and impossible progress, are damage.
+    var shortVocabulary = header
+    shortVocabulary.vocabulary = Vocabulary(nonBlankSymbols: ["a"])
+    try Checkpoint(header: shortVocabulary, tensors: tensors).write(to: path)
+    XCTAssertThrowsError(try Checkpoint.read(path: path)) {
+      XCTAssertTrue("\($0)".contains("vocabulary has 2 symbols, its model outputs 29"), "\($0)")
+    }
+    for change in [{ (p: inout TrainingProgress) in p.learningRate = .nan }, { $0.batchesDone = -1 }, { $0.trainingSeconds = -.infinity }] {
+      var damaged = header
+      change(&damaged.progress)
+      try Checkpoint(header: damaged, tensors: tensors).write(to: path)
+      XCTAssertThrowsError(try Checkpoint.read(path: path)) { XCTAssertTrue("\($0)".contains("the checkpoint's progress"), "\($0)") }
+    }
   }
 }
