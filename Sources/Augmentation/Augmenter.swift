@@ -76,7 +76,7 @@ public final class Augmenter: Sendable {
       speechIndices = []
     }
     if let folder = config.reverb.impulseResponses, config.reverb.probability > 0 {
-      let rirBank = try NoiseBank.index(root: folder, subsets: ["noise"], pool: pool)
+      let rirBank = try NoiseBank.index(root: folder, subsets: ["noise"], pool: pool, role: "augment.reverb.impulseResponses folder")
       impulseResponseRoot = folder
       impulseResponses = rirBank.files.map(\.path)
       impulseResponseRejections = rirBank.rejections

@@ -28,10 +28,12 @@ public struct NoiseBank: Sendable {
   /// Indexes `root`, keeping only `subsets` of a MUSAN-shaped folder (one holding
   /// `noise/`, `music/` or `speech/`, directly or under `musan/`).
   /// - Throws: `ConfigurationError` when `root` does not exist.
-  public static func index(root: String, subsets: [String], pool: WorkerPool = .serial) throws -> NoiseBank {
+  /// - Parameter role: what the folder is, for that error (`noise bank`, or the
+  ///   `impulse responses` folder).
+  public static func index(root: String, subsets: [String], pool: WorkerPool = .serial, role: String = "noise bank") throws -> NoiseBank {
     var isDirectory: ObjCBool = false
     guard FileManager.default.fileExists(atPath: root, isDirectory: &isDirectory), isDirectory.boolValue else {
-      throw ConfigurationError("noise bank \(root) does not exist or is not a directory" + relativePathNote(root))
+      throw ConfigurationError("\(role) \(root) does not exist or is not a directory" + relativePathNote(root))
     }
     let fileManager = FileManager.default
     var base = root

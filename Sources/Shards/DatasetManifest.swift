@@ -231,6 +231,9 @@ extension DatasetManifest {
     guard n.mean == n.statistics.mean, n.std == n.statistics.standardDeviation else {
       throw bad("normalization.mean or .std differs from what normalization.statistics gives (altered?)")
     }
+    guard n.mode != .global || n.std.allSatisfy({ max($0, n.stdFloor) > 0 }) else {
+      throw bad("a bin's std and normalization.stdFloor are both 0: readers would divide by 0")
+    }
     guard vocabulary.count >= 2 else { throw bad("the vocabulary has \(vocabulary.count) symbols") }
     var splitNames = Set<String>()
     var files = Set<String>()
@@ -245,6 +248,11 @@ extension DatasetManifest {
         guard shard.records >= 0, shard.frames >= 0, shard.samples >= 0, shard.bytes >= 0, shard.minFrames >= 0,
           shard.maxFrames >= 0
         else { throw bad("shard \(shard.file): negative counts") }
+        // A record takes more than its 40-byte header, its key and LMDB's node: more than 48
+        // bytes of the file (an empty shard is a few pages).
+        guard shard.records <= shard.bytes / 48 else {
+          throw bad("shard \(shard.file): \(shard.records) records cannot fit in its \(shard.bytes) bytes")
+        }
         guard shard.statistics.bins == bins else {
           throw bad("shard \(shard.file): statistics have \(shard.statistics.bins) bins, features.bins is \(bins)")
         }

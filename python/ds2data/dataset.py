@@ -344,7 +344,7 @@ def _decode(dataset, file, key, value, verify_checksum):
         record_id = bytes(v[_HEADER:_HEADER + id_length]).decode("utf-8")
         transcript = bytes(v[_HEADER + id_length:_HEADER + id_length + text_length]).decode("utf-8")
         info = json.loads(bytes(v[_HEADER + id_length + text_length:text_end])) if info_length else {}
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise damaged(f"unreadable text: {error}") from None
     if record_id != uid:
         raise damaged(f"holds id {record_id!r}")
@@ -440,6 +440,21 @@ def _read_manifest(path):
                 raise bad(f"normalization.{field} is not {bins} finite numbers")
         if min(norm["std"]) < 0 or not (isinstance(norm["stdFloor"], (int, float)) and norm["stdFloor"] >= 0):
             raise bad("negative std or stdFloor")
+        # FORMAT.md §5/§6: mean and std are what the statistics give, exactly (as the
+        # ds2-data readers check).
+        st = norm["statistics"]
+        count, st_mean, st_m2 = st["count"], st["mean"], st["m2"]
+        if not (isinstance(count, int) and count >= 0 and isinstance(st_mean, list) and isinstance(st_m2, list)
+                and len(st_mean) == bins and len(st_m2) == bins
+                and all(isinstance(x, (int, float)) and math.isfinite(x) for x in st_mean + st_m2)
+                and min(st_m2) >= 0):
+            raise bad("normalization.statistics is not {count ≥ 0, mean, m2 ≥ 0} of features.bins finite numbers")
+        variance = [0.0] * bins if count == 0 else [float(x) / float(count) for x in st_m2]
+        if [float(x) for x in norm["mean"]] != [float(x) for x in st_mean] or \
+                [float(x) for x in norm["std"]] != [math.sqrt(v) for v in variance]:
+            raise bad("normalization.mean or .std differs from what normalization.statistics gives (altered?)")
+        if norm["mode"] == "global" and any(max(x, norm["stdFloor"]) <= 0 for x in norm["std"]):
+            raise bad("a bin's std and normalization.stdFloor are both 0: readers would divide by 0")
         names = set()
         files = set()
         for split in m["splits"]:
@@ -454,6 +469,8 @@ def _read_manifest(path):
                 if not (isinstance(shard["records"], int) and shard["records"] >= 0
                         and isinstance(shard["bytes"], int) and shard["bytes"] >= 0):
                     raise bad(f"shard {shard['file']}: bad records or bytes")
+                if shard["records"] > shard["bytes"] // 48:  # a record takes more than 48 bytes of the file
+                    raise bad(f"shard {shard['file']}: {shard['records']} records cannot fit in its {shard['bytes']} bytes")
     except (KeyError, TypeError) as error:
         raise bad(f"missing or mistyped field {error}") from None
     return m

@@ -76,6 +76,17 @@ def test_bad_input_is_named(datasets, tmp_path):
     json.dump(manifest, open(f"{copy}/manifest.json", "w"))
     with pytest.raises(ds2data.DatasetError, match="format version 9; this reader knows 1, 2"):
         ds2data.open(copy)
+    # Values readers apply must be what the statistics give; counts must fit the files.
+    for change, message in [
+        (lambda m: m["normalization"]["mean"].__setitem__(0, m["normalization"]["mean"][0] + 100), "differs from what"),
+        (lambda m: m["splits"][0]["shards"][0].__setitem__("records", 10**12), "records cannot fit"),
+    ]:
+        altered = json.loads(json.dumps(manifest))
+        altered["formatVersion"] = 2
+        change(altered)
+        json.dump(altered, open(f"{copy}/manifest.json", "w"))
+        with pytest.raises(ds2data.DatasetError, match=message):
+            ds2data.open(copy)
     manifest["formatVersion"] = 2
     json.dump(manifest, open(f"{copy}/manifest.json", "w"))
     ds = ds2data.open(copy)
