@@ -161,9 +161,11 @@ struct Train: ParsableCommand {
     do {
       report = try train(options)
     } catch let disagreement as StartUpDisagreement {
-      // Every rank has it; rank 0 says it.
-      guard writer else { throw ExitCode.failure }
-      throw ConfigurationError(disagreement.message)
+      // Every rank has it; rank 0 says it, and the others wait until it has (the launcher
+      // ends the job at the first rank that exits, which could cut rank 0 off unheard).
+      if writer { FileHandle.standardError.write(Data("Error: \(disagreement.message)\n".utf8)) }
+      _ = collective?.gather([])
+      throw ExitCode.failure
     } catch {
       // This rank alone failed: the others would wait for it in their next collective.
       if let collective, collective.size > 1 { collective.abortJob(after: error) }
