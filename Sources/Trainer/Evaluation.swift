@@ -170,6 +170,12 @@ final class MetricsLog {
   /// after that one (written after the checkpoint a resumed run continues from).
   /// - Throws: `ConfigurationError` when the file cannot be opened.
   init(path: String, keepingThroughStep step: Int?) throws {
+    // Only a regular file (or none): opening a FIFO for writing would wait for a reader.
+    var status = stat()
+    if stat(path, &status) == 0, (status.st_mode & S_IFMT) != S_IFREG {
+      throw ConfigurationError(
+        "\(path): not a regular file (\(RegularFile.typeName(status.st_mode))); the run's metrics are written there — move it away")
+    }
     if let step, let bytes = try? RegularFile.read(path, maxBytes: 4 << 30) {
       let data = Data(bytes)
       let kept = String(decoding: data, as: UTF8.self).split(separator: "\n").filter { line in

@@ -91,6 +91,16 @@ final class TrainingRunTests: XCTestCase {
       XCTAssertTrue(stopped.stoppedEarly)
       XCTAssertEqual(stopped.progress.step, 4)
       XCTAssertEqual(stopped.progress.batchesDone, 1, "stopped inside the second epoch")
+      // A FIFO in place of metrics.jsonl is refused by name (opening it to write would wait).
+      let metrics = RunLayout(parts).metrics
+      let saved = try Data(contentsOf: URL(fileURLWithPath: metrics))
+      try FileManager.default.removeItem(atPath: metrics)
+      XCTAssertEqual(mkfifo(metrics, 0o644), 0)
+      var blocked = TrainOptions(datasets: [], recipe: ModelRecipe(), output: parts)
+      blocked.resume = true
+      XCTAssertThrowsError(try train(blocked)) { XCTAssertTrue("\($0)".contains("not a regular file (a FIFO)"), "\($0)") }
+      try FileManager.default.removeItem(atPath: metrics)
+      try saved.write(to: URL(fileURLWithPath: metrics))
       // Lines a crashed session wrote after its last checkpoint are dropped on resume.
       try appendLine(#"{"type":"step","step":99,"epoch":2,"loss":1,"lr":1}"#, to: RunLayout(parts).metrics)
       var second = TrainOptions(datasets: [], recipe: ModelRecipe(), output: parts)
