@@ -45,8 +45,10 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
         RegularFile.exists(path + "/" + PartManifest.fileName)
         ? "is damaged (its \(PartManifest.fileName) cannot be read)"
         : RunJournal.load(directory: path) != nil ? "is unfinished" : "is missing"
+      let beyond = parts.filter { $0.0 >= count }.map { "partitions/\($0.0)" }
       throw ConfigurationError(
-        "\(output): part \(index) of \(count) \(state); run prepare --partition \(index)/\(count) (same recipe) and merge again")
+        "\(output): part \(index) of \(count) \(state); run prepare --partition \(index)/\(count) (same recipe) and merge again"
+          + (beyond.isEmpty ? "" : " (\(beyond.joined(separator: ", ")) is beyond the \(count) parts: a run with another N?)"))
     }
     guard manifest.identity == first.identity, manifest.count == count, manifest.index == index else {
       throw ConfigurationError(

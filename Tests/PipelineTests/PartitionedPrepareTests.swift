@@ -120,6 +120,13 @@ final class PartitionedPrepareTests: XCTestCase {
     XCTAssertThrowsError(try merge(output: recipe.output)) {
       XCTAssertTrue("\($0)".contains("part 0 of 2 is missing"), "\($0)")
     }
+    // A stray part of a run with another N is named beside the missing one.
+    let stray = recipe.output + "/partitions/5"
+    try FileManager.default.createDirectory(atPath: stray, withIntermediateDirectories: true)
+    XCTAssertThrowsError(try merge(output: recipe.output)) {
+      XCTAssertTrue("\($0)".contains("part 0 of 2 is missing") && "\($0)".contains("partitions/5 is beyond the 2 parts"), "\($0)")
+    }
+    try FileManager.default.removeItem(atPath: stray)
     var other = recipe
     other.features.windowSeconds = 0.025
     XCTAssertThrowsError(try prepare(recipe: other, options: quiet(try Partition(index: 0, count: 2)))) {
