@@ -34,23 +34,33 @@ public enum FeatureDType: String, Sendable, ConfigurationChoice {
   /// IEEE 754 binary32, little-endian (4 bytes per value).
   case float32
   /// 8-bit codes with an affine map per record and bin: `value = minimum[k] + code · step[k]`
-  /// (docs/FORMAT.md §3.1): one byte per value plus 8 bytes per bin and record.
+  /// (docs/FORMAT.md §3.1): one byte per value plus 4 bytes per bin and record (the two
+  /// parameters in float16; float32, 8 bytes, in record versions 1 and 2).
   case uint8
 
-  /// Bytes of a record's feature block of `frames × bins` values.
-  public func featureBlockBytes(frames: Int, bins: Int) -> Int {
+  /// The record layout version this build writes (docs/FORMAT.md §3): 3 stores the 8-bit
+  /// parameters in float16.
+  public static let currentRecordVersion = 3
+
+  /// Bytes of a record's feature block of `frames × bins` values in a record of
+  /// `recordVersion` (the one this build writes by default).
+  public func featureBlockBytes(frames: Int, bins: Int, recordVersion: Int = currentRecordVersion) -> Int {
     switch self {
     case .float16: return 2 * frames * bins
     case .float32: return 4 * frames * bins
-    case .uint8: return 8 * bins + frames * bins
+    case .uint8: return Self.quantizationParameterBytes(recordVersion: recordVersion) * bins + frames * bins
     }
   }
 
+  /// Bytes of the 8-bit parameters (minimum and step) per bin: two float16 from record
+  /// version 3, two float32 before.
+  public static func quantizationParameterBytes(recordVersion: Int) -> Int { recordVersion >= 3 ? 4 : 8 }
+
   /// `featureBlockBytes`, or nil when it overflows.
-  public func checkedFeatureBlockBytes(frames: Int, bins: Int) -> Int? {
+  public func checkedFeatureBlockBytes(frames: Int, bins: Int, recordVersion: Int = currentRecordVersion) -> Int? {
     let (values, overflow) = frames.multipliedReportingOverflow(by: bins)
     guard !overflow, values <= Int.max / 8 else { return nil }
-    return featureBlockBytes(frames: frames, bins: bins)
+    return featureBlockBytes(frames: frames, bins: bins, recordVersion: recordVersion)
   }
 }
 

@@ -183,9 +183,13 @@ public final class Dataset {
     let split = try split(name)
     for shard in split.shards {
       var keepGoing = true
-      try environment(for: shard).forEach { key, value in
-        keepGoing = try body(shard, key, value)
-        return keepGoing
+      do {
+        try environment(for: shard).forEachRecord { key, value in
+          keepGoing = try body(shard, key, value)
+          return keepGoing
+        }
+      } catch let error as RecordDecodingError {
+        throw DatasetError("\(directory)/\(shard.file): \(error)")
       }
       if !keepGoing { return }
     }
@@ -205,7 +209,7 @@ public final class Dataset {
   /// Reads one record by its key (`RecordLayout.key(frames:id:)`) from `shard`.
   /// - Throws: `DatasetError` naming the shard and record, `LMDBError`.
   public func record(shard: ShardInfo, key: [UInt8], normalized: Bool = true) throws -> ShardRecord? {
-    try environment(for: shard).withValue(forKey: key) { value in
+    try environment(for: shard).withRecord(forKey: key) { value in
       guard let value else { return nil }
       return try key.withUnsafeBytes { try checkedRecord(value, key: $0, shard: shard, normalized: normalized) }
     }

@@ -123,9 +123,11 @@ public struct InputRoots: Sendable, Codable, Equatable {
 /// `manifest.json`: the dataset-level description. Its presence means the dataset is complete.
 public struct DatasetManifest: Sendable, Codable, Equatable {
   public static let formatName = "ds2-data.shards"
-  /// 2: records carry a CRC-32C (record version 2). Version 1 datasets are still read.
-  public static let currentFormatVersion = 2
-  public static let readableFormatVersions: ClosedRange<Int> = 1...2
+  /// 2: records carry a CRC-32C (record version 2). 3: records are stored in groups
+  /// (`RecordGroup`) and 8-bit parameters in float16 (record version 3). Datasets of
+  /// versions 1 and 2 are still read.
+  public static let currentFormatVersion = 3
+  public static let readableFormatVersions: ClosedRange<Int> = 1...3
 
   public var format: String
   public var formatVersion: Int

@@ -41,6 +41,23 @@ public enum FeatureCodec {
     return Float(bitPattern: f.bitPattern | (UInt32(bits & 0x8000) << 16))
   }
 
+  /// The float16 bits of the nearest binary16 value at or below (`.down`) or at or above
+  /// (`.up`) a finite `value` of binary16 range (the 8-bit parameters: log spectrogram
+  /// values lie within ±104).
+  static func halfBits(_ value: Float, rounding direction: FloatingPointRoundingRule) -> UInt16 {
+    let bits = halfBits(value)
+    let nearest = float(fromHalf: bits)
+    let negative = bits & 0x8000 != 0
+    switch direction {
+    case .down where nearest > value:
+      return bits == 0 ? 0x8001 : negative ? bits + 1 : bits - 1
+    case .up where nearest < value:
+      return bits == 0x8000 ? 0x0001 : negative ? bits - 1 : bits + 1
+    default:
+      return bits
+    }
+  }
+
   /// Writes `values` (`frames × bins`, row-major) as `dtype` (little-endian) into
   /// `destination`.
   public static func encode(
@@ -86,9 +103,10 @@ public enum FeatureCodec {
   }
 
   /// The 8-bit scheme (docs/FORMAT.md §3.1): per bin k over the record's frames,
-  /// `minimum[k]` = the smallest value and `step[k] = Float(maximum − minimum) / 255`;
-  /// code = round-to-nearest((x − minimum) / step) in 0 … 255 (0 when step is 0). Writes
-  /// `minimum[bins]`, `step[bins]` (float32), then the codes (`frames × bins` bytes), and
+  /// `minimum[k]` = the smallest value rounded down to float16 and `step[k]` =
+  /// `(maximum − minimum[k]) / 255` rounded up to float16; code =
+  /// round-to-nearest((x − minimum) / step) in 0 … 255 (0 when step is 0). Writes
+  /// `minimum[bins]`, `step[bins]` (float16), then the codes (`frames × bins` bytes), and
   /// replaces each value by `minimum + Float(code) · step`, what readers decode.
   static func quantize8(_ values: UnsafeMutableBufferPointer<Float>, bins: Int, into destination: UnsafeMutableRawBufferPointer) {
     let frames = values.count / bins
@@ -110,13 +128,16 @@ public enum FeatureCodec {
         }
       }
       for k in 0..<bins {
+        let minimumBits = halfBits(minimum[k], rounding: .down)
+        minimum[k] = float(fromHalf: minimumBits)
         let range = maximum[k] - minimum[k]
-        step[k] = range.isFinite && range > 0 ? range / 255 : 0
+        let stepBits: UInt16 = range.isFinite && range > 0 ? halfBits(range / 255, rounding: .up) : 0
+        step[k] = float(fromHalf: stepBits)
         inverse[k] = step[k] > 0 ? 1 / step[k] : 0
-        out.storeBytes(of: minimum[k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self)
-        out.storeBytes(of: step[k].bitPattern.littleEndian, toByteOffset: 4 * (bins + k), as: UInt32.self)
+        out.storeBytes(of: minimumBits.littleEndian, toByteOffset: 2 * k, as: UInt16.self)
+        out.storeBytes(of: stepBits.littleEndian, toByteOffset: 2 * (bins + k), as: UInt16.self)
       }
-      let codes = (out + 8 * bins).assumingMemoryBound(to: UInt8.self)
+      let codes = (out + 4 * bins).assumingMemoryBound(to: UInt8.self)
       for t in 0..<frames {
         let row = base + t * bins
         let codeRow = codes + t * bins
@@ -131,9 +152,13 @@ public enum FeatureCodec {
     }
   }
 
-  /// Decodes the `frames × bins` values of a feature block stored as `dtype`.
-  public static func decode(_ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType) -> [Float] {
-    wordwise(bytes, frames: frames, bins: bins, as: dtype, checking: false, continuing: 0).values
+  /// Decodes the `frames × bins` values of a feature block stored as `dtype` in a record of
+  /// `recordVersion` (which sets the width of the 8-bit parameters).
+  public static func decode(
+    _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType,
+    recordVersion: Int = FeatureDType.currentRecordVersion
+  ) -> [Float] {
+    wordwise(bytes, frames: frames, bins: bins, as: dtype, recordVersion: recordVersion, checking: false, continuing: 0).values
   }
 
   /// Decodes the `frames × bins` values of a feature block stored as `dtype` and computes
@@ -141,13 +166,18 @@ public enum FeatureCodec {
   /// `crc32` instruction (SSE 4.2 builds) the checksum runs beside the conversion on each
   /// 8-byte word as it is loaded, instead of as a second pass over the record.
   public static func decodeChecking(
-    _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType, continuing crc: UInt32
+    _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType,
+    recordVersion: Int = FeatureDType.currentRecordVersion, continuing crc: UInt32
   ) -> (values: [Float], crc: UInt32) {
     #if DS2_SSE42
-      return wordwise(bytes, frames: frames, bins: bins, as: dtype, checking: true, continuing: crc)
+      return wordwise(bytes, frames: frames, bins: bins, as: dtype, recordVersion: recordVersion, checking: true, continuing: crc)
     #else
-      let block = UnsafeRawBufferPointer(rebasing: bytes[0..<dtype.featureBlockBytes(frames: frames, bins: bins)])
-      return (decode(bytes, frames: frames, bins: bins, as: dtype), CRC32C.checksum(block, continuing: crc))
+      let block = UnsafeRawBufferPointer(
+        rebasing: bytes[0..<dtype.featureBlockBytes(frames: frames, bins: bins, recordVersion: recordVersion)])
+      return (
+        decode(bytes, frames: frames, bins: bins, as: dtype, recordVersion: recordVersion),
+        CRC32C.checksum(block, continuing: crc)
+      )
     #endif
   }
 
@@ -155,10 +185,11 @@ public enum FeatureCodec {
   /// CRC when `checking` (a constant at each caller, so each gets its own loop).
   @inline(__always)
   static func wordwise(
-    _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType, checking: Bool, continuing crc: UInt32
+    _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType, recordVersion: Int, checking: Bool,
+    continuing crc: UInt32
   ) -> (values: [Float], crc: UInt32) {
     let count = frames * bins
-    let blockBytes = dtype.featureBlockBytes(frames: frames, bins: bins)
+    let blockBytes = dtype.featureBlockBytes(frames: frames, bins: bins, recordVersion: recordVersion)
     precondition(bytes.count >= blockBytes, "not enough bytes")
     guard count > 0 else {
       // No values (a damaged header may say 0 frames): the block is at most parameters.
@@ -214,15 +245,20 @@ public enum FeatureCodec {
           buffer[i] = Float(bitPattern: UInt32(littleEndian: bits))
         }
       case .uint8:
-        // The per-bin parameters (minimum, step), then the codes row by row.
-        let parameters = UnsafeRawBufferPointer(rebasing: bytes[0..<(8 * bins)])
+        // The per-bin parameters (minimum, step: float16, or float32 before record
+        // version 3), then the codes row by row.
+        let width = FeatureDType.quantizationParameterBytes(recordVersion: recordVersion) / 2
+        let parameters = UnsafeRawBufferPointer(rebasing: bytes[0..<(2 * width * bins)])
         if checking { c = UInt64(~CRC32C.checksum(parameters, continuing: ~UInt32(truncatingIfNeeded: c))) }
         let table = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2 * bins)
         defer { table.deallocate() }
         for k in 0..<(2 * bins) {
-          table[k] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
+          table[k] =
+            width == 2
+            ? float(fromHalf: UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+            : Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
         }
-        let codes = UnsafeRawBufferPointer(rebasing: bytes[(8 * bins)...])
+        let codes = UnsafeRawBufferPointer(rebasing: bytes[(2 * width * bins)...])
         let words = forEachWord(codes, byteCount: count, checking: checking, lanes: 3, crc: &c) { offset, word in
           var w = word
           var k = offset % bins

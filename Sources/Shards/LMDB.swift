@@ -267,6 +267,65 @@ final class LMDBEnvironment {
     }
   }
 
+  /// Looks up the entry with the greatest key ≤ `keyBytes`; calls `body` with its key and
+  /// value (valid only during the call), or nil when every key is greater.
+  func withEntry<R>(
+    atOrBefore keyBytes: [UInt8], _ body: ((key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)?) throws -> R
+  ) throws -> R {
+    try withTransaction(write: false) { txn in
+      var cursor: OpaquePointer?
+      try check(mdb_cursor_open(txn, dbi, &cursor), "mdb_cursor_open", path: path)
+      defer { mdb_cursor_close(cursor) }
+      var storage = keyBytes
+      return try storage.withUnsafeMutableBytes { bytes in
+        var key = MDB_val(mv_size: bytes.count, mv_data: bytes.baseAddress)
+        var value = MDB_val()
+        var code = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE)
+        if code == 0 {
+          try checkMapped(key.mv_data, key.mv_size, "key")
+          let found = UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size)
+          if !found.elementsEqual(UnsafeRawBufferPointer(bytes)) { code = mdb_cursor_get(cursor, &key, &value, MDB_PREV) }
+        } else if code == MDB_NOTFOUND {
+          code = mdb_cursor_get(cursor, &key, &value, MDB_LAST)
+        }
+        if code == MDB_NOTFOUND { return try body(nil) }
+        try check(code, "mdb_cursor_get", path: path)
+        try checkMapped(key.mv_data, key.mv_size, "key")
+        try checkMapped(value.mv_data, value.mv_size, "value")
+        return try body(
+          (UnsafeRawBufferPointer(start: key.mv_data, count: key.mv_size),
+           UnsafeRawBufferPointer(start: value.mv_data, count: value.mv_size)))
+      }
+    }
+  }
+
+  /// Calls `body` with the key and bytes of every record in key order, whether stored one
+  /// per value or in groups (`RecordGroup`); the buffers are valid only during the call.
+  /// Return false from `body` to stop.
+  /// - Throws: `RecordDecodingError` for a damaged group, `LMDBError`, or what `body` throws.
+  func forEachRecord(_ body: (_ key: UnsafeRawBufferPointer, _ record: UnsafeRawBufferPointer) throws -> Bool) throws {
+    try forEach { key, value in
+      if RecordGroup.isGroup(value) { return try RecordGroup.forEachRecord(in: value, storedKey: key, body) }
+      return try body(key, value)
+    }
+  }
+
+  /// Looks up the record stored under `keyBytes`, alone or in a group; calls `body` with
+  /// its bytes (valid only during the call), or nil.
+  /// - Throws: `RecordDecodingError` for a damaged group, `LMDBError`, or what `body` throws.
+  func withRecord<R>(forKey keyBytes: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+    try withEntry(atOrBefore: keyBytes) { entry in
+      guard let entry else { return try body(nil) }
+      if RecordGroup.isGroup(entry.value) {
+        let record = try keyBytes.withUnsafeBytes {
+          try RecordGroup.record(forKey: $0, in: entry.value, storedKey: entry.key)
+        }
+        return try body(record)
+      }
+      return try body(entry.key.elementsEqual(keyBytes) ? entry.value : nil)
+    }
+  }
+
   /// Number of entries (`mdb_stat`).
   func entryCount() throws -> Int {
     try withTransaction(write: false) { txn in

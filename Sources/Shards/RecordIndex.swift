@@ -32,18 +32,17 @@ extension Dataset {
     var locations: [RecordLocation] = []
     locations.reserveCapacity(split.records)
     for (shardIndex, shard) in split.shards.enumerated() {
-      try environment(for: shard).forEach { key, value in
-        let header: ShardRecord.Header
-        do {
-          header = try ShardRecord.decodeHeader(value)
-        } catch let error as RecordDecodingError {
-          throw DatasetError("\(directory)/\(shard.file): \(error)")
+      do {
+        try environment(for: shard).forEachRecord { key, value in
+          let header = try ShardRecord.decodeHeader(value)
+          locations.append(
+            RecordLocation(
+              shard: shardIndex, key: Array(key), frames: header.frames, labelCount: header.labelCount,
+              sampleCount: header.sampleCount))
+          return true
         }
-        locations.append(
-          RecordLocation(
-            shard: shardIndex, key: Array(key), frames: header.frames, labelCount: header.labelCount,
-            sampleCount: header.sampleCount))
-        return true
+      } catch let error as RecordDecodingError {
+        throw DatasetError("\(directory)/\(shard.file): \(error)")
       }
     }
     return locations

@@ -53,10 +53,11 @@ public enum RecordLayout {
   /// `"DS2R"`.
   public static let magic: [UInt8] = [0x44, 0x53, 0x32, 0x52]
   /// Version of the record layout written by this build: 2 stores a CRC-32C of the record
-  /// in the header's last field (version 1 left it zero).
-  public static let version: UInt16 = 2
+  /// in the header's last field (version 1 left it zero); 3 stores the 8-bit parameters in
+  /// float16 (float32 before).
+  public static let version = UInt16(FeatureDType.currentRecordVersion)
   /// Record versions this build reads.
-  public static let readableVersions: ClosedRange<UInt16> = 1...2
+  public static let readableVersions: ClosedRange<UInt16> = 1...3
   /// Byte offset of the CRC-32C in the header (version 2).
   public static let checksumOffset = 36
 
@@ -159,9 +160,9 @@ extension ShardRecord {
 
   /// The parsed header of a stored record: what a reader needs before touching features.
   public struct Header: Sendable, Equatable {
-    /// Record layout version (1 or 2).
+    /// Record layout version (1 to 3).
     public var version: UInt16
-    /// The stored CRC-32C (version 2; 0 in version 1).
+    /// The stored CRC-32C (from version 2; 0 in version 1).
     public var checksum: UInt32
     public var dtype: FeatureDType
     public var frames: Int
@@ -185,7 +186,7 @@ extension ShardRecord {
     guard reader.bytes(4) == RecordLayout.magic else { throw RecordDecodingError("wrong magic (not a DS2R record)") }
     let version = reader.u16()
     guard RecordLayout.readableVersions.contains(version) else {
-      throw RecordDecodingError("record version \(version); this build reads versions 1 and 2")
+      throw RecordDecodingError("record version \(version); this build reads versions 1 to 3")
     }
     let dtypeCode = reader.u8()
     guard let dtype = FeatureDType(code: dtypeCode) else { throw RecordDecodingError("unknown dtype code \(dtypeCode)") }
@@ -201,7 +202,7 @@ extension ShardRecord {
     let stringsEnd = RecordLayout.headerSize + idLength + textLength + infoLength
     let labelsOffset = (stringsEnd + 3) & ~3
     let featuresOffset = labelsOffset + 4 * labelCount
-    let featureBytes = dtype.checkedFeatureBlockBytes(frames: frames, bins: bins)
+    let featureBytes = dtype.checkedFeatureBlockBytes(frames: frames, bins: bins, recordVersion: Int(version))
     guard let featureBytes, featuresOffset + featureBytes == bytes.count else {
       throw RecordDecodingError(
         "lengths do not add up: header says \(frames)×\(bins) \(dtype.rawValue) features, "
@@ -250,10 +251,12 @@ extension ShardRecord {
         continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<RecordLayout.checksumOffset])))
       let computed: UInt32
       (values, computed) = FeatureCodec.decodeChecking(
-        features, frames: header.frames, bins: header.bins, as: header.dtype, continuing: head)
+        features, frames: header.frames, bins: header.bins, as: header.dtype, recordVersion: Int(header.version),
+        continuing: head)
       guard computed == header.checksum else { throw mismatch(computed) }
     } else {
-      values = FeatureCodec.decode(features, frames: header.frames, bins: header.bins, as: header.dtype)
+      values = FeatureCodec.decode(
+        features, frames: header.frames, bins: header.bins, as: header.dtype, recordVersion: Int(header.version))
     }
     var labels = [Int32](repeating: 0, count: header.labelCount)
     for i in 0..<header.labelCount {

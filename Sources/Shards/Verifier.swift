@@ -98,7 +98,7 @@ public func verifyDataset(directory: String) -> VerificationReport {
       }
       do {
         let environment = try dataset.environment(for: shard)
-        try environment.forEach { keyBuffer, value in
+        try environment.forEachRecord { keyBuffer, value in
           let key = Array(keyBuffer)
           if firstKey == nil { firstKey = key }
           if let lastKey, !lastKey.lexicographicallyPrecedes(key) { recordProblem("keys out of order at record \(count)") }

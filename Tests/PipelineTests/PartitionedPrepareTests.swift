@@ -319,7 +319,7 @@ final class PartitionedPrepareTests: XCTestCase {
   func testOrderingFromThePlanEqualsOrderingEveryUtterance() throws {
     let directory = TemporaryDirectory("partitions-order")
     let root = directory.path + "/corpus"
-    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 40))
+    try LibriSpeechFixture(root: root).write(LibriSpeechFixture.standard(perSplit: 60))
     var recipe = Recipe(
       name: "order", corpus: CorpusConfig(kind: .librispeech, root: root, splits: ["train-clean-100", "dev-clean"]),
       output: directory.path + "/planned")

@@ -99,6 +99,25 @@ final class PreflightTests: XCTestCase {
     }
   }
 
+  /// Shards that take one, two, three and many transactions (the pages their commits
+  /// leave differ): float32 mini-LibriSpeech at shard caps of 1, 3, 5 MiB and the default.
+  func testDryRunSizeIsExactAcrossCommitCounts() throws {
+    let directory = TemporaryDirectory("preflight-commits")
+    for cap in [1 << 20, 3 << 20, 5 << 20, 1 << 30] {
+      var recipe = try Recipe.load(path: repositoryRoot + "/recipes/mini-librispeech.yaml")
+      recipe.corpus.root = repositoryRoot + "/corpora/mini-librispeech"
+      recipe.shards.dtype = .float32
+      recipe.shards.maxShardBytes = cap
+      recipe.output = directory.path + "/cap-\(cap)"
+      let dry = try XCTUnwrap(try prepare(recipe: recipe, options: options()).preflight)
+      _ = try prepare(recipe: recipe, options: options(dryRun: false))
+      let manifest = try Dataset(directory: recipe.output).manifest
+      for (predicted, split) in zip(dry.splits, manifest.splits) {
+        XCTAssertEqual(predicted.outputBytes, split.shards.reduce(0) { $0 + $1.bytes }, "cap \(cap) \(split.name)")
+      }
+    }
+  }
+
   /// Bytes of every file under `path`.
   func filesBytes(_ path: String) throws -> Int {
     var total = 0

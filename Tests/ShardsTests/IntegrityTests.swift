@@ -54,16 +54,25 @@ final class ChecksumTests: XCTestCase {
     var generator = SeededGenerator(seed: 11)
     for dtype in [FeatureDType.float16, .float32, .uint8] {
       for (frames, bins) in [(0, 161), (3, 0), (1, 1), (1, 3), (3, 5), (2, 161), (7, 161), (13, 7), (300, 161)] {
-        let size = dtype.featureBlockBytes(frames: frames, bins: bins)
+       for version in [2, 3] {
+        let size = dtype.featureBlockBytes(frames: frames, bins: bins, recordVersion: version)
         let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
         bytes.withUnsafeBytes { raw in
-          let (values, crc) = FeatureCodec.decodeChecking(raw, frames: frames, bins: bins, as: dtype, continuing: 0x1234_5678)
+          let (values, crc) = FeatureCodec.decodeChecking(
+            raw, frames: frames, bins: bins, as: dtype, recordVersion: version, continuing: 0x1234_5678)
           // Element by element, as docs/FORMAT.md §3 states it.
           let reference: [Float] = (0..<(frames * bins)).map { i in
             switch dtype {
             case .float16: return Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             case .float32: return Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))
+            case .uint8 where version >= 3:
+              // Record version 3: the minimum and step in float16.
+              let k = i % bins
+              let minimum = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * k, as: UInt16.self)))
+              let step = Float(Float16(bitPattern: raw.loadUnaligned(fromByteOffset: 2 * (bins + k), as: UInt16.self)))
+              return minimum + Float(raw[4 * bins + i]) * step
             case .uint8:
+              // Record versions 1 and 2: in float32.
               let k = i % bins
               let minimum = Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self))
               let step = Float(bitPattern: raw.loadUnaligned(fromByteOffset: 4 * (bins + k), as: UInt32.self))
@@ -74,11 +83,14 @@ final class ChecksumTests: XCTestCase {
           func mismatches(_ got: [Float]) -> Int {
             zip(got, reference).filter { !($0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)) }.count
           }
+          let what = "\(dtype) \(frames)×\(bins) record version \(version)"
           XCTAssertEqual(values.count, reference.count)
-          XCTAssertEqual(mismatches(values), 0, "\(dtype) \(frames)×\(bins)")
-          XCTAssertEqual(mismatches(FeatureCodec.decode(raw, frames: frames, bins: bins, as: dtype)), 0, "\(dtype) \(frames)×\(bins)")
-          XCTAssertEqual(crc, CRC32C.software(raw, continuing: 0x1234_5678), "\(dtype) \(frames)×\(bins)")
+          XCTAssertEqual(mismatches(values), 0, what)
+          XCTAssertEqual(
+            mismatches(FeatureCodec.decode(raw, frames: frames, bins: bins, as: dtype, recordVersion: version)), 0, what)
+          XCTAssertEqual(crc, CRC32C.software(raw, continuing: 0x1234_5678), what)
         }
+       }
       }
     }
   }
@@ -90,7 +102,7 @@ final class ChecksumTests: XCTestCase {
     let bytes = record.encoded(as: .float16)
     XCTAssertEqual(try ShardRecord.decode(bytes), try ShardRecord.decode(record.encoded(as: .float16)))
     let header = try bytes.withUnsafeBytes { try ShardRecord.decodeHeader($0) }
-    XCTAssertEqual(header.version, 2)
+    XCTAssertEqual(header.version, 3)
     XCTAssertEqual(header.checksum, bytes.withUnsafeBytes { RecordLayout.checksum(of: $0) })
     var caught = 0
     for index in 0..<bytes.count {

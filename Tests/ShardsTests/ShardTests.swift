@@ -32,24 +32,31 @@ final class RecordCodecTests: XCTestCase {
   }
 
   /// uint8 (FORMAT.md §3.1): every value decodes to `minimum + code · step` with the
-  /// per-bin minimum and step of the record, within half a step of the original; the
+  /// per-bin minimum (the smallest value rounded down to float16) and step (the range over
+  /// 255 rounded up to float16) of the record, within half a step of the original; the
   /// writer's quantized copy (what the statistics see) equals what a reader decodes; a
-  /// constant bin decodes exactly; the block is 8 bytes per bin plus one per value.
+  /// constant bin of a float16 value decodes exactly; the block is 4 bytes per bin plus one
+  /// per value.
   func testUInt8IsAnAffineMapPerBin() throws {
     var record = makeRecord(id: "q", frames: 11, bins: 6)
     for t in 0..<11 { record.features.values[t * 6 + 2] = -7.25 }  // a constant bin
     let bytes = record.encoded(as: .uint8)
     let decoded = try ShardRecord.decode(bytes)
-    XCTAssertEqual(bytes.count, record.encoded(as: .float32).count - 4 * 11 * 6 + 8 * 6 + 11 * 6)
+    XCTAssertEqual(bytes.count, record.encoded(as: .float32).count - 4 * 11 * 6 + 4 * 6 + 11 * 6)
     for k in 0..<6 {
       let column = (0..<11).map { record.features.values[$0 * 6 + k] }
-      let step = (column.max()! - column.min()!) / 255
+      let minimum = Float(Float16(column.min()!).nextDownIfAbove(column.min()!))
+      XCTAssertLessThanOrEqual(minimum, column.min()!)
+      XCTAssertLessThan(column.min()! - minimum, 0.001 * abs(column.min()!) + 1e-6, "rounded down to the next float16")
+      let range = column.max()! - minimum
+      let step = range > 0 ? Float(Float16(range / 255).nextUpIfBelow(range / 255)) : 0
+      XCTAssertGreaterThanOrEqual(step, range / 255)
       for t in 0..<11 {
         let original = record.features.values[t * 6 + k]
         let got = decoded.features.values[t * 6 + k]
         XCTAssertLessThanOrEqual(abs(got - original), step / 2 + 1e-5 * abs(original) + 1e-6, "t \(t) k \(k)")
-        let code = ((got - column.min()!) / (step > 0 ? step : 1)).rounded()
-        XCTAssertEqual(got, column.min()! + code * step, "decoded as minimum + code · step")
+        let code = ((got - minimum) / (step > 0 ? step : 1)).rounded()
+        XCTAssertEqual(got, minimum + code * step, "decoded as minimum + code · step")
       }
     }
     XCTAssertEqual((0..<11).map { decoded.features.values[$0 * 6 + 2] }, Array(repeating: -7.25, count: 11))
@@ -93,7 +100,7 @@ final class RecordCodecTests: XCTestCase {
     // header 40 + id 2 + text 1 = 43 → labels at 44, features at 48, 2 × 4 bytes.
     XCTAssertEqual(bytes.count, 56)
     XCTAssertEqual(Array(bytes[0..<4]), Array("DS2R".utf8))
-    XCTAssertEqual(Array(bytes[4..<8]), [2, 0, 2, 0])  // version 2 LE, dtype float32, reserved
+    XCTAssertEqual(Array(bytes[4..<8]), [3, 0, 2, 0])  // version 3 LE, dtype float32, reserved
     XCTAssertEqual(Array(bytes[8..<12]), [1, 0, 0, 0])  // frames
     XCTAssertEqual(Array(bytes[32..<36]), [0xE0, 0x01, 0, 0])  // sampleCount 480
     // CRC-32C of bytes 0..<36 then 40..<56 (the checksum field left out), little-endian.
@@ -191,9 +198,12 @@ final class SplitWriterTests: XCTestCase {
       XCTAssertEqual(digest, shard.sha256)
       XCTAssertFalse(FileManager.default.fileExists(atPath: directory.path + "/" + shard.file + ".partial"))
       let environment = try LMDBEnvironment(path: directory.path + "/" + shard.file, readOnly: true)
-      XCTAssertEqual(try environment.entryCount(), shard.records)
+      // Records are packed into groups of about 1 MiB (fewer LMDB entries than records).
+      XCTAssertLessThan(try environment.entryCount(), shard.records)
       var previous: [UInt8]?
-      try environment.forEach { key, value in
+      var count = 0
+      try environment.forEachRecord { key, value in
+        count += 1
         let keyBytes = Array(key)
         if let previous { XCTAssertTrue(previous.lexicographicallyPrecedes(keyBytes)) }
         previous = keyBytes
@@ -202,6 +212,7 @@ final class SplitWriterTests: XCTestCase {
         readBack.append(record.id)
         return true
       }
+      XCTAssertEqual(count, shard.records)
     }
     XCTAssertEqual(readBack, records.map(\.id))
   }
@@ -294,4 +305,11 @@ func writeSplit(_ records: [EncodedRecord], directory: String, split: String, ma
     try writer.append(record)
   }
   try writer.finish()
+}
+
+extension Float16 {
+  /// The next float16 below when this (rounded-to-nearest) value lies above `value`.
+  func nextDownIfAbove(_ value: Float) -> Float16 { Float(self) > value ? nextDown : self }
+  /// The next float16 above when this value lies below `value`.
+  func nextUpIfBelow(_ value: Float) -> Float16 { Float(self) < value ? nextUp : self }
 }

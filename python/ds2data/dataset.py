@@ -16,7 +16,7 @@ from . import _lmdbcheck
 
 FORMAT = "ds2-data.shards"
 #: Manifest format versions this reader knows (docs/FORMAT.md §8).
-FORMAT_VERSIONS = (1, 2)
+FORMAT_VERSIONS = (1, 2, 3)
 _MAX_MANIFEST_BYTES = 1 << 30
 _MAX_BINS = 32769
 _HEADER = 40
@@ -256,7 +256,7 @@ class Split(Sequence):
         env = self.dataset._environment(shard)
         try:
             with env.begin(buffers=True) as txn:
-                value = txn.get(key)
+                value = _find_record(self.dataset, shard["file"], txn, key)
                 if value is None:
                     raise DatasetError(f"{shard['file']}: record {key[4:].decode('utf-8', 'replace')} vanished")
                 verify = self.dataset.verify_checksums and not self._checked[index]
@@ -282,17 +282,18 @@ class Split(Sequence):
             env = self.dataset._environment(shard)
             count = 0
             try:
-                with env.begin() as txn:
-                    for key in txn.cursor().iternext(keys=True, values=False):
-                        if position >= self._length or len(key) < 5:
-                            raise DatasetError(
-                                f"{self.dataset.path}/{shard['file']}: more records or a shorter key than the manifest says")
-                        frames[position] = struct.unpack_from(">I", key, 0)[0]
-                        shard_of[position] = number
-                        offsets[position] = len(keys)
-                        keys += key
-                        position += 1
-                        count += 1
+                with env.begin(buffers=True) as txn:
+                    for stored_key, value in txn.cursor().iternext(keys=True, values=True):
+                        for key, _ in _records_of(self.dataset, shard["file"], bytes(stored_key), value):
+                            if position >= self._length or len(key) < 5:
+                                raise DatasetError(
+                                    f"{self.dataset.path}/{shard['file']}: more records or a shorter key than the manifest says")
+                            frames[position] = struct.unpack_from(">I", key, 0)[0]
+                            shard_of[position] = number
+                            offsets[position] = len(keys)
+                            keys += key
+                            position += 1
+                            count += 1
             except lmdb.Error as error:
                 raise DatasetError(f"{self.dataset.path}/{shard['file']}: {error}") from None
             if count != shard["records"]:
@@ -309,6 +310,71 @@ class Split(Sequence):
         return f"ds2data.Split({self.name!r}, {self._length} records)"
 
 
+_GROUP = b"DS2G"
+
+
+def _records_of(dataset, file, stored_key, value):
+    """The (key, record buffer) pairs an LMDB entry holds: the records of a group
+    (docs/FORMAT.md §2.3, checked whole), or the entry itself (datasets before format 3)."""
+    v = memoryview(value)
+    if bytes(v[:4]) != _GROUP:
+        return [(stored_key, v)]
+
+    def damaged(reason):
+        return DatasetError(f"{dataset.path}/{file}: damaged record group {stored_key[4:].decode('utf-8', 'replace')!r}: {reason}")
+
+    n = len(v)
+    if n < 12:
+        raise damaged(f"{n} bytes, no group header")
+    stored_crc, count = struct.unpack_from("<II", v, 4)
+    if count < 1 or count > (n - 12) // 6:
+        raise damaged(f"it claims {count} records in {n} bytes")
+    directory = [struct.unpack_from("<HI", v, 12 + 6 * i) for i in range(count)]
+    keys_start = 12 + 6 * count
+    keys_end = keys_start + sum(k for k, _ in directory)
+    if keys_end > n:
+        raise damaged(f"its keys run past its {n} bytes")
+    if _crc32c.crc32c(v[8:keys_end]) != stored_crc:
+        raise damaged("directory checksum mismatch")
+    entries = []
+    key_at, record_at = keys_start, (keys_end + 7) & ~7
+    previous = None
+    for index, (key_length, record_length) in enumerate(directory):
+        if not 1 <= key_length <= 511:
+            raise damaged(f"record {index} has a key of {key_length} bytes")
+        if index:
+            record_at = (record_at + 7) & ~7
+        if record_length > n - record_at:
+            raise damaged(f"record {index} runs past the group's {n} bytes")
+        key = bytes(v[key_at:key_at + key_length])
+        if previous is None and key != stored_key:
+            raise damaged("its first key is not the key it is stored under")
+        if previous is not None and not previous < key:
+            raise damaged(f"keys out of order at record {index}")
+        entries.append((key, v[record_at:record_at + record_length]))
+        previous = key
+        key_at += key_length
+        record_at += record_length
+    if record_at != n:
+        raise damaged(f"its records end at byte {record_at} of {n}")
+    return entries
+
+
+def _find_record(dataset, file, txn, key):
+    """The record stored under ``key``: alone, or in the group with the greatest key ≤ it."""
+    cursor = txn.cursor()
+    if cursor.set_range(key):
+        if bytes(cursor.key()) != key and not cursor.prev():
+            return None
+    elif not cursor.last():
+        return None
+    stored_key = bytes(cursor.key())
+    for found, record in _records_of(dataset, file, stored_key, cursor.value()):
+        if found == key:
+            return record
+    return None
+
+
 def _decode(dataset, file, key, value, verify_checksum):
     """A record from its LMDB key and value (a buffer valid while the transaction lives);
     ``verify_checksum``: check its CRC-32C."""
@@ -322,8 +388,8 @@ def _decode(dataset, file, key, value, verify_checksum):
     if n < _HEADER or bytes(v[:4]) != b"DS2R":
         raise damaged("not a ds2-data record (bad magic or too short)")
     (version,) = struct.unpack_from("<H", v, 4)
-    if version not in (1, 2):
-        raise damaged(f"record layout version {version}, this reader knows 1 and 2")
+    if version not in (1, 2, 3):
+        raise damaged(f"record layout version {version}, this reader knows 1 to 3")
     dtype = v[6]
     if _DTYPES.get(dtype) != dataset.dtype:
         raise damaged(f"dtype {dtype}, the manifest says {dataset.dtype}")
@@ -332,12 +398,14 @@ def _decode(dataset, file, key, value, verify_checksum):
         raise damaged(f"{bins} bins, the manifest says {dataset.bins}")
     if frames < 1 or frames != struct.unpack_from(">I", key, 0)[0]:
         raise damaged(f"{frames} frames, the key says {struct.unpack_from('>I', key, 0)[0]}")
-    block = 8 * bins + frames * bins if dtype == 3 else frames * bins * (2 if dtype == 1 else 4)
+    # 8-bit parameters: float16 from record version 3, float32 before (docs/FORMAT.md §3.1).
+    parameter_width = 2 if version >= 3 else 4
+    block = 2 * parameter_width * bins + frames * bins if dtype == 3 else frames * bins * (2 if dtype == 1 else 4)
     text_end = _HEADER + id_length + text_length + info_length
     padded = (text_end + 3) & ~3
     if padded + 4 * label_count + block != n:
         raise damaged(f"{n} bytes, the header describes {padded + 4 * label_count + block}")
-    if version == 2 and verify_checksum:
+    if version >= 2 and verify_checksum:
         if _crc32c.crc32c(v[_HEADER:], _crc32c.crc32c(v[:36])) != checksum:
             raise damaged("checksum mismatch (the record's bytes changed after it was written)")
     try:
@@ -353,9 +421,10 @@ def _decode(dataset, file, key, value, verify_checksum):
         raise damaged(f"label ids outside 1…{len(dataset.vocabulary) - 1}")
     start = padded + 4 * label_count
     if dtype == 3:  # docs/FORMAT.md §3.1: value = minimum[k] + code · step[k], in float32
-        minimum = np.frombuffer(v, dtype="<f4", count=bins, offset=start)
-        step = np.frombuffer(v, dtype="<f4", count=bins, offset=start + 4 * bins)
-        codes = np.frombuffer(v, dtype=np.uint8, count=frames * bins, offset=start + 8 * bins).reshape(frames, bins)
+        parameter = "<f2" if version >= 3 else "<f4"
+        minimum = np.frombuffer(v, dtype=parameter, count=bins, offset=start)
+        step = np.frombuffer(v, dtype=parameter, count=bins, offset=start + parameter_width * bins)
+        codes = np.frombuffer(v, dtype=np.uint8, count=frames * bins, offset=start + 2 * parameter_width * bins).reshape(frames, bins)
         features = minimum.astype(np.float32) + codes.astype(np.float32) * step.astype(np.float32)
     else:
         stored = np.frombuffer(v, dtype="<f2" if dtype == 1 else "<f4", count=frames * bins, offset=start)

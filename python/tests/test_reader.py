@@ -20,7 +20,7 @@ def inspected(path, split, raw=False):
 @pytest.mark.parametrize("name", ["float16-global", "float32-utterance", "float16-none", "uint8-global", "augmented"])
 def test_records_equal_the_binarys(datasets, name):
     ds = ds2data.open(datasets[name])
-    assert ds.format_version == 2
+    assert ds.format_version == 3
     for split in ds.splits:
         part = ds[split]
         expected = inspected(datasets[name], split)
@@ -138,3 +138,31 @@ def test_uint8_is_close_to_float32(datasets):
     assert (squares / count) ** 0.5 <= 0.05
     size = lambda ds: sum(shard["bytes"] for s in ds.manifest["splits"] for shard in s["shards"])
     assert size(coded) <= size(exact) / 3.5
+
+
+def minimal_reader():
+    """The minimal reader printed in docs/FORMAT.md §9, as a namespace."""
+    text = open(os.path.join(os.path.dirname(__file__), "../../docs/FORMAT.md"), encoding="utf-8").read()
+    section = text[text.index("## 9. A minimal reader (Python)"):]
+    code = section[section.index("```python") + len("```python"):]
+    namespace = {}
+    exec(code[:code.index("```")], namespace)  # noqa: S102 - the repository's own documentation
+    return namespace
+
+
+@pytest.mark.parametrize("name", ["float16-global", "float32-utterance", "float16-none", "uint8-global"])
+def test_the_documented_minimal_reader_reads_what_ds2data_reads(datasets, name):
+    """docs/FORMAT.md §9 is the format in a page: on every dtype and normalization mode it
+    gives ds2data's ids, transcripts, labels and features (the groups of §2.3 included)."""
+    reader = minimal_reader()
+    ds = ds2data.open(datasets[name])
+    for split in ds.splits:
+        ds2data.close_all()  # py-lmdb opens a file once per process
+        got = list(reader["records"](datasets[name], split))
+        expected = list(ds[split])
+        ds2data.close_all()
+        assert [g[0] for g in got] == [r.id for r in expected]
+        for (uid, text, labels, feats), record in zip(got, expected):
+            assert text == record.transcript
+            np.testing.assert_array_equal(labels.astype(np.int32), record.labels)
+            np.testing.assert_allclose(feats, record.features, rtol=1e-6, atol=1e-6)
