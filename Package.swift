@@ -82,7 +82,7 @@ let package = Package(
     .executableTarget(name: "DS2Bench", dependencies: ["ProcessSettings", "Augmentation", "Audio", "DS2Core", "Shards"]),
 
     // MARK: Tests
-    .target(name: "TestSupport", dependencies: ["DS2Core", "Audio"], path: "Tests/TestSupport"),
+    .target(name: "TestSupport", dependencies: ["DS2Core", "Audio", "Shards"], path: "Tests/TestSupport"),
     .testTarget(name: "DS2CoreTests", dependencies: ["DS2Core", "TestSupport"]),
     .testTarget(name: "AudioTests", dependencies: ["Audio", "DS2Core", "TestSupport"]),
     .testTarget(name: "FeaturesTests", dependencies: ["Features", "DS2Core", "TestSupport"]),

@@ -142,11 +142,13 @@ public enum FeatureCodec {
         let row = base + t * bins
         let codeRow = codes + t * bins
         for k in 0..<bins {
-          // NaN (never written: features are finite) maps to 0 through the clamp's order.
-          let scaled = ((row[k] - minimum[k]) * inverse[k]).rounded(.toNearestOrEven)
-          let code = Swift.min(255, Swift.max(0, scaled))
-          codeRow[k] = UInt8(code)
-          row[k] = minimum[k] + code * step[k]
+          // Clamped to 0 … 255 (NaN, never written: features are finite, maps to 0 through
+          // the clamp's order), then rounded to nearest, ties to even, by adding 2²³: the
+          // sum's low mantissa bits are the code. Branch-free, so the loop vectorizes.
+          let clamped = Swift.min(255, Swift.max(0, (row[k] - minimum[k]) * inverse[k]))
+          let shifted = clamped + 8_388_608
+          codeRow[k] = UInt8(truncatingIfNeeded: shifted.bitPattern)
+          row[k] = minimum[k] + (shifted - 8_388_608) * step[k]
         }
       }
     }

@@ -116,7 +116,7 @@ final class RecordGroupTests: XCTestCase {
     let stored = records(6, dtype: .uint8)
     let legacy = stored.map { record -> EncodedRecord in
       var copy = record
-      copy.value = versionTwo(record.value)
+      copy.value = try! LegacyFormat.recordVersionTwo(record.value)
       return copy
     }
     for (old, new) in zip(legacy, stored) {
@@ -145,23 +145,5 @@ final class RecordGroupTests: XCTestCase {
     XCTAssertNil(try environment.withRecord(forKey: [0, 0, 0, 0]) { $0.map(Array.init) })
     XCTAssertNil(try environment.withRecord(forKey: stored[1].key + [0]) { $0.map(Array.init) })
     XCTAssertNil(try environment.withRecord(forKey: stored[5].key + [0]) { $0.map(Array.init) })
-  }
-
-  /// The same uint8 record as record version 2 wrote it: minimum and step in float32.
-  func versionTwo(_ value: [UInt8]) -> [UInt8] {
-    value.withUnsafeBytes { raw in
-      let header = try! ShardRecord.decodeHeader(raw)
-      let bins = header.bins
-      var bytes = Array(value[0..<header.featuresOffset])
-      bytes[4] = 2
-      for k in 0..<(2 * bins) {
-        let half = raw.loadUnaligned(fromByteOffset: header.featuresOffset + 2 * k, as: UInt16.self)
-        withUnsafeBytes(of: FeatureCodec.float(fromHalf: half).bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-      }
-      bytes.append(contentsOf: value[(header.featuresOffset + 4 * bins)...])
-      let crc = bytes.withUnsafeBytes { RecordLayout.checksum(of: $0) }
-      withUnsafeBytes(of: crc.littleEndian) { bytes.replaceSubrange(36..<40, with: $0) }
-      return bytes
-    }
   }
 }
