@@ -62,6 +62,12 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
           + ", part \(firstIndex) " + (first.planDigest == nil ? "by listing the corpus itself" : "from the plan with digest \(first.planDigest!)")
           + " (the plan was written after some parts ran, or the corpus changed); rerun the parts that differ")
     }
+    guard manifest.layout == SplitWriter.layoutVersion else {
+      throw ConfigurationError(
+        "\(path): part \(index)'s shards were written by another ds2-data version (shard layout "
+          + "\(manifest.layout.map(String.init) ?? "3 or older"), this one writes \(SplitWriter.layoutVersion)); "
+          + "rerun prepare --partition \(index)/\(count) (same recipe) with this version, then merge again")
+    }
     manifests.append(manifest)
   }
   if let extra = parts.first(where: { $0.0 >= count }) {

@@ -85,6 +85,10 @@ struct PartFolder: Sendable {
     guard let manifest = Self.readManifest(path),
       manifest.identity == identity && manifest.count == partition.count && manifest.index == partition.index
     else { return false }
+    guard manifest.layout == SplitWriter.layoutVersion else {
+      changed("its shards were written by another ds2-data version (shard layout \(manifest.layout.map(String.init) ?? "3 or older"), now \(SplitWriter.layoutVersion))")
+      return false
+    }
     var intact = true
     for shard in manifest.shards.values.joined() {
       let stamp = StoredPlan.FileStamp(path: output + "/" + shard.file)
@@ -92,7 +96,7 @@ struct PartFolder: Sendable {
       if let stamp, stamp.bytes == shard.bytes, recorded == nil || recorded! == [stamp.bytes, stamp.modifiedNanoseconds] {
         continue
       }
-      changed(shard.file + (stamp == nil ? " is missing" : " changed (size or modification time)"))
+      changed(shard.file + (stamp == nil ? " is missing" : " changed (size or modification time)") + " since the part finished")
       intact = false
     }
     return intact

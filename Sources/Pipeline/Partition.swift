@@ -142,4 +142,6 @@ struct PartManifest: Codable, Equatable {
   var planDigest: String?
   /// Size and modification time of each of its shards when the part finished, by file.
   var shardStamps: [String: [Int64]]?
+  /// `SplitWriter.layoutVersion` of the writer of its shards (absent: layout 3 or older).
+  var layout: Int? = SplitWriter.layoutVersion
 }

@@ -200,7 +200,7 @@ final class Preparer {
     if let part,
       part.isComplete(
         identity: identity, output: output,
-        changed: { [logger] in logger.warning("part \(part.partition): \($0) since the part finished; writing the part again") })
+        changed: { [logger] in logger.warning("part \(part.partition): \($0); writing the part again") })
     {
       report.alreadyComplete = true
       report.partition = partition

@@ -202,6 +202,22 @@ final class PartitionedPrepareTests: XCTestCase {
     _ = try merge(output: repaired.output)
     XCTAssertEqual(try contents(repaired.output), expected)
 
+    // A part written by an earlier version (its shards in another layout): merge names it,
+    // and rerunning its task writes it again.
+    let upgraded = recipe("upgraded")
+    for index in 0..<2 { _ = try prepare(recipe: upgraded, options: quiet(try Partition(index: index, count: 2))) }
+    let partPath = upgraded.output + "/partitions/1/" + PartManifest.fileName
+    var old = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: partPath))) as! [String: Any]
+    old.removeValue(forKey: "layout")
+    try JSONSerialization.data(withJSONObject: old).write(to: URL(fileURLWithPath: partPath))
+    XCTAssertThrowsError(try merge(output: upgraded.output)) {
+      XCTAssertTrue("\($0)".contains("part 1's shards were written by another ds2-data version (shard layout 3 or older"), "\($0)")
+    }
+    XCTAssertTrue(try prepare(recipe: upgraded, options: quiet(try Partition(index: 0, count: 2))).alreadyComplete)
+    XCTAssertFalse(try prepare(recipe: upgraded, options: quiet(try Partition(index: 1, count: 2))).alreadyComplete)
+    _ = try merge(output: upgraded.output)
+    XCTAssertEqual(try contents(upgraded.output), expected)
+
     // One machine into an unfinished partitioned output.
     let mixed = recipe("mixed")
     _ = try prepare(recipe: mixed, options: quiet(try Partition(index: 0, count: 2)))
