@@ -75,17 +75,17 @@ public func merge(output: String, logger: Logger = Logger(label: "ds2-data.merge
   }
   var shardsBySplit: [String: [ShardInfo]] = [:]
   for split in first.splits {
-    shardsBySplit[split] = manifests.flatMap { $0.shards[split] ?? [] }
+    shardsBySplit[split] = manifests.flatMap { ($0.shards[split] ?? []).map(\.info) }
   }
   for (index, manifest) in manifests.enumerated() {
-    for shard in manifest.shards.values.joined() {
+    for shard in manifest.shards.values.joined().map(\.info) {
       do { try DatasetManifest.checkShardPath(shard.file, manifest: root + "/\(index)/" + PartManifest.fileName) } catch {
         throw ConfigurationError("\(error)")
       }
     }
   }
   for (index, manifest) in manifests.enumerated() {
-    for shard in manifest.shards.values.joined() {
+    for shard in manifest.shards.values.joined().map(\.info) {
       let path = output + "/" + shard.file
       let stamp = StoredPlan.FileStamp(path: path)
       let recorded = manifest.shardStamps?[shard.file]

@@ -90,7 +90,7 @@ struct PartFolder: Sendable {
       return false
     }
     var intact = true
-    for shard in manifest.shards.values.joined() {
+    for shard in manifest.shards.values.joined().map(\.info) {
       let stamp = StoredPlan.FileStamp(path: output + "/" + shard.file)
       let recorded = manifest.shardStamps?[shard.file]
       if let stamp, stamp.bytes == shard.bytes, recorded == nil || recorded! == [stamp.bytes, stamp.modifiedNanoseconds] {

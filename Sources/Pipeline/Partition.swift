@@ -137,11 +137,70 @@ struct PartManifest: Codable, Equatable {
   /// Rejections while featurizing this part's positions, in stream order.
   var rejections: [ItemError]
   /// This part's completed shards per split, in order.
-  var shards: [String: [ShardInfo]]
+  var shards: [String: [PartShard]]
   /// `StoredPlan.digest` of the plan the part was made from (nil: it listed and probed).
   var planDigest: String?
   /// Size and modification time of each of its shards when the part finished, by file.
   var shardStamps: [String: [Int64]]?
   /// `SplitWriter.layoutVersion` of the writer of its shards (absent: layout 3 or older).
   var layout: Int? = SplitWriter.layoutVersion
+}
+
+/// A shard as `part.json` stores it: its manifest entry, with the statistics vectors as
+/// base64 of their little-endian binary64 values — exact, and read several times faster
+/// than 2 × bins JSON numbers (merge reads every part's).
+struct PartShard: Codable, Equatable {
+  var info: ShardInfo
+
+  init(_ info: ShardInfo) { self.info = info }
+
+  private enum CodingKeys: String, CodingKey {
+    case file, records, minFrames, maxFrames, frames, samples, bytes, sha256, count, mean, m2
+  }
+
+  func encode(to encoder: any Encoder) throws {
+    var c = encoder.container(keyedBy: CodingKeys.self)
+    try c.encode(info.file, forKey: .file)
+    try c.encode(info.records, forKey: .records)
+    try c.encode(info.minFrames, forKey: .minFrames)
+    try c.encode(info.maxFrames, forKey: .maxFrames)
+    try c.encode(info.frames, forKey: .frames)
+    try c.encode(info.samples, forKey: .samples)
+    try c.encode(info.bytes, forKey: .bytes)
+    try c.encode(info.sha256, forKey: .sha256)
+    try c.encode(info.statistics.count, forKey: .count)
+    try c.encode(Self.base64(info.statistics.mean), forKey: .mean)
+    try c.encode(Self.base64(info.statistics.m2), forKey: .m2)
+  }
+
+  /// - Throws: `DecodingError` for a missing field, or vectors that are not base64 of whole
+  ///   binary64 values, of one length.
+  init(from decoder: any Decoder) throws {
+    let c = try decoder.container(keyedBy: CodingKeys.self)
+    func vector(_ key: CodingKeys) throws -> [Double] {
+      guard let data = Data(base64Encoded: try c.decode(String.self, forKey: key)), data.count % 8 == 0 else {
+        throw DecodingError.dataCorruptedError(forKey: key, in: c, debugDescription: "not base64 of binary64 values")
+      }
+      return data.withUnsafeBytes { raw in
+        (0..<(raw.count / 8)).map { Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))) }
+      }
+    }
+    let (count, mean, m2) = (try c.decode(Int.self, forKey: .count), try vector(.mean), try vector(.m2))
+    guard count >= 0, mean.count == m2.count else {
+      throw DecodingError.dataCorruptedError(forKey: .m2, in: c, debugDescription: "one mean and one m2 per bin, count ≥ 0")
+    }
+    info = ShardInfo(
+      file: try c.decode(String.self, forKey: .file), records: try c.decode(Int.self, forKey: .records),
+      minFrames: try c.decode(Int.self, forKey: .minFrames), maxFrames: try c.decode(Int.self, forKey: .maxFrames),
+      frames: try c.decode(Int.self, forKey: .frames), samples: try c.decode(Int.self, forKey: .samples),
+      bytes: try c.decode(Int.self, forKey: .bytes), sha256: try c.decode(String.self, forKey: .sha256),
+      statistics: FeatureStatistics(count: count, mean: mean, m2: m2))
+  }
+
+  private static func base64(_ values: [Double]) -> String {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(8 * values.count)
+    for value in values { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+    return Data(bytes).base64EncodedString()
+  }
 }

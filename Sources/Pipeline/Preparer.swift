@@ -342,7 +342,8 @@ final class Preparer {
         recipeYAML: try recipe.yaml(), features: featureParameters, vocabulary: vocabulary, splits: splitUtterances.map(\.0),
         missingSplits: listing.missingSplits, inputs: inputRoots(), noiseFiles: report.noiseFiles,
         planRejections: partition.index == 0 ? Array(rejections.prefix(rejectionsBeforeWriting)) : [],
-        rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)), shards: shardsBySplit,
+        rejections: Array(rejections.dropFirst(rejectionsBeforeWriting)),
+        shards: shardsBySplit.mapValues { $0.map(PartShard.init) },
         planDigest: planFile?.digest,
         shardStamps: Dictionary(
           uniqueKeysWithValues: shardsBySplit.values.joined().map { shard in

@@ -83,7 +83,9 @@ public enum RecordGroup {
   /// Checks the whole structure of a group and returns where its keys and records are.
   /// - Throws: `RecordDecodingError` naming what is wrong; never traps on bad bytes.
   static func parse(_ value: UnsafeRawBufferPointer, storedKey: UnsafeRawBufferPointer) throws -> [Entry] {
-    func damaged(_ message: String) -> RecordDecodingError { RecordDecodingError("damaged record group: \(message)") }
+    func damaged(_ message: String) -> RecordDecodingError {
+      RecordDecodingError("damaged record group \(RecordLayout.describe(key: storedKey)): \(message)")
+    }
     guard value.count >= headerBytes, isGroup(value) else { throw damaged("\(value.count) bytes, no group header") }
     let stored = UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 4, as: UInt32.self))
     let count = Int(UInt32(littleEndian: value.loadUnaligned(fromByteOffset: 8, as: UInt32.self)))
