@@ -108,6 +108,12 @@ struct Inspect: ParsableCommand {
       guard limit > 0 else { continue }
       try dataset.forEachRecord(split: split.name, normalized: !raw) { record in
         if json {
+          if features, let bad = record.features.values.firstIndex(where: { !$0.isFinite }) {
+            // JSON has no infinities or NaN; a record without a checksum (format 1) can hold them.
+            throw DatasetError(
+              "\(dataset.directory): split \(split.name), record \(record.id): feature value "
+                + "\(record.features.values[bad]) at frame \(bad / record.bins), bin \(bad % record.bins) is not finite")
+          }
           let line = RecordLine(
             id: record.id, split: split.name, frames: record.frames, bins: record.bins, samples: record.sampleCount,
             transcript: record.transcript, labels: record.labels,

@@ -104,7 +104,7 @@ public final class Dataset {
     guard DatasetManifest.readableFormatVersions.contains(manifest.formatVersion) else {
       throw DatasetError(
         "\(path): format version \(manifest.formatVersion); this build reads versions "
-          + "\(DatasetManifest.readableFormatVersions.map(String.init).joined(separator: " and "))")
+          + "\(DatasetManifest.readableFormatVersions.lowerBound) to \(DatasetManifest.readableFormatVersions.upperBound)")
     }
     try manifest.validate(path: path)
     self.manifest = manifest
@@ -174,6 +174,16 @@ public final class Dataset {
     return record
   }
 
+  /// Whether the shards store records in groups (format 3; one per value before).
+  var isGrouped: Bool { manifest.formatVersion >= 3 }
+
+  /// Throws unless a walk through `shard` found the records its manifest entry counts.
+  func checkRecordCount(_ count: Int, of shard: ShardInfo) throws {
+    guard count == shard.records else {
+      throw DatasetError("\(directory)/\(shard.file): \(count) records, the manifest says \(shard.records)")
+    }
+  }
+
   /// Visits the raw bytes of every record of `split` in stored (ascending length) order.
   /// The buffers are valid only during the call; return false to stop.
   /// - Throws: `DatasetError`, `LMDBError`, or what `body` throws.
@@ -183,8 +193,10 @@ public final class Dataset {
     let split = try split(name)
     for shard in split.shards {
       var keepGoing = true
+      var count = 0
       do {
-        try environment(for: shard).forEachRecord { key, value in
+        try environment(for: shard).forEachRecord(grouped: isGrouped) { key, value in
+          count += 1
           keepGoing = try body(shard, key, value)
           return keepGoing
         }
@@ -192,6 +204,7 @@ public final class Dataset {
         throw DatasetError("\(directory)/\(shard.file): \(error)")
       }
       if !keepGoing { return }
+      try checkRecordCount(count, of: shard)
     }
   }
 
@@ -209,7 +222,7 @@ public final class Dataset {
   /// Reads one record by its key (`RecordLayout.key(frames:id:)`) from `shard`.
   /// - Throws: `DatasetError` naming the shard and record, `LMDBError`.
   public func record(shard: ShardInfo, key: [UInt8], normalized: Bool = true) throws -> ShardRecord? {
-    try environment(for: shard).withRecord(forKey: key) { value in
+    try environment(for: shard).withRecord(forKey: key, grouped: isGrouped) { value in
       guard let value else { return nil }
       return try key.withUnsafeBytes { try checkedRecord(value, key: $0, shard: shard, normalized: normalized) }
     }

@@ -299,30 +299,56 @@ final class LMDBEnvironment {
     }
   }
 
-  /// Calls `body` with the key and bytes of every record in key order, whether stored one
-  /// per value or in groups (`RecordGroup`); the buffers are valid only during the call.
-  /// Return false from `body` to stop.
-  /// - Throws: `RecordDecodingError` for a damaged group, `LMDBError`, or what `body` throws.
-  func forEachRecord(_ body: (_ key: UnsafeRawBufferPointer, _ record: UnsafeRawBufferPointer) throws -> Bool) throws {
+  /// Calls `body` with the key and bytes of every record in key order: stored in groups
+  /// (`RecordGroup`) when `grouped` (format 3), else one per value (formats 1 and 2); the
+  /// buffers are valid only during the call. Return false from `body` to stop.
+  /// - Throws: `RecordDecodingError` for a damaged group, a value of the other layout, or
+  ///   keys that do not ascend from one record to the next; `LMDBError`; what `body` throws.
+  func forEachRecord(
+    grouped: Bool, _ body: (_ key: UnsafeRawBufferPointer, _ record: UnsafeRawBufferPointer) throws -> Bool
+  ) throws {
+    var previous: UnsafeRawBufferPointer?
+    func ascending(_ key: UnsafeRawBufferPointer) throws {
+      if let previous, !previous.lexicographicallyPrecedes(key) {
+        throw RecordDecodingError(
+          "keys out of order: \(RecordLayout.describe(key: key)) follows \(RecordLayout.describe(key: previous))")
+      }
+      previous = key
+    }
     try forEach { key, value in
-      if RecordGroup.isGroup(value) { return try RecordGroup.forEachRecord(in: value, storedKey: key, body) }
-      return try body(key, value)
+      try Self.checkLayout(value, key: key, grouped: grouped)
+      guard grouped else {
+        try ascending(key)
+        return try body(key, value)
+      }
+      return try RecordGroup.forEachRecord(in: value, storedKey: key) { recordKey, record in
+        try ascending(recordKey)
+        return try body(recordKey, record)
+      }
     }
   }
 
-  /// Looks up the record stored under `keyBytes`, alone or in a group; calls `body` with
-  /// its bytes (valid only during the call), or nil.
-  /// - Throws: `RecordDecodingError` for a damaged group, `LMDBError`, or what `body` throws.
-  func withRecord<R>(forKey keyBytes: [UInt8], _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
+  /// Looks up the record stored under `keyBytes` (in a group when `grouped`); calls `body`
+  /// with its bytes (valid only during the call), or nil.
+  /// - Throws: `RecordDecodingError` for a damaged group or a value of the other layout,
+  ///   `LMDBError`, or what `body` throws.
+  func withRecord<R>(forKey keyBytes: [UInt8], grouped: Bool, _ body: (UnsafeRawBufferPointer?) throws -> R) throws -> R {
     try withEntry(atOrBefore: keyBytes) { entry in
       guard let entry else { return try body(nil) }
-      if RecordGroup.isGroup(entry.value) {
-        let record = try keyBytes.withUnsafeBytes {
-          try RecordGroup.record(forKey: $0, in: entry.value, storedKey: entry.key)
-        }
-        return try body(record)
-      }
-      return try body(entry.key.elementsEqual(keyBytes) ? entry.value : nil)
+      try Self.checkLayout(entry.value, key: entry.key, grouped: grouped)
+      guard grouped else { return try body(entry.key.elementsEqual(keyBytes) ? entry.value : nil) }
+      let record = try keyBytes.withUnsafeBytes { try RecordGroup.record(forKey: $0, in: entry.value, storedKey: entry.key) }
+      return try body(record)
+    }
+  }
+
+  /// Throws unless `value` is a record group exactly when `grouped`.
+  private static func checkLayout(_ value: UnsafeRawBufferPointer, key: UnsafeRawBufferPointer, grouped: Bool) throws {
+    if RecordGroup.isGroup(value) != grouped {
+      throw RecordDecodingError(
+        grouped
+          ? "the value under \(RecordLayout.describe(key: key)) is not a record group (format 3 stores records only in groups)"
+          : "a record group under \(RecordLayout.describe(key: key)) in a dataset of format 1 or 2")
     }
   }
 

@@ -1,3 +1,5 @@
+import DS2Core
+
 /// Several consecutive records stored as one LMDB value (docs/FORMAT.md §2.3).
 ///
 /// LMDB gives a value larger than half a page whole overflow pages, so a record stored on
@@ -28,6 +30,9 @@ public enum RecordGroup {
   static let headerBytes = 12
   /// Directory bytes per record.
   static let entryBytes = 6
+
+  /// The record layout version of every record in a group (groups came with it).
+  static let recordVersion = UInt16(FeatureDType.currentRecordVersion)
 
   /// Whether `value` is a group (else it is one record, as in datasets before format 3).
   @inline(__always)
@@ -107,15 +112,26 @@ public enum RecordGroup {
     var entries: [Entry] = []
     entries.reserveCapacity(count)
     var keyOffset = keysStart
-    var recordOffset = recordsStart(count: count, keyBytes: keyBytes)
+    var recordOffset = keysEnd
     for index in 0..<count {
       let keyLength = Int(UInt16(littleEndian: value.loadUnaligned(fromByteOffset: headerBytes + entryBytes * index, as: UInt16.self)))
       let recordLength = Int(
         UInt32(littleEndian: value.loadUnaligned(fromByteOffset: headerBytes + entryBytes * index + 2, as: UInt32.self)))
       guard (1...511).contains(keyLength) else { throw damaged("record \(index) has a key of \(keyLength) bytes") }
-      if index > 0 { recordOffset = (recordOffset + 7) & ~7 }
+      let padded = (recordOffset + 7) & ~7  // records start at multiples of 8
+      guard padded <= value.count, value[recordOffset..<padded].allSatisfy({ $0 == 0 }) else {
+        throw damaged("non-zero padding before record \(index)")
+      }
+      recordOffset = padded
       guard recordLength <= value.count - recordOffset else {
         throw damaged("record \(index) runs past the group's \(value.count) bytes")
+      }
+      // Records in groups are of the version that brought groups: an older version field
+      // (which would skip the record's checksum) is damage.
+      guard recordLength >= 6,
+        value.loadUnaligned(fromByteOffset: recordOffset + 4, as: UInt16.self) == recordVersion.littleEndian
+      else {
+        throw damaged("record \(index) is not a version-\(recordVersion) record")
       }
       let entry = Entry(keyOffset: keyOffset, keyLength: keyLength, recordOffset: recordOffset, recordLength: recordLength)
       let key = UnsafeRawBufferPointer(rebasing: value[keyOffset..<(keyOffset + keyLength)])

@@ -32,9 +32,13 @@ extension Dataset {
     var locations: [RecordLocation] = []
     locations.reserveCapacity(split.records)
     for (shardIndex, shard) in split.shards.enumerated() {
+      let first = locations.count
       do {
-        try environment(for: shard).forEachRecord { key, value in
-          let header = try ShardRecord.decodeHeader(value)
+        try environment(for: shard).forEachRecord(grouped: isGrouped) { key, value in
+          let header: ShardRecord.Header
+          do { header = try ShardRecord.decodeHeader(value) } catch let error as RecordDecodingError {
+            throw RecordDecodingError("record \(RecordLayout.describe(key: key)): \(error.message)")
+          }
           locations.append(
             RecordLocation(
               shard: shardIndex, key: Array(key), frames: header.frames, labelCount: header.labelCount,
@@ -44,6 +48,7 @@ extension Dataset {
       } catch let error as RecordDecodingError {
         throw DatasetError("\(directory)/\(shard.file): \(error)")
       }
+      try checkRecordCount(locations.count - first, of: shard)
     }
     return locations
   }

@@ -56,6 +56,8 @@ public func verifyDataset(directory: String) -> VerificationReport {
       totals.records += shard.records
       totals.frames += shard.frames
       totals.samples += shard.samples
+      // The manifest's own statistics: compared with its totals whatever the shard holds.
+      if manifest.normalization.statisticsSplits.contains(split.name) { trainingStatistics.merge(shard.statistics) }
       var status = stat()
       guard lstat(path, &status) == 0 else {
         problem(shard.file, "missing")
@@ -96,43 +98,64 @@ public func verifyDataset(directory: String) -> VerificationReport {
         recordProblems += 1
         if recordProblems <= 20 { problem(shard.file, message) }
       }
+      // Each record is checked on its own, and a damaged group is one problem: the walk goes
+      // on with the next LMDB value, so every damaged place is named.
+      func check(_ keyBuffer: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let key = Array(keyBuffer)
+        if firstKey == nil { firstKey = key }
+        if let lastKey, !lastKey.lexicographicallyPrecedes(key) { recordProblem("keys out of order at record \(count)") }
+        lastKey = key
+        count += 1
+        let record: ShardRecord
+        do {
+          record = try ShardRecord.decode(value)
+        } catch let error as RecordDecodingError {
+          recordProblem("record \(RecordLayout.describe(key: keyBuffer)): \(error)")
+          return
+        } catch {
+          recordProblem("record \(count - 1): \(error)")
+          return
+        }
+        let header = "record \(record.id)"
+        if key != RecordLayout.key(frames: record.frames, id: record.id) { recordProblem("\(header): key does not match its frames and id") }
+        if record.bins != bins { recordProblem("\(header): \(record.bins) bins, manifest says \(bins)") }
+        if record.frames < 1 { recordProblem("\(header): no frames") }
+        if record.labels.isEmpty { recordProblem("\(header): empty label sequence") }
+        if record.labels.contains(where: { $0 <= 0 || Int($0) >= vocabularySize }) {
+          recordProblem("\(header): label id outside 1..<\(vocabularySize)")
+        }
+        if let dtype = try? ShardRecord.decodeHeader(value).dtype, dtype != manifest.features.dtype {
+          recordProblem("\(header): dtype \(dtype.rawValue), manifest says \(manifest.features.dtype.rawValue)")
+        }
+        if !record.features.values.allSatisfy(\.isFinite) { recordProblem("\(header): non-finite feature values") }
+        if record.bins == bins {
+          record.features.values.withUnsafeBufferPointer { statistics.add(frames: record.frames, values: $0) }
+        }
+        minFrames = min(minFrames, record.frames)
+        maxFrames = max(maxFrames, record.frames)
+        frames += record.frames
+        samples += record.sampleCount
+      }
       do {
         let environment = try dataset.environment(for: shard)
-        try environment.forEachRecord { keyBuffer, value in
-          let key = Array(keyBuffer)
-          if firstKey == nil { firstKey = key }
-          if let lastKey, !lastKey.lexicographicallyPrecedes(key) { recordProblem("keys out of order at record \(count)") }
-          lastKey = key
-          count += 1
-          let record: ShardRecord
-          do {
-            record = try ShardRecord.decode(value)
-          } catch let error as RecordDecodingError {
-            recordProblem("record \(RecordLayout.describe(key: keyBuffer)): \(error)")
-            return true
-          } catch {
-            recordProblem("record \(count - 1): \(error)")
-            return true
+        try environment.forEach { key, value in
+          if RecordGroup.isGroup(value) != dataset.isGrouped {
+            recordProblem(
+              dataset.isGrouped
+                ? "the value under \(RecordLayout.describe(key: key)) is not a record group (format 3 stores records only in groups)"
+                : "a record group under \(RecordLayout.describe(key: key)) in a dataset of format 1 or 2")
+          } else if dataset.isGrouped {
+            do {
+              try RecordGroup.forEachRecord(in: value, storedKey: key) { recordKey, record in
+                check(recordKey, record)
+                return true
+              }
+            } catch {
+              recordProblem("\(error)")
+            }
+          } else {
+            check(key, value)
           }
-          let header = "record \(record.id)"
-          if key != RecordLayout.key(frames: record.frames, id: record.id) { recordProblem("\(header): key does not match its frames and id") }
-          if record.bins != bins { recordProblem("\(header): \(record.bins) bins, manifest says \(bins)") }
-          if record.frames < 1 { recordProblem("\(header): no frames") }
-          if record.labels.isEmpty { recordProblem("\(header): empty label sequence") }
-          if record.labels.contains(where: { $0 <= 0 || Int($0) >= vocabularySize }) {
-            recordProblem("\(header): label id outside 1..<\(vocabularySize)")
-          }
-          if let dtype = try? ShardRecord.decodeHeader(value).dtype, dtype != manifest.features.dtype {
-            recordProblem("\(header): dtype \(dtype.rawValue), manifest says \(manifest.features.dtype.rawValue)")
-          }
-          if !record.features.values.allSatisfy(\.isFinite) { recordProblem("\(header): non-finite feature values") }
-          if record.bins == bins {
-            record.features.values.withUnsafeBufferPointer { statistics.add(frames: record.frames, values: $0) }
-          }
-          minFrames = min(minFrames, record.frames)
-          maxFrames = max(maxFrames, record.frames)
-          frames += record.frames
-          samples += record.sampleCount
           return true
         }
       } catch {
@@ -155,7 +178,6 @@ public func verifyDataset(directory: String) -> VerificationReport {
         problem(shard.file, "first record is not longer than the previous shard's last (length order broken)")
       }
       previousLastKey = lastKey ?? previousLastKey
-      if manifest.normalization.statisticsSplits.contains(split.name) { trainingStatistics.merge(shard.statistics) }
     }
     if totals.records != split.records || totals.frames != split.frames {
       problem("manifest.json", "split \(split.name): totals differ from the sum of its shards")

@@ -89,6 +89,32 @@ final class RecordGroupTests: XCTestCase {
     XCTAssertTrue(refused(value + [0], under: key))
     XCTAssertTrue(refused(Array(value.prefix(11)), under: key))
     XCTAssertTrue(refused(value, under: stored[1].key))
+    // Outside the directory's CRC: the padding between records must be zero, and every
+    // record must be of the version that brought groups (an older one would skip its CRC).
+    var offsets: [Range<Int>] = []
+    try value.withUnsafeBytes { raw in
+      try key.withUnsafeBytes { k in
+        try RecordGroup.forEachRecord(in: raw, storedKey: k) { _, record in
+          let start = record.baseAddress! - raw.baseAddress!
+          offsets.append(start..<(start + record.count))
+          return true
+        }
+      }
+    }
+    let gaps = zip(offsets, offsets.dropFirst()).filter { $0.upperBound < $1.lowerBound }
+    XCTAssertFalse(gaps.isEmpty, "records of these lengths are padded")
+    for (before, _) in gaps {
+      var damaged = value
+      damaged[before.upperBound] = 0xAB
+      XCTAssertTrue(refused(damaged, under: key), "padding after a record")
+    }
+    for range in offsets {
+      for version: UInt8 in [1, 2, 4] {
+        var damaged = value
+        damaged[range.lowerBound + 4] = version
+        XCTAssertTrue(refused(damaged, under: key), "record version \(version) in a group")
+      }
+    }
     // Random damage anywhere: a typed error or records whose own checks then apply; never a trap.
     var generator = SeededGenerator(seed: 5)
     for _ in 0..<2000 {
@@ -123,27 +149,43 @@ final class RecordGroupTests: XCTestCase {
       XCTAssertEqual(try ShardRecord.decode(old.value).features, try ShardRecord.decode(new.value).features)
       XCTAssertEqual(try old.value.withUnsafeBytes { try ShardRecord.decodeHeader($0) }.version, 2)
     }
-    // Lone version-2 records, then a group of version-3 ones, in one file.
-    let path = directory.path + "/mixed.mdb"
+    // A shard as format 2 wrote it (lone version-2 records) and one as format 3 does.
     let grouped = group(Array(stored[3...]))
+    for (name, pairs, isGrouped) in [
+      ("lone.mdb", legacy.map { ($0.key, $0.value) }, false), ("grouped.mdb", [group(Array(stored[..<3])), grouped], true),
+    ] {
+      do {
+        try LMDBEnvironment(path: directory.path + "/" + name, readOnly: false, mapSizeBytes: 16 << 20).append(pairs)
+      }
+      let environment = try LMDBEnvironment(path: directory.path + "/" + name, readOnly: true)
+      var walked: [[UInt8]] = []
+      try environment.forEachRecord(grouped: isGrouped) { key, record in
+        walked.append(Array(key))
+        _ = try ShardRecord.decode(record)
+        return true
+      }
+      XCTAssertEqual(walked, stored.map(\.key), name)
+      for (index, record) in stored.enumerated() {
+        let found = try environment.withRecord(forKey: record.key, grouped: isGrouped) { $0.map(Array.init) }
+        XCTAssertEqual(found, isGrouped ? record.value : legacy[index].value, name)
+      }
+      XCTAssertNil(try environment.withRecord(forKey: [0, 0, 0, 0], grouped: isGrouped) { $0.map(Array.init) })
+      XCTAssertNil(try environment.withRecord(forKey: stored[1].key + [0], grouped: isGrouped) { $0.map(Array.init) })
+      XCTAssertNil(try environment.withRecord(forKey: stored[5].key + [0], grouped: isGrouped) { $0.map(Array.init) })
+      // The other layout is refused, not misread.
+      XCTAssertThrowsError(try environment.forEachRecord(grouped: !isGrouped) { _, _ in true }) {
+        XCTAssertTrue($0 is RecordDecodingError, "\($0)")
+      }
+    }
+    // Keys that do not ascend from one group to the next (a record moved or duplicated
+    // across groups) stop a walk.
+    let path = directory.path + "/unordered.mdb"
     do {
-      let environment = try LMDBEnvironment(path: path, readOnly: false, mapSizeBytes: 16 << 20)
-      try environment.append(legacy[0..<3].map { ($0.key, $0.value) } + [grouped])
+      let first = group(Array(stored[0..<3]) + [stored[4]])  // its last key is above the next group's first
+      try LMDBEnvironment(path: path, readOnly: false, mapSizeBytes: 16 << 20).append([first, group([stored[3], stored[5]])])
     }
-    let environment = try LMDBEnvironment(path: path, readOnly: true)
-    var walked: [[UInt8]] = []
-    try environment.forEachRecord { key, record in
-      walked.append(Array(key))
-      _ = try ShardRecord.decode(record)
-      return true
+    XCTAssertThrowsError(try LMDBEnvironment(path: path, readOnly: true).forEachRecord(grouped: true) { _, _ in true }) {
+      XCTAssertTrue("\($0)".contains("keys out of order"), "\($0)")
     }
-    XCTAssertEqual(walked, stored.map(\.key))
-    for (index, record) in stored.enumerated() {
-      let found = try environment.withRecord(forKey: record.key) { $0.map(Array.init) }
-      XCTAssertEqual(found, index < 3 ? legacy[index].value : record.value)
-    }
-    XCTAssertNil(try environment.withRecord(forKey: [0, 0, 0, 0]) { $0.map(Array.init) })
-    XCTAssertNil(try environment.withRecord(forKey: stored[1].key + [0]) { $0.map(Array.init) })
-    XCTAssertNil(try environment.withRecord(forKey: stored[5].key + [0]) { $0.map(Array.init) })
   }
 }

@@ -202,7 +202,7 @@ final class SplitWriterTests: XCTestCase {
       XCTAssertLessThan(try environment.entryCount(), shard.records)
       var previous: [UInt8]?
       var count = 0
-      try environment.forEachRecord { key, value in
+      try environment.forEachRecord(grouped: true) { key, value in
         count += 1
         let keyBytes = Array(key)
         if let previous { XCTAssertTrue(previous.lexicographicallyPrecedes(keyBytes)) }

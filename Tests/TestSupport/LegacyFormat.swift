@@ -39,7 +39,7 @@ public enum LegacyFormat {
       for shardIndex in manifest.splits[splitIndex].shards.indices {
         let path = directory + "/" + manifest.splits[splitIndex].shards[shardIndex].file
         var pairs: [(key: [UInt8], value: [UInt8])] = []
-        try LMDBEnvironment(path: path, readOnly: true).forEachRecord { key, record in
+        try LMDBEnvironment(path: path, readOnly: true).forEachRecord(grouped: true) { key, record in
           pairs.append((Array(key), try recordVersionTwo(Array(record))))
           return true
         }

@@ -210,6 +210,9 @@ class Split(Sequence):
         self._shard_of = None
         self._key_offsets = None
         self._keys = None
+        self._entry_keys = None
+        self._entry_of = None
+        self._spans = None
         self._positions = None
         self._checked = None
 
@@ -256,15 +259,26 @@ class Split(Sequence):
         env = self.dataset._environment(shard)
         try:
             with env.begin(buffers=True) as txn:
-                value = _find_record(self.dataset, shard["file"], txn, key)
+                value = self._stored_bytes(txn, index)
                 if value is None:
-                    raise DatasetError(f"{shard['file']}: record {key[4:].decode('utf-8', 'replace')} vanished")
+                    raise DatasetError(
+                        f"{self.dataset.path}/{shard['file']}: record {key[4:].decode('utf-8', 'replace')} "
+                        "vanished (the shard changed since it was indexed)")
                 verify = self.dataset.verify_checksums and not self._checked[index]
                 record = _decode(self.dataset, shard["file"], key, value, verify)
                 self._checked[index] = True
                 return record
         except lmdb.Error as error:
             raise DatasetError(f"{self.dataset.path}/{shard['file']}: record {key[4:].decode('utf-8', 'replace')}: {error}") from None
+
+    def _stored_bytes(self, txn, index):
+        """The record's bytes: a slice of the LMDB value it is stored in (a group's, whose
+        directory the index walk checked), or None when that value is gone or too short."""
+        value = txn.get(self._entry_keys[self._entry_of[index]])
+        start, length = self._spans[index]
+        if value is None or len(value) < start + length:
+            return None
+        return memoryview(value)[start:start + length]
 
     def _key(self, index):
         start, end = self._key_offsets[index], self._key_offsets[index + 1]
@@ -277,20 +291,33 @@ class Split(Sequence):
         shard_of = np.empty(self._length, dtype=np.int32)
         keys = bytearray()
         offsets = np.empty(self._length + 1, dtype=np.int64)
+        entry_keys, entry_of = [], np.empty(self._length, dtype=np.int64)
+        spans = np.empty((self._length, 2), dtype=np.int64)
         position = 0
+        grouped = self.dataset.format_version >= 3
         for number, shard in enumerate(self._shards):
             env = self.dataset._environment(shard)
             count = 0
+            previous = None
             try:
                 with env.begin(buffers=True) as txn:
                     for stored_key, value in txn.cursor().iternext(keys=True, values=True):
-                        for key, _ in _records_of(self.dataset, shard["file"], bytes(stored_key), value):
+                        stored_key = bytes(stored_key)
+                        entry_keys.append(stored_key)
+                        for key, start, length in _records_of(self.dataset, shard["file"], stored_key, value, grouped):
                             if position >= self._length or len(key) < 5:
                                 raise DatasetError(
                                     f"{self.dataset.path}/{shard['file']}: more records or a shorter key than the manifest says")
+                            if previous is not None and not previous < key:
+                                raise DatasetError(
+                                    f"{self.dataset.path}/{shard['file']}: keys out of order at record "
+                                    f"{key[4:].decode('utf-8', 'replace')!r}")
+                            previous = key
                             frames[position] = struct.unpack_from(">I", key, 0)[0]
                             shard_of[position] = number
                             offsets[position] = len(keys)
+                            entry_of[position] = len(entry_keys) - 1
+                            spans[position] = start, length
                             keys += key
                             position += 1
                             count += 1
@@ -302,6 +329,9 @@ class Split(Sequence):
         offsets[self._length] = len(keys)
         self._keys = np.frombuffer(bytes(keys), dtype=np.uint8)
         self._key_offsets = offsets
+        self._entry_keys = entry_keys
+        self._entry_of = entry_of
+        self._spans = spans
         self._shard_of = shard_of
         self._checked = np.zeros(self._length, dtype=bool)
         self._frames = frames
@@ -311,19 +341,28 @@ class Split(Sequence):
 
 
 _GROUP = b"DS2G"
+#: The record layout version of every record in a group (groups came with it).
+_GROUPED_RECORD_VERSION = 3
 
 
-def _records_of(dataset, file, stored_key, value):
-    """The (key, record buffer) pairs an LMDB entry holds: the records of a group
-    (docs/FORMAT.md §2.3, checked whole), or the entry itself (datasets before format 3)."""
+def _records_of(dataset, file, stored_key, value, grouped):
+    """(key, start, length) of each record an LMDB entry holds: the records of a group
+    (docs/FORMAT.md §2.3, checked whole) when ``grouped`` (format 3), else the entry itself
+    (formats 1 and 2)."""
     v = memoryview(value)
-    if bytes(v[:4]) != _GROUP:
-        return [(stored_key, v)]
+    n = len(v)
+    name = stored_key[4:].decode("utf-8", "replace")
+    if (bytes(v[:4]) == _GROUP) != grouped:
+        raise DatasetError(
+            f"{dataset.path}/{file}: "
+            + (f"the value under {name!r} is not a record group (format 3 stores records only in groups)" if grouped
+               else f"a record group under {name!r} in a dataset of format 1 or 2"))
+    if not grouped:
+        return [(stored_key, 0, n)]
 
     def damaged(reason):
-        return DatasetError(f"{dataset.path}/{file}: damaged record group {stored_key[4:].decode('utf-8', 'replace')!r}: {reason}")
+        return DatasetError(f"{dataset.path}/{file}: damaged record group {name!r}: {reason}")
 
-    n = len(v)
     if n < 12:
         raise damaged(f"{n} bytes, no group header")
     stored_crc, count = struct.unpack_from("<II", v, 4)
@@ -337,42 +376,31 @@ def _records_of(dataset, file, stored_key, value):
     if _crc32c.crc32c(v[8:keys_end]) != stored_crc:
         raise damaged("directory checksum mismatch")
     entries = []
-    key_at, record_at = keys_start, (keys_end + 7) & ~7
+    key_at, record_at = keys_start, keys_end
     previous = None
     for index, (key_length, record_length) in enumerate(directory):
         if not 1 <= key_length <= 511:
             raise damaged(f"record {index} has a key of {key_length} bytes")
-        if index:
-            record_at = (record_at + 7) & ~7
+        padded = (record_at + 7) & ~7  # records start at multiples of 8
+        if padded > n or any(v[record_at:padded]):
+            raise damaged(f"non-zero padding before record {index}")
+        record_at = padded
         if record_length > n - record_at:
             raise damaged(f"record {index} runs past the group's {n} bytes")
+        if record_length < 6 or struct.unpack_from("<H", v, record_at + 4)[0] != _GROUPED_RECORD_VERSION:
+            raise damaged(f"record {index} is not a version-{_GROUPED_RECORD_VERSION} record")
         key = bytes(v[key_at:key_at + key_length])
         if previous is None and key != stored_key:
             raise damaged("its first key is not the key it is stored under")
         if previous is not None and not previous < key:
             raise damaged(f"keys out of order at record {index}")
-        entries.append((key, v[record_at:record_at + record_length]))
+        entries.append((key, record_at, record_length))
         previous = key
         key_at += key_length
         record_at += record_length
     if record_at != n:
         raise damaged(f"its records end at byte {record_at} of {n}")
     return entries
-
-
-def _find_record(dataset, file, txn, key):
-    """The record stored under ``key``: alone, or in the group with the greatest key ≤ it."""
-    cursor = txn.cursor()
-    if cursor.set_range(key):
-        if bytes(cursor.key()) != key and not cursor.prev():
-            return None
-    elif not cursor.last():
-        return None
-    stored_key = bytes(cursor.key())
-    for found, record in _records_of(dataset, file, stored_key, cursor.value()):
-        if found == key:
-            return record
-    return None
 
 
 def _decode(dataset, file, key, value, verify_checksum):

@@ -82,12 +82,12 @@ def test_bad_input_is_named(datasets, tmp_path):
         (lambda m: m["splits"][0]["shards"][0].__setitem__("records", 10**12), "records cannot fit"),
     ]:
         altered = json.loads(json.dumps(manifest))
-        altered["formatVersion"] = 2
+        altered["formatVersion"] = 3
         change(altered)
         json.dump(altered, open(f"{copy}/manifest.json", "w"))
         with pytest.raises(ds2data.DatasetError, match=message):
             ds2data.open(copy)
-    manifest["formatVersion"] = 2
+    manifest["formatVersion"] = 3
     json.dump(manifest, open(f"{copy}/manifest.json", "w"))
     ds = ds2data.open(copy)
     split = ds.splits[0]
@@ -166,3 +166,132 @@ def test_the_documented_minimal_reader_reads_what_ds2data_reads(datasets, name):
             assert text == record.transcript
             np.testing.assert_array_equal(labels.astype(np.int32), record.labels)
             np.testing.assert_allclose(feats, record.features, rtol=1e-6, atol=1e-6)
+
+
+def _groups(path):
+    """[(stored key, [(key, record bytes)])] of a format-3 shard."""
+    import lmdb
+    import struct
+    out = []
+    env = lmdb.open(path, subdir=False, readonly=True, lock=False)
+    with env.begin() as txn:
+        for stored, v in txn.cursor():
+            n = struct.unpack_from("<I", v, 8)[0]
+            lengths = [struct.unpack_from("<HI", v, 12 + 6 * i) for i in range(n)]
+            k, r = 12 + 6 * n, 12 + 6 * n + sum(a for a, _ in lengths)
+            records = []
+            for key_length, record_length in lengths:
+                r = (r + 7) & ~7
+                records.append((bytes(v[k:k + key_length]), bytes(v[r:r + record_length])))
+                k, r = k + key_length, r + record_length
+            out.append((bytes(stored), records))
+    env.close()
+    return out
+
+
+def _group_value(records):
+    """A group (docs/FORMAT.md §2.3) of (key, record bytes), as the writer lays it out."""
+    import struct
+    import crc32c
+    head = struct.pack("<I", len(records)) + b"".join(struct.pack("<HI", len(k), len(r)) for k, r in records)
+    head += b"".join(k for k, _ in records)
+    value = bytearray(b"DS2G" + struct.pack("<I", crc32c.crc32c(head)) + head)
+    for _, record in records:
+        value += bytes(-len(value) % 8) + record
+    return bytes(value)
+
+
+def _rewrite(dataset, file, entries):
+    """Replaces a shard by (key, value) entries and updates its manifest size and digest."""
+    import hashlib
+    import lmdb
+    path = f"{dataset}/{file}"
+    os.remove(path)
+    env = lmdb.open(path, subdir=False, map_size=1 << 28, lock=False)
+    with env.begin(write=True) as txn:
+        for key, value in entries:
+            txn.put(key, value, append=True)
+    env.close()
+    manifest = json.load(open(f"{dataset}/manifest.json"))
+    for split in manifest["splits"]:
+        for shard in split["shards"]:
+            if shard["file"] == file:
+                shard["bytes"] = os.path.getsize(path)
+                shard["sha256"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
+    json.dump(manifest, open(f"{dataset}/manifest.json", "w"))
+
+
+def _version_two(record):
+    """A version-3 record as record version 2 stored it (8-bit parameters in float32)."""
+    import struct
+    import crc32c
+    v = bytearray(record)
+    dtype, frames, bins, labels, id_length, text_length, info_length = v[6], *struct.unpack_from("<6I", v, 8)
+    v[4] = 2
+    if dtype == 3:
+        start = ((40 + id_length + text_length + info_length + 3) & ~3) + 4 * labels
+        halves = np.frombuffer(bytes(v[start:start + 4 * bins]), "<f2").astype("<f4").tobytes()
+        v[start:start + 4 * bins] = halves
+    struct.pack_into("<I", v, 36, crc32c.crc32c(bytes(v[40:]), crc32c.crc32c(bytes(v[:36]))))
+    return bytes(v)
+
+
+@pytest.mark.parametrize("name", ["uint8-global", "float16-global"])
+def test_format_two_datasets_are_still_read(datasets, name, tmp_path):
+    """A dataset as format 2 stored it (one record per LMDB value, 8-bit parameters in
+    float32) reads as the same records; a group in it, or a lone record in format 3, is
+    refused, naming the shard."""
+    copy = str(tmp_path / "v2")
+    shutil.copytree(datasets[name], copy)
+    expected = {split: [(r.id, r.features) for r in ds2data.open(datasets[name])[split]] for split in ds2data.open(copy).splits}
+    ds2data.close_all()
+    manifest = json.load(open(f"{copy}/manifest.json"))
+    for split in manifest["splits"]:
+        for shard in split["shards"]:
+            records = [record for _, group in _groups(f"{copy}/{shard['file']}") for record in group]
+            _rewrite(copy, shard["file"], [(key, _version_two(record)) for key, record in records])
+    manifest = json.load(open(f"{copy}/manifest.json"))
+    manifest["formatVersion"] = 2
+    json.dump(manifest, open(f"{copy}/manifest.json", "w"))
+    ds = ds2data.open(copy)
+    for split, records in expected.items():
+        got = list(ds[split])
+        assert [r.id for r in got] == [uid for uid, _ in records]
+        for record, (_, features) in zip(got, records):
+            np.testing.assert_array_equal(record.features, features)
+        assert ds[split][records[-1][0]].id == records[-1][0]
+    ds2data.close_all()
+    manifest["formatVersion"] = 3
+    json.dump(manifest, open(f"{copy}/manifest.json", "w"))
+    with pytest.raises(ds2data.DatasetError, match="is not a record group"):
+        len(ds2data.open(copy)[ds.splits[0]].frames)
+    ds2data.close_all()
+
+
+def test_damage_behind_the_group_checksum_is_named(datasets, tmp_path):
+    """With the groups' checksums recomputed: a record moved to another group (keys no longer
+    ascend across groups) and a record claiming an older version (which would skip its
+    checksum) are refused, naming the shard."""
+    source = datasets["uint8-global"]
+    shard = json.load(open(f"{source}/manifest.json"))["splits"][0]["shards"][0]["file"]
+    groups = _groups(f"{source}/{shard}")
+    assert len(groups) >= 2, "the fixture's first shard holds several groups"
+    for case in ["moved", "version"]:
+        copy = str(tmp_path / case)
+        shutil.copytree(source, copy)
+        changed = [list(records) for _, records in groups]
+        if case == "moved":
+            changed[0].append(changed[1].pop(1))  # group 0 now ends above group 1's first key
+        else:
+            key, record = changed[0][0]
+            changed[0][0] = (key, record[:4] + b"\x01" + record[5:])
+        entries = [(records[0][0], _group_value(records)) for records in changed if records]
+        _rewrite(copy, shard, entries)
+        ds2data.close_all()
+        split = ds2data.open(copy).splits[0]
+        message = "keys out of order" if case == "moved" else "is not a version-3 record"
+        with pytest.raises(ds2data.DatasetError, match=f"{shard}.*{message}"):
+            list(ds2data.open(copy)[split])
+        ds2data.close_all()
+        result = run("verify", copy, check=False)
+        assert result.returncode == 1 and shard in result.stdout + result.stderr, case
