@@ -127,8 +127,7 @@ struct PartFolder: Sendable {
 
   /// Writes `part.json` (atomically): the part is complete.
   func finish(with manifest: PartManifest) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    try atomicWrite(String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n", to: path + "/" + PartManifest.fileName)
+    let text = String(decoding: try SortedJSONEncoder(prettyPrinted: false).encode(manifest), as: UTF8.self)
+    try atomicWrite(text + "\n", to: path + "/" + PartManifest.fileName)
   }
 }

@@ -39,11 +39,10 @@ struct RunJournal: Codable, Equatable {
     try atomicWrite(text(), to: directory + "/" + Self.fileName)
   }
 
-  /// The journal as written: compact JSON with sorted keys.
+  /// The journal as written: compact JSON with sorted keys (rewritten after every shard,
+  /// with every finished shard's statistics: `SortedJSONEncoder`, not `JSONEncoder`).
   func text() throws -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return String(decoding: try encoder.encode(self), as: UTF8.self)
+    String(decoding: try SortedJSONEncoder(prettyPrinted: false).encode(self), as: UTF8.self)
   }
 }
 

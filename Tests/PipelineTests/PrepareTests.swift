@@ -29,6 +29,25 @@ final class PrepareTests: XCTestCase {
     return options
   }
 
+  /// manifest.json and the journal are exactly what `JSONEncoder` writes for them
+  /// (`SortedJSONEncoder` is a faster writer of the same bytes).
+  func testManifestAndJournalAreJSONEncodersText() throws {
+    let directory = TemporaryDirectory("manifest-text")
+    let root = try makeCorpus(directory, perSplit: 6)
+    let output = directory.path + "/out"
+    _ = try prepare(recipe: makeRecipe(root: root, output: output), options: quietOptions())
+    let manifest = try Dataset(directory: output).manifest
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    let text = try String(contentsOfFile: output + "/manifest.json", encoding: .utf8)
+    XCTAssertEqual(text, String(decoding: try encoder.encode(manifest), as: UTF8.self) + "\n")
+    var journal = RunJournal(recipe: .object([:]))
+    journal.splits["train"] = .init()
+    journal.splits["train"]!.shards = manifest.splits.flatMap(\.shards)
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    XCTAssertEqual(try journal.text(), String(decoding: try encoder.encode(journal), as: UTF8.self))
+  }
+
   /// Datasets of format version 2 (one record per LMDB value, 8-bit parameters in float32)
   /// are still read: the same records in the same order, by cursor walk and by key, and
   /// `verify` finds them intact (docs/FORMAT.md §8).
