@@ -230,7 +230,7 @@ struct SortedJSONKeyedContainer<Key: CodingKey>: KeyedEncodingContainerProtocol 
   }
 }
 
-struct SortedJSONUnkeyedContainer: UnkeyedEncodingContainer {
+struct SortedJSONUnkeyedContainer: UnkeyedEncodingContainer, SortedJSONScalarContainer {
   let node: SortedJSONNode
   let codingPath: [any CodingKey]
   var count: Int {
@@ -244,23 +244,7 @@ struct SortedJSONUnkeyedContainer: UnkeyedEncodingContainer {
     items.append(child)
     node.content = .array(items)
   }
-  private func scalar(_ bytes: [UInt8]) { append(SortedJSONNode(scalar: bytes)) }
-
-  mutating func encodeNil() throws { scalar(Array("null".utf8)) }
-  mutating func encode(_ value: Bool) throws { scalar(Array((value ? "true" : "false").utf8)) }
-  mutating func encode(_ value: String) throws { scalar(SortedJSONNode.quoted(value)) }
-  mutating func encode(_ value: Double) throws { scalar(try SortedJSONNode.render(value, codingPath)) }
-  mutating func encode(_ value: Float) throws { scalar(try SortedJSONNode.render(value, codingPath)) }
-  mutating func encode(_ value: Int) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: Int8) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: Int16) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: Int32) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: Int64) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: UInt) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: UInt8) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: UInt16) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: UInt32) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode(_ value: UInt64) throws { scalar(SortedJSONNode.render(value)) }
+  func scalar(_ bytes: [UInt8]) { append(SortedJSONNode(scalar: bytes)) }
   mutating func encode<T: Encodable>(_ value: T) throws { append(try SortedJSONNode.of(value, codingPath: codingPath)) }
 
   mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
@@ -284,12 +268,25 @@ struct SortedJSONUnkeyedContainer: UnkeyedEncodingContainer {
   }
 }
 
-struct SortedJSONSingleValueContainer: SingleValueEncodingContainer {
+struct SortedJSONSingleValueContainer: SingleValueEncodingContainer, SortedJSONScalarContainer {
   let node: SortedJSONNode
   let codingPath: [any CodingKey]
 
-  private func scalar(_ bytes: [UInt8]) { node.content = .scalar(bytes) }
+  func scalar(_ bytes: [UInt8]) { node.content = .scalar(bytes) }
 
+  mutating func encode<T: Encodable>(_ value: T) throws {
+    node.content = try SortedJSONNode.of(value, codingPath: codingPath).content
+  }
+}
+
+/// The scalar `encode` methods unkeyed and single-value containers share: each renders the
+/// value and hands it to `scalar`.
+protocol SortedJSONScalarContainer {
+  var codingPath: [any CodingKey] { get }
+  func scalar(_ bytes: [UInt8])
+}
+
+extension SortedJSONScalarContainer {
   mutating func encodeNil() throws { scalar(Array("null".utf8)) }
   mutating func encode(_ value: Bool) throws { scalar(Array((value ? "true" : "false").utf8)) }
   mutating func encode(_ value: String) throws { scalar(SortedJSONNode.quoted(value)) }
@@ -305,7 +302,4 @@ struct SortedJSONSingleValueContainer: SingleValueEncodingContainer {
   mutating func encode(_ value: UInt16) throws { scalar(SortedJSONNode.render(value)) }
   mutating func encode(_ value: UInt32) throws { scalar(SortedJSONNode.render(value)) }
   mutating func encode(_ value: UInt64) throws { scalar(SortedJSONNode.render(value)) }
-  mutating func encode<T: Encodable>(_ value: T) throws {
-    node.content = try SortedJSONNode.of(value, codingPath: codingPath).content
-  }
 }
