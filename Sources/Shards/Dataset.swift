@@ -33,23 +33,30 @@ public struct FeatureNormalizer: Sendable {
       guard bins == mean.count, bins == inverseStd.count else {
         throw DatasetError("features have \(bins) bins, the normalization statistics \(mean.count)")
       }
-      features.values.withUnsafeMutableBufferPointer { values in
-        mean.withUnsafeBufferPointer { mean in
-          inverseStd.withUnsafeBufferPointer { inverseStd in
-            for t in 0..<features.frames {
-              let row = t * bins
-              for k in 0..<bins { values[row + k] = (values[row + k] - mean[k]) * inverseStd[k] }
-            }
-          }
-        }
-      }
+      Self.normalize(&features, mean: mean, inverseStd: inverseStd)
     case .utterance:
       var statistics = FeatureStatistics(bins: bins)
       features.values.withUnsafeBufferPointer { statistics.add(frames: features.frames, values: $0) }
       let mean = statistics.mean.map { Float($0) }
       let inverseStd = statistics.standardDeviation.map { Float(1 / max($0, stdFloor)) }
-      for t in 0..<features.frames {
-        for k in 0..<bins { features[t, k] = (features[t, k] - mean[k]) * inverseStd[k] }
+      Self.normalize(&features, mean: mean, inverseStd: inverseStd)
+    }
+  }
+
+  /// (value − mean[bin]) · inverseStd[bin] for every value; both vectors have `features.bins` values.
+  private static func normalize(_ features: inout FeatureMatrix, mean: [Float], inverseStd: [Float]) {
+    let (frames, bins) = (features.frames, features.bins)
+    features.values.withUnsafeMutableBufferPointer { values in
+      mean.withUnsafeBufferPointer { mean in
+        inverseStd.withUnsafeBufferPointer { inverseStd in
+          guard let base = values.baseAddress, let mean = mean.baseAddress, let inverseStd = inverseStd.baseAddress
+          else { return }
+          // Row pointers, so that the inner loop has no checked index arithmetic and vectorizes.
+          for t in 0..<frames {
+            let row = base + t * bins
+            for k in 0..<bins { row[k] = (row[k] - mean[k]) * inverseStd[k] }
+          }
+        }
       }
     }
   }

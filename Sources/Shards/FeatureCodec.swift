@@ -41,6 +41,28 @@ public enum FeatureCodec {
     return Float(bitPattern: f.bitPattern | (UInt32(bits & 0x8000) << 16))
   }
 
+  /// 16 little-endian float16 values → Float, as `float(fromHalf:)` converts one.
+  @inline(__always)
+  static func floats(fromHalves halves: SIMD16<UInt16>) -> SIMD16<Float> {
+    // Widened lane by lane: `SIMD16<UInt32>(truncatingIfNeeded:)` stays a generic call.
+    var h = SIMD16<UInt32>()
+    for j in 0..<16 { h[j] = UInt32(UInt16(littleEndian: halves[j])) }
+    var f = unsafeBitCast((h & 0x7fff) &<< 13, to: SIMD16<Float>.self) * Float(bitPattern: (254 - 15) << 23)
+    let special = f .>= Float(bitPattern: (127 + 16) << 23)
+    f.replace(with: unsafeBitCast(unsafeBitCast(f, to: SIMD16<UInt32>.self) | (255 << 23), to: SIMD16<Float>.self), where: special)
+    return unsafeBitCast(unsafeBitCast(f, to: SIMD16<UInt32>.self) | ((h & 0x8000) &<< 16), to: SIMD16<Float>.self)
+  }
+
+  /// Converts `count` little-endian float16 values at the start of `source` (any
+  /// alignment) to Float, into `destination`; a plain loop, vectorized by the compiler.
+  @inline(__always)
+  static func convertHalves(_ source: UnsafeRawBufferPointer, into destination: UnsafeMutablePointer<Float>, count: Int) {
+    guard count > 0, let base = source.baseAddress else { return }
+    for j in 0..<count {
+      destination[j] = float(fromHalf: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 &* j, as: UInt16.self)))
+    }
+  }
+
   /// The float16 bits of the nearest binary16 value at or below (`.down`) or at or above
   /// (`.up`) a finite `value` of binary16 range (the 8-bit parameters: log spectrogram
   /// values lie within ±104).
@@ -183,8 +205,9 @@ public enum FeatureCodec {
     #endif
   }
 
-  /// The decoding loops, 8 bytes at a time (the tail by element), feeding each word to the
-  /// CRC when `checking` (a constant at each caller, so each gets its own loop).
+  /// The decoding loops, feeding every byte to the CRC when `checking` (a constant at each
+  /// caller, so each gets its own loops): float16 by 32-byte vectors, float32 and 8-bit
+  /// codes by 8-byte words, the tail by element.
   @inline(__always)
   static func wordwise(
     _ bytes: UnsafeRawBufferPointer, frames: Int, bins: Int, as dtype: FeatureDType, recordVersion: Int, checking: Bool,
@@ -198,54 +221,95 @@ public enum FeatureCodec {
       return ([], checking ? CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<blockBytes]), continuing: crc) : crc)
     }
     var c = UInt64(~crc)
-    @inline(__always) func mix<T: FixedWidthInteger>(tail value: T) {
-      #if DS2_SSE42
-        if checking {
-          withUnsafeBytes(of: value) { raw in
-            for byte in raw { c = UInt64(_mm_crc32_u8(UInt32(truncatingIfNeeded: c), byte)) }
-          }
-        }
-      #endif
+    /// Continues the CRC over `tail` when checking (a local function that captured `c`
+    /// would keep it in memory through every loop).
+    @inline(__always) func checkedTail(_ tail: UnsafeRawBufferPointer, _ crc: inout UInt64) {
+      if checking { crc = UInt64(~CRC32C.checksum(tail, continuing: ~UInt32(truncatingIfNeeded: crc))) }
     }
     let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
       switch dtype {
       case .float16:
-        // One lane: converting four halves takes longer than the instruction's latency.
+        // Rounds of 3 × 128 halves, read as three streams; each step takes 32 bytes of each,
+        // four `crc32` per stream beside the conversion of its 16 halves (vectorized), so
+        // that the CRC's port works while the vector units convert.
+        let destination = buffer.baseAddress!
         var i = 0
-        while count - i >= 4 {
-          let word = bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt64.self)
-          #if DS2_SSE42
-            if checking { c = _mm_crc32_u64(c, word) }
-          #endif
-          let w = UInt64(littleEndian: word)
-          buffer[i] = float(fromHalf: UInt16(truncatingIfNeeded: w))
-          buffer[i + 1] = float(fromHalf: UInt16(truncatingIfNeeded: w >> 16))
-          buffer[i + 2] = float(fromHalf: UInt16(truncatingIfNeeded: w >> 32))
-          buffer[i + 3] = float(fromHalf: UInt16(truncatingIfNeeded: w >> 48))
-          i += 4
-        }
-        while i < count {
-          let half = bytes.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
-          mix(tail: half)
-          buffer[i] = float(fromHalf: UInt16(littleEndian: half))
-          i += 1
-        }
+        #if DS2_SSE42
+          if checking {
+            let lane = CRC32C.storingLane
+            let n = CRC32C.storingLaneBytes
+            while 2 * (count - i) >= 3 * n {
+              var b: UInt64 = 0
+              var d: UInt64 = 0
+              let start = 2 * i
+              let out = UnsafeMutableRawPointer(destination + i)
+              var o = 0
+              while o < n {
+                for k in stride(from: 0, to: 32, by: 8) {
+                  c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
+                  b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
+                  d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
+                }
+                for stream in 0..<3 {
+                  let halves = bytes.loadUnaligned(fromByteOffset: start + stream * n + o, as: SIMD16<UInt16>.self)
+                  out.storeBytes(of: floats(fromHalves: halves), toByteOffset: 2 * (stream * n + o), as: SIMD16<Float>.self)
+                }
+                o += 32
+              }
+              c = UInt64(
+                lane.twice.apply(UInt32(truncatingIfNeeded: c)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
+                  ^ UInt32(truncatingIfNeeded: d))
+              i += 3 * n / 2
+            }
+            let rest = UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)])
+            c = UInt64(~CRC32C.checksum(rest, continuing: ~UInt32(truncatingIfNeeded: c)))
+          }
+        #endif
+        convertHalves(
+          UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)]), into: destination + i, count: count - i)
       case .float32:
-        let destination = UnsafeMutableRawPointer(buffer.baseAddress!)
-        let words = forEachWord(bytes, byteCount: 4 * count, checking: checking, lanes: 3, crc: &c) { offset, word in
-          #if _endian(little)
-            // Two floats, already in this machine's order: one store.
-            destination.storeBytes(of: word, toByteOffset: offset, as: UInt64.self)
-          #else
-            buffer[offset / 4] = Float(bitPattern: UInt32(truncatingIfNeeded: word))
-            buffer[offset / 4 + 1] = Float(bitPattern: UInt32(truncatingIfNeeded: word >> 32))
-          #endif
-        }
-        for i in (words / 4)..<count {
-          let bits = bytes.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)
-          mix(tail: bits)
-          buffer[i] = Float(bitPattern: UInt32(littleEndian: bits))
-        }
+        // As float16: three streams, four `crc32` per stream beside a 32-byte copy.
+        var i = 0
+        #if DS2_SSE42 && _endian(little)
+          if checking {
+            let out = UnsafeMutableRawPointer(buffer.baseAddress!)
+            let lane = CRC32C.storingLane
+            let n = CRC32C.storingLaneBytes
+            while 4 * (count - i) >= 3 * n {
+              var b: UInt64 = 0
+              var d: UInt64 = 0
+              let start = 4 * i
+              var o = 0
+              while o < n {
+                for k in stride(from: 0, to: 32, by: 8) {
+                  c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
+                  b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
+                  d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
+                }
+                for stream in 0..<3 {
+                  let offset = start + stream * n + o
+                  out.storeBytes(
+                    of: bytes.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt32>.self), toByteOffset: offset,
+                    as: SIMD8<UInt32>.self)
+                }
+                o += 32
+              }
+              c = UInt64(
+                lane.twice.apply(UInt32(truncatingIfNeeded: c)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
+                  ^ UInt32(truncatingIfNeeded: d))
+              i += 3 * n / 4
+            }
+          }
+        #endif
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[(4 * i)..<(4 * count)])
+        checkedTail(rest, &c)
+        #if _endian(little)
+          UnsafeMutableRawPointer(buffer.baseAddress! + i).copyMemory(from: rest.baseAddress!, byteCount: rest.count)
+        #else
+          for j in i..<count {
+            buffer[j] = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * j, as: UInt32.self)))
+          }
+        #endif
       case .uint8:
         // The per-bin parameters (minimum, step: float16, or float32 before record
         // version 3), then the codes row by row.
@@ -261,81 +325,26 @@ public enum FeatureCodec {
             : Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4 * k, as: UInt32.self)))
         }
         let codes = UnsafeRawBufferPointer(rebasing: bytes[(2 * width * bins)...])
-        let words = forEachWord(codes, byteCount: count, checking: checking, lanes: 3, crc: &c) { offset, word in
-          var w = word
-          var k = offset % bins
-          for j in 0..<8 {
-            buffer[offset + j] = table[k] + Float(UInt8(truncatingIfNeeded: w)) * table[bins + k]
-            w >>= 8
-            k = k + 1 == bins ? 0 : k + 1
+        // Blocks of whole rows of at least 768 bytes: the block's CRC (three lanes), then its
+        // rows by a loop over bins that the compiler vectorizes. (Interleaving the two as
+        // float16 does was slower here: the 16-value vectors start anywhere in a row.)
+        guard let minimum = table.baseAddress, let codeBase = codes.baseAddress, let out = buffer.baseAddress else { break }
+        let step = minimum + bins
+        let rowsPerBlock = max(1, (768 + bins - 1) / bins)
+        var row = 0
+        while row < frames {
+          let rows = min(rowsPerBlock, frames - row)
+          checkedTail(UnsafeRawBufferPointer(rebasing: codes[(row * bins)..<((row + rows) * bins)]), &c)
+          for t in row..<(row + rows) {
+            let source = codeBase + t * bins
+            let destination = out + t * bins
+            for k in 0..<bins { destination[k] = minimum[k] + Float(source.load(fromByteOffset: k, as: UInt8.self)) * step[k] }
           }
-        }
-        for i in words..<count {
-          let code = codes[i]
-          mix(tail: code)
-          buffer[i] = table[i % bins] + Float(code) * table[bins + i % bins]
+          row += rows
         }
       }
       initialized = count
     }
     return (values, ~UInt32(truncatingIfNeeded: c))
-  }
-
-  /// Calls `body(offset, word)` for every whole 8-byte little-endian word of the first
-  /// `byteCount` bytes and returns how many bytes that covered. When `checking`, the words
-  /// also go through the CRC (`crc`, the register, not inverted); with `lanes` 3, in three
-  /// interleaved lanes (rounds of 3 × 256 bytes joined as `CRC32C.hardware` joins them), so
-  /// that the instruction's 3-cycle latency does not limit a body cheaper than that (float32);
-  /// a dearer body (float16, 8-bit) hides it in one lane.
-  @inline(__always)
-  static func forEachWord(
-    _ bytes: UnsafeRawBufferPointer, byteCount: Int, checking: Bool, lanes: Int, crc: inout UInt64,
-    _ body: (Int, UInt64) -> Void
-  ) -> Int {
-    var offset = 0
-    if lanes == 3 {
-      // Three streams of words also give the body three independent chains (8-bit codes' bins).
-      while byteCount - offset >= 3 * 256 {
-        var b: UInt64 = 0
-        var d: UInt64 = 0
-        var o = 0
-        while o < 256 {
-          let wa = bytes.loadUnaligned(fromByteOffset: offset + o, as: UInt64.self)
-          let wb = bytes.loadUnaligned(fromByteOffset: offset + 256 + o, as: UInt64.self)
-          let wc = bytes.loadUnaligned(fromByteOffset: offset + 512 + o, as: UInt64.self)
-          #if DS2_SSE42
-            if checking {
-              crc = _mm_crc32_u64(crc, wa)
-              b = _mm_crc32_u64(b, wb)
-              d = _mm_crc32_u64(d, wc)
-            }
-          #endif
-          body(offset + o, UInt64(littleEndian: wa))
-          body(offset + 256 + o, UInt64(littleEndian: wb))
-          body(offset + 512 + o, UInt64(littleEndian: wc))
-          o += 8
-        }
-        #if DS2_SSE42
-          if checking {
-            let lane = CRC32C.laneSizes[1]
-            crc = UInt64(
-              lane.twice.apply(UInt32(truncatingIfNeeded: crc)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
-                ^ UInt32(truncatingIfNeeded: d))
-          }
-        #else
-          _ = (b, d)
-        #endif
-        offset += 3 * 256
-      }
-    }
-    while byteCount - offset >= 8 {
-      let word = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-      #if DS2_SSE42
-        if checking { crc = _mm_crc32_u64(crc, word) }
-      #endif
-      body(offset, UInt64(littleEndian: word))
-      offset += 8
-    }
-    return offset
   }
 }

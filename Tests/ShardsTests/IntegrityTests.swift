@@ -89,6 +89,14 @@ final class ChecksumTests: XCTestCase {
           XCTAssertEqual(
             mismatches(FeatureCodec.decode(raw, frames: frames, bins: bins, as: dtype, recordVersion: version)), 0, what)
           XCTAssertEqual(crc, CRC32C.software(raw, continuing: 0x1234_5678), what)
+          // The same block one byte past an 8-byte boundary (loads of any alignment).
+          ([0] + bytes).withUnsafeBytes { shifted in
+            let block = UnsafeRawBufferPointer(rebasing: shifted[1...])
+            let (values, crc) = FeatureCodec.decodeChecking(
+              block, frames: frames, bins: bins, as: dtype, recordVersion: version, continuing: 0x1234_5678)
+            XCTAssertEqual(mismatches(values), 0, "\(what), unaligned")
+            XCTAssertEqual(crc, CRC32C.software(raw, continuing: 0x1234_5678), "\(what), unaligned")
+          }
         }
        }
       }
