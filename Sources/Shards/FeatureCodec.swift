@@ -227,6 +227,8 @@ public enum FeatureCodec {
       if checking { crc = UInt64(~CRC32C.checksum(tail, continuing: ~UInt32(truncatingIfNeeded: crc))) }
     }
     let values = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+      // The CRC register as a local of this closure: the captured `c` would live in memory.
+      var a = c
       switch dtype {
       case .float16:
         // Rounds of 3 × 128 halves, read as three streams; each step takes 32 bytes of each,
@@ -246,7 +248,7 @@ public enum FeatureCodec {
               var o = 0
               while o < n {
                 for k in stride(from: 0, to: 32, by: 8) {
-                  c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
+                  a = _mm_crc32_u64(a, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
                   b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
                   d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
                 }
@@ -256,13 +258,13 @@ public enum FeatureCodec {
                 }
                 o += 32
               }
-              c = UInt64(
-                lane.twice.apply(UInt32(truncatingIfNeeded: c)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
+              a = UInt64(
+                lane.twice.apply(UInt32(truncatingIfNeeded: a)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
                   ^ UInt32(truncatingIfNeeded: d))
               i += 3 * n / 2
             }
             let rest = UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)])
-            c = UInt64(~CRC32C.checksum(rest, continuing: ~UInt32(truncatingIfNeeded: c)))
+            a = UInt64(~CRC32C.checksum(rest, continuing: ~UInt32(truncatingIfNeeded: a)))
           }
         #endif
         convertHalves(
@@ -282,7 +284,7 @@ public enum FeatureCodec {
               var o = 0
               while o < n {
                 for k in stride(from: 0, to: 32, by: 8) {
-                  c = _mm_crc32_u64(c, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
+                  a = _mm_crc32_u64(a, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
                   b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
                   d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
                 }
@@ -294,15 +296,15 @@ public enum FeatureCodec {
                 }
                 o += 32
               }
-              c = UInt64(
-                lane.twice.apply(UInt32(truncatingIfNeeded: c)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
+              a = UInt64(
+                lane.twice.apply(UInt32(truncatingIfNeeded: a)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
                   ^ UInt32(truncatingIfNeeded: d))
               i += 3 * n / 4
             }
           }
         #endif
         let rest = UnsafeRawBufferPointer(rebasing: bytes[(4 * i)..<(4 * count)])
-        checkedTail(rest, &c)
+        checkedTail(rest, &a)
         #if _endian(little)
           UnsafeMutableRawPointer(buffer.baseAddress! + i).copyMemory(from: rest.baseAddress!, byteCount: rest.count)
         #else
@@ -315,7 +317,7 @@ public enum FeatureCodec {
         // version 3), then the codes row by row.
         let width = FeatureDType.quantizationParameterBytes(recordVersion: recordVersion) / 2
         let parameters = UnsafeRawBufferPointer(rebasing: bytes[0..<(2 * width * bins)])
-        if checking { c = UInt64(~CRC32C.checksum(parameters, continuing: ~UInt32(truncatingIfNeeded: c))) }
+        if checking { a = UInt64(~CRC32C.checksum(parameters, continuing: ~UInt32(truncatingIfNeeded: a))) }
         let table = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2 * bins)
         defer { table.deallocate() }
         for k in 0..<(2 * bins) {
@@ -334,7 +336,7 @@ public enum FeatureCodec {
         var row = 0
         while row < frames {
           let rows = min(rowsPerBlock, frames - row)
-          checkedTail(UnsafeRawBufferPointer(rebasing: codes[(row * bins)..<((row + rows) * bins)]), &c)
+          checkedTail(UnsafeRawBufferPointer(rebasing: codes[(row * bins)..<((row + rows) * bins)]), &a)
           for t in row..<(row + rows) {
             let source = codeBase + t * bins
             let destination = out + t * bins
@@ -343,6 +345,7 @@ public enum FeatureCodec {
           row += rows
         }
       }
+      c = a
       initialized = count
     }
     return (values, ~UInt32(truncatingIfNeeded: c))
