@@ -221,8 +221,7 @@ public enum FeatureCodec {
       return ([], checking ? CRC32C.checksum(UnsafeRawBufferPointer(rebasing: bytes[0..<blockBytes]), continuing: crc) : crc)
     }
     var c = UInt64(~crc)
-    /// Continues the CRC over `tail` when checking (a local function that captured `c`
-    /// would keep it in memory through every loop).
+    /// Continues the CRC over `tail` when checking.
     @inline(__always) func checkedTail(_ tail: UnsafeRawBufferPointer, _ crc: inout UInt64) {
       if checking { crc = UInt64(~CRC32C.checksum(tail, continuing: ~UInt32(truncatingIfNeeded: crc))) }
     }
@@ -231,76 +230,33 @@ public enum FeatureCodec {
       var a = c
       switch dtype {
       case .float16:
-        // Rounds of 3 × 128 halves, read as three streams; each step takes 32 bytes of each,
-        // four `crc32` per stream beside the conversion of its 16 halves (vectorized), so
-        // that the CRC's port works while the vector units convert.
+        // Checked, the rounds of `checkedSteps` convert 16 halves at a time by vectors; then
+        // the rest (all of it when not checking) by a loop the compiler vectorizes.
         let destination = buffer.baseAddress!
         var i = 0
         #if DS2_SSE42
           if checking {
-            let lane = CRC32C.storingLane
-            let n = CRC32C.storingLaneBytes
-            while 2 * (count - i) >= 3 * n {
-              var b: UInt64 = 0
-              var d: UInt64 = 0
-              let start = 2 * i
-              let out = UnsafeMutableRawPointer(destination + i)
-              var o = 0
-              while o < n {
-                for k in stride(from: 0, to: 32, by: 8) {
-                  a = _mm_crc32_u64(a, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
-                  b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
-                  d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
-                }
-                for stream in 0..<3 {
-                  let halves = bytes.loadUnaligned(fromByteOffset: start + stream * n + o, as: SIMD16<UInt16>.self)
-                  out.storeBytes(of: floats(fromHalves: halves), toByteOffset: 2 * (stream * n + o), as: SIMD16<Float>.self)
-                }
-                o += 32
-              }
-              a = UInt64(
-                lane.twice.apply(UInt32(truncatingIfNeeded: a)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
-                  ^ UInt32(truncatingIfNeeded: d))
-              i += 3 * n / 2
-            }
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)])
-            a = UInt64(~CRC32C.checksum(rest, continuing: ~UInt32(truncatingIfNeeded: a)))
+            i = checkedSteps(bytes, byteCount: 2 * count, crc: &a) { offset in
+              let halves = bytes.loadUnaligned(fromByteOffset: offset, as: SIMD16<UInt16>.self)
+              UnsafeMutableRawPointer(destination).storeBytes(
+                of: floats(fromHalves: halves), toByteOffset: 2 * offset, as: SIMD16<Float>.self)
+            } / 2
           }
         #endif
-        convertHalves(
-          UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)]), into: destination + i, count: count - i)
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[(2 * i)..<(2 * count)])
+        checkedTail(rest, &a)
+        convertHalves(rest, into: destination + i, count: count - i)
       case .float32:
-        // As float16: three streams, four `crc32` per stream beside a 32-byte copy.
+        // Checked, the rounds of `checkedSteps` copy 32 bytes at a time; then the rest (all
+        // of it when not checking) by a memory copy.
         var i = 0
         #if DS2_SSE42 && _endian(little)
           if checking {
             let out = UnsafeMutableRawPointer(buffer.baseAddress!)
-            let lane = CRC32C.storingLane
-            let n = CRC32C.storingLaneBytes
-            while 4 * (count - i) >= 3 * n {
-              var b: UInt64 = 0
-              var d: UInt64 = 0
-              let start = 4 * i
-              var o = 0
-              while o < n {
-                for k in stride(from: 0, to: 32, by: 8) {
-                  a = _mm_crc32_u64(a, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
-                  b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
-                  d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
-                }
-                for stream in 0..<3 {
-                  let offset = start + stream * n + o
-                  out.storeBytes(
-                    of: bytes.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt32>.self), toByteOffset: offset,
-                    as: SIMD8<UInt32>.self)
-                }
-                o += 32
-              }
-              a = UInt64(
-                lane.twice.apply(UInt32(truncatingIfNeeded: a)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
-                  ^ UInt32(truncatingIfNeeded: d))
-              i += 3 * n / 4
-            }
+            i = checkedSteps(bytes, byteCount: 4 * count, crc: &a) { offset in
+              out.storeBytes(
+                of: bytes.loadUnaligned(fromByteOffset: offset, as: SIMD8<UInt32>.self), toByteOffset: offset, as: SIMD8<UInt32>.self)
+            } / 4
           }
         #endif
         let rest = UnsafeRawBufferPointer(rebasing: bytes[(4 * i)..<(4 * count)])
@@ -350,4 +306,45 @@ public enum FeatureCodec {
     }
     return (values, ~UInt32(truncatingIfNeeded: c))
   }
+
+  #if DS2_SSE42
+    /// Puts whole rounds of 3 × 256 bytes from the start of `bytes` (at most `byteCount`)
+    /// through the CRC (`crc`, the register, not inverted) and calls `body(offset)` for each
+    /// 32 bytes of them, and returns how many bytes that covered. A round is read as three
+    /// streams, 256 bytes apart: each step puts four words of each stream through `crc32`
+    /// (three chains, so the instruction's latency does not limit) and calls `body` for the
+    /// same three 32-byte pieces, which a vectorized body converts while the CRC's port works.
+    /// The streams' partial CRCs are joined as `CRC32C.hardware` joins them.
+    @inline(__always)
+    static func checkedSteps(
+      _ bytes: UnsafeRawBufferPointer, byteCount: Int, crc: inout UInt64, _ body: (Int) -> Void
+    ) -> Int {
+      let lane = CRC32C.storingLane
+      let n = CRC32C.storingLaneBytes
+      var a = crc
+      var start = 0
+      while byteCount - start >= 3 * n {
+        var b: UInt64 = 0
+        var d: UInt64 = 0
+        var o = 0
+        while o < n {
+          for k in stride(from: 0, to: 32, by: 8) {
+            a = _mm_crc32_u64(a, bytes.loadUnaligned(fromByteOffset: start + o + k, as: UInt64.self))
+            b = _mm_crc32_u64(b, bytes.loadUnaligned(fromByteOffset: start + n + o + k, as: UInt64.self))
+            d = _mm_crc32_u64(d, bytes.loadUnaligned(fromByteOffset: start + 2 * n + o + k, as: UInt64.self))
+          }
+          body(start + o)
+          body(start + n + o)
+          body(start + 2 * n + o)
+          o += 32
+        }
+        a = UInt64(
+          lane.twice.apply(UInt32(truncatingIfNeeded: a)) ^ lane.once.apply(UInt32(truncatingIfNeeded: b))
+            ^ UInt32(truncatingIfNeeded: d))
+        start += 3 * n
+      }
+      crc = a
+      return start
+    }
+  #endif
 }
