@@ -94,6 +94,9 @@ public func verifyDataset(directory: String) -> VerificationReport {
       var firstKey: [UInt8]?
       var lastKey: [UInt8]?
       var recordProblems = 0
+      // Records and groups that could not be decoded: the shard's totals and statistics then
+      // differ from the manifest's as a consequence, and are not compared.
+      var unreadable = 0
       func recordProblem(_ message: String) {
         recordProblems += 1
         if recordProblems <= 20 { problem(shard.file, message) }
@@ -110,9 +113,11 @@ public func verifyDataset(directory: String) -> VerificationReport {
         do {
           record = try ShardRecord.decode(value)
         } catch let error as RecordDecodingError {
+          unreadable += 1
           recordProblem("record \(RecordLayout.describe(key: keyBuffer)): \(error)")
           return
         } catch {
+          unreadable += 1
           recordProblem("record \(count - 1): \(error)")
           return
         }
@@ -140,6 +145,7 @@ public func verifyDataset(directory: String) -> VerificationReport {
         let environment = try dataset.environment(for: shard)
         try environment.forEach { key, value in
           if RecordGroup.isGroup(value) != dataset.isGrouped {
+            unreadable += 1
             recordProblem(
               dataset.isGrouped
                 ? "the value under \(RecordLayout.describe(key: key)) is not a record group (format 3 stores records only in groups)"
@@ -151,6 +157,7 @@ public func verifyDataset(directory: String) -> VerificationReport {
                 return true
               }
             } catch {
+              unreadable += 1
               recordProblem("\(error)")
             }
           } else {
@@ -164,15 +171,22 @@ public func verifyDataset(directory: String) -> VerificationReport {
       }
       if recordProblems > 20 { problem(shard.file, "\(recordProblems - 20) more record problems") }
       report.recordsChecked += count
-      if count != shard.records { problem(shard.file, "\(count) records, manifest says \(shard.records)") }
-      if count > 0 && (minFrames != shard.minFrames || maxFrames != shard.maxFrames) {
-        problem(shard.file, "frames \(minFrames)–\(maxFrames), manifest says \(shard.minFrames)–\(shard.maxFrames)")
-      }
-      if frames != shard.frames || samples != shard.samples {
-        problem(shard.file, "frame or sample totals differ from the manifest")
-      }
-      if !statisticsAgree(statistics, shard.statistics) {
-        problem(shard.file, "statistics recomputed from the records differ from the manifest's")
+      if unreadable > 0 {
+        problem(
+          shard.file,
+          "\(unreadable) damaged record\(unreadable == 1 ? "" : "s") or group\(unreadable == 1 ? "" : "s") (above): its record "
+            + "count, frames and statistics were not compared with the manifest")
+      } else {
+        if count != shard.records { problem(shard.file, "\(count) records, manifest says \(shard.records)") }
+        if count > 0 && (minFrames != shard.minFrames || maxFrames != shard.maxFrames) {
+          problem(shard.file, "frames \(minFrames)–\(maxFrames), manifest says \(shard.minFrames)–\(shard.maxFrames)")
+        }
+        if frames != shard.frames || samples != shard.samples {
+          problem(shard.file, "frame or sample totals differ from the manifest")
+        }
+        if !statisticsAgree(statistics, shard.statistics) {
+          problem(shard.file, "statistics recomputed from the records differ from the manifest's")
+        }
       }
       if let previousLastKey, let firstKey, !previousLastKey.lexicographicallyPrecedes(firstKey) {
         problem(shard.file, "first record is not longer than the previous shard's last (length order broken)")

@@ -320,6 +320,39 @@ final class VerifyTests: XCTestCase {
     try assertVerifyFails(output, mentioning: "\((shard as NSString).lastPathComponent): SHA-256")
   }
 
+  /// A record damaged under a shard digest that matches (the manifest rewritten with it):
+  /// verify names the record's checksum mismatch and says that the shard's totals and
+  /// statistics were not compared, instead of listing the differences that follow.
+  func testDamagedRecordUnderAMatchingDigestIsNamedWithoutItsConsequences() throws {
+    let directory = TemporaryDirectory("verify-record")
+    let output = try prepared(directory)
+    let dataset = try Dataset(directory: output)
+    let shard = dataset.manifest.splits[0].shards[0]
+    var firstId = ""
+    try dataset.forEachRecord(split: dataset.manifest.splits[0].name) { record in
+      firstId = record.id
+      return false
+    }
+    // The record's id in its CRC-covered header: the id's last place in the file (before
+    // it come the LMDB key and the group directory's key).
+    let path = output + "/" + shard.file
+    var data = try Data(contentsOf: URL(fileURLWithPath: path))
+    let offset = try XCTUnwrap(data.range(of: Data(firstId.utf8), options: .backwards)).lowerBound
+    data[offset] ^= 0x01
+    try data.write(to: URL(fileURLWithPath: path))
+    var manifest = dataset.manifest
+    manifest.splits[0].shards[0].sha256 = try SplitWriter.sizeAndDigest(path: path).1
+    try JSONEncoder().encode(manifest).write(to: URL(fileURLWithPath: output + "/manifest.json"))
+    let result = try runBinary(["verify", output])
+    XCTAssertEqual(result.status, 1)
+    let name = (shard.file as NSString).lastPathComponent
+    XCTAssertTrue(result.stdout.contains("checksum mismatch"), result.stdout)
+    XCTAssertTrue(result.stdout.contains("\(name): 1 damaged record or group (above)"), result.stdout)
+    for consequence in ["statistics recomputed", "records, manifest says", "frame or sample totals"] {
+      XCTAssertFalse(result.stdout.contains(consequence), result.stdout)
+    }
+  }
+
   func testTruncatedShardIsDetectedAndNamed() throws {
     let directory = TemporaryDirectory("verify-trunc")
     let output = try prepared(directory)
