@@ -15,11 +15,18 @@ public struct FeatureNormalizer: Sendable {
   private let inverseStd: [Float]
   private let stdFloor: Double
 
+  /// In `global` mode with statistics, the same normalization as a transform that decoding
+  /// applies as it converts (bit-identical to `apply` after decoding).
+  public let transform: BinTransform?
+
   public init(_ info: NormalizationInfo) {
     mode = info.mode
     stdFloor = info.stdFloor
     mean = info.mean.map { Float($0) }
     inverseStd = info.std.map { Float(1 / max($0, info.stdFloor)) }
+    transform =
+      mode == .global && !mean.isEmpty && mean.count == inverseStd.count
+      ? BinTransform(subtract: mean, multiply: inverseStd) : nil
   }
 
   /// Normalizes `features` in place according to `mode`.
@@ -159,7 +166,8 @@ public final class Dataset {
     do {
       let address = UInt(bitPattern: value.baseAddress)
       let firstRead = verifyingChecksums && !checkedRecords.contains(address)
-      record = try ShardRecord.decode(value, expecting: manifest.features.dtype, verifyingChecksum: firstRead)
+      record = try ShardRecord.decode(
+        value, expecting: manifest.features.dtype, verifyingChecksum: firstRead, transform: normalized ? normalizer.transform : nil)
       if firstRead { checkedRecords.insert(address) }
     } catch let error as RecordDecodingError {
       throw DatasetError("\(file): record \(RecordLayout.describe(key: key)): \(error)")
@@ -175,7 +183,9 @@ public final class Dataset {
     guard !record.labels.contains(where: { $0 <= 0 || Int($0) >= vocabularySize }) else {
       throw bad("label id outside 1..<\(vocabularySize)")
     }
-    if normalized {
+    // Global normalization was applied while decoding (the record has the manifest's bins,
+    // checked above, which are the statistics' when the manifest was accepted).
+    if normalized && (normalizer.transform?.bins != record.bins) {
       do { try normalizer.apply(&record.features) } catch let error as DatasetError { throw bad(error.message) }
     }
     return record

@@ -225,10 +225,12 @@ extension ShardRecord {
 
   /// Decodes a whole record, converting features to Float, after checking its CRC-32C
   /// (version 2; unless the caller checked these very bytes before) and, when given, that
-  /// its features are stored as `dtype`.
+  /// its features are stored as `dtype`; applies `transform` as it converts when the record
+  /// has the transform's bins.
   /// - Throws: `RecordDecodingError`.
   public static func decode(
-    _ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil, verifyingChecksum: Bool = true
+    _ bytes: UnsafeRawBufferPointer, expecting dtype: FeatureDType? = nil, verifyingChecksum: Bool = true,
+    transform: BinTransform? = nil
   ) throws -> ShardRecord {
     let header = try decodeHeader(bytes)
     let checking = header.version >= 2 && verifyingChecksum
@@ -252,11 +254,12 @@ extension ShardRecord {
       let computed: UInt32
       (values, computed) = FeatureCodec.decodeChecking(
         features, frames: header.frames, bins: header.bins, as: header.dtype, recordVersion: Int(header.version),
-        continuing: head)
+        continuing: head, transform: transform)
       guard computed == header.checksum else { throw mismatch(computed) }
     } else {
       values = FeatureCodec.decode(
-        features, frames: header.frames, bins: header.bins, as: header.dtype, recordVersion: Int(header.version))
+        features, frames: header.frames, bins: header.bins, as: header.dtype, recordVersion: Int(header.version),
+        transform: transform)
     }
     var labels = [Int32](repeating: 0, count: header.labelCount)
     for i in 0..<header.labelCount {

@@ -103,6 +103,40 @@ final class ChecksumTests: XCTestCase {
     }
   }
 
+  /// A transform applied while decoding (checked or not, aligned or not) gives the values
+  /// that decoding and then normalizing by rows gives, bit for bit: for bins below the
+  /// vectors' 16, in blocks long enough for the checked rounds; one of other bins is ignored.
+  func testDecodingAppliesTheTransformAsNormalizingAfterwards() {
+    var generator = SeededGenerator(seed: 12)
+    for dtype in [FeatureDType.float16, .float32, .uint8] {
+      for (frames, bins) in [(1, 1), (13, 7), (400, 7), (2, 161), (300, 161), (97, 20)] {
+        let size = dtype.featureBlockBytes(frames: frames, bins: bins)
+        let bytes = (0..<size).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        let subtract = (0..<bins).map { _ in Float(Double(generator.next() % 2000) / 100 - 10) }
+        let multiply = (0..<bins).map { _ in Float(Double(generator.next() % 1000 + 1) / 400) }
+        let transform = BinTransform(subtract: subtract, multiply: multiply)
+        let what = "\(dtype) \(frames)×\(bins)"
+        ([0] + bytes).withUnsafeBytes { padded in
+          for block in [UnsafeRawBufferPointer(rebasing: padded[1...]), UnsafeRawBufferPointer(rebasing: padded[0..<size])] {
+            let plain = FeatureCodec.decode(block, frames: frames, bins: bins, as: dtype)
+            let reference = plain.indices.map { (plain[$0] - subtract[$0 % bins]) * multiply[$0 % bins] }
+            func mismatches(_ got: [Float]) -> Int {
+              zip(got, reference).filter { !($0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)) }.count
+            }
+            let (checked, crc) = FeatureCodec.decodeChecking(
+              block, frames: frames, bins: bins, as: dtype, continuing: 7, transform: transform)
+            XCTAssertEqual(mismatches(checked), 0, what)
+            XCTAssertEqual(crc, CRC32C.software(UnsafeRawBufferPointer(rebasing: block[0..<size]), continuing: 7), what)
+            XCTAssertEqual(mismatches(FeatureCodec.decode(block, frames: frames, bins: bins, as: dtype, transform: transform)), 0, what)
+            let other = BinTransform(subtract: [1] + subtract, multiply: [2] + multiply)
+            let ignored = FeatureCodec.decode(block, frames: frames, bins: bins, as: dtype, transform: other)
+            XCTAssertEqual(zip(ignored, plain).filter { !($0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)) }.count, 0, what)
+          }
+        }
+      }
+    }
+  }
+
   /// Every single-byte change anywhere in a record is caught by `decode`, and the header
   /// names the checksum; a version-1 record (no checksum) still decodes.
   func testRecordChecksumCatchesEveryFlippedByte() throws {
