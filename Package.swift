@@ -12,7 +12,8 @@
 //              Training            the numerical core (layers, CTC, optimizers on OpenBLAS)
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
 //   DS2Core                        value types, errors, RNG, statistics, the worker pool — no C
-//   C*                             system-library shims (pkg-config; CSyncFileRange, CMalloc: glibc extensions)
+//   C*                             system-library shims (pkg-config; CSyncFileRange, CMalloc: glibc extensions;
+//                                  CPrefetch: a compiler builtin)
 //
 // Linux only (glibc, /proc). No CPU flags here: scripts/build adds them for the CPU it runs on.
 
@@ -46,6 +47,8 @@ let package = Package(
     .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
     .systemLibrary(name: "CSyncFileRange"),
     .systemLibrary(name: "CMalloc"),
+    // The compiler's prefetch builtin (Shards' decoding loops).
+    .systemLibrary(name: "CPrefetch"),
 
     // MARK: Library modules
     .target(name: "DS2Core"),
@@ -55,7 +58,7 @@ let package = Package(
     .target(name: "Augmentation", dependencies: ["DS2Core", "Audio", "Features"]),
     .target(
       name: "Shards",
-      dependencies: ["DS2Core", "CLMDB", "CSyncFileRange", .product(name: "Crypto", package: "swift-crypto")]),
+      dependencies: ["DS2Core", "CLMDB", "CSyncFileRange", "CPrefetch", .product(name: "Crypto", package: "swift-crypto")]),
     .target(
       name: "Pipeline",
       dependencies: [
