@@ -13,7 +13,8 @@
 //   Corpus Audio Features Shards   one stage each; each owns exactly one C library family
 //   DS2Core                        value types, errors, RNG, statistics, the worker pool — no C
 //   C*                             system-library shims (pkg-config; CSyncFileRange, CMalloc: glibc extensions;
-//                                  CPrefetch: a compiler builtin)
+//                                  CPrefetch: a compiler builtin; COpenBLAS: entry points of a library
+//                                  opened at first use)
 //
 // Linux only (glibc, /proc). No CPU flags here: scripts/build adds them for the CPU it runs on.
 
@@ -39,7 +40,8 @@ let package = Package(
     .systemLibrary(name: "CSampleRate", pkgConfig: "samplerate", providers: [.apt(["libsamplerate0-dev"])]),
     .systemLibrary(name: "CFFTW", pkgConfig: "fftw3f", providers: [.apt(["libfftw3-dev"])]),
     .systemLibrary(name: "CLMDB", pkgConfig: "lmdb", providers: [.apt(["liblmdb-dev"])]),
-    .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+    // OpenBLAS: opened at first use (dlopen), not linked; the shim declares its entry points.
+    .systemLibrary(name: "COpenBLAS"),
     // glibc extensions Swift's Glibc module leaves out: sync_file_range (Shards), mallopt (ProcessSettings).
     // OpenMPI (Debian: libopenmpi-dev) for data-parallel training.
     .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),

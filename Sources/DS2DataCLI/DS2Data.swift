@@ -52,7 +52,7 @@ struct LoggingOptions: ParsableArguments {
       handler.logLevel = level
       return handler
     }
-    if verbose { Logger(label: "ds2-data").info("\(BLASKernels.summary)") }
+    if verbose, let blas = BLASKernels.summaryIfOpen { Logger(label: "ds2-data").info("\(blas)") }
   }
 
   /// Process settings of the commands that run the model (train, evaluate, transcribe):

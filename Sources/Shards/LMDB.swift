@@ -76,7 +76,7 @@ final class LMDBEnvironment {
 
   /// The mapped file's bytes (readers): every key and value LMDB hands out must lie inside,
   /// or the file is damaged (a value pointing past the end would be a SIGBUS or SIGSEGV).
-  private var mappedRange: Range<UInt> = 0..<UInt.max
+  private(set) var mappedRange: Range<UInt> = 0..<UInt.max
 
   /// Opens (or, when writing, creates) the environment at `path`. A reader opens only a
   /// regular file, and checks that the file holds every page LMDB's meta page claims
@@ -158,11 +158,44 @@ final class LMDBEnvironment {
     if code == MDB_NOTFOUND { return 0..<UInt.max }  // no records: nothing will be read
     try check(code, "mdb_cursor_get", path: path)
     let probe = UInt(bitPattern: key.mv_data)
-    let mappings = fileMappings(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
-    guard let start = mappings.first(where: { $0.contains(probe) })?.lowerBound else {
-      throw LMDBError(damaged: "a key points outside the file (damaged pages)", path: path)
+    let fileBytes = UInt(status.st_size)
+    // LMDB maps the file from its first byte at a boundary of the system's pages. When its
+    // pages divide those, the page holding the first key starts at the key's address rounded
+    // down to a page, and that page's header (the same system page as the key, so mapped)
+    // holds its page number, which `LMDBFileCheck` checked against the file: the map starts
+    // that many pages earlier.
+    let systemPageSize = UInt(sysconf(Int32(_SC_PAGESIZE)))
+    if pageSize > 0, systemPageSize % UInt(pageSize) == 0 {
+      let pageStart = probe & ~(UInt(pageSize) - 1)
+      let pageNumber = UnsafeRawPointer(bitPattern: pageStart)!.loadUnaligned(as: UInt64.self)
+      let (offset, overflow) = UInt(truncatingIfNeeded: pageNumber).multipliedReportingOverflow(by: UInt(pageSize))
+      guard pageNumber <= UInt64(info.me_last_pgno), !overflow, offset <= pageStart,
+        isMapped(pageStart - offset, bytes: fileBytes, pageSize: systemPageSize)
+      else {
+        throw LMDBError(damaged: "a key points outside the file (damaged pages)", path: path)
+      }
+      return (pageStart - offset)..<(pageStart - offset + fileBytes)
     }
-    return start..<(start + UInt(status.st_size))
+    // Pages larger than the system's (a file made where pages are larger): the mapping of
+    // this file that holds the key, from /proc/self/maps. A read of that file is not atomic
+    // (a mapping changed by another thread meanwhile can be left out), so it is read again
+    // before concluding that the key is outside the file.
+    for _ in 0..<8 {
+      let mappings = fileMappings(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+      if let start = mappings.first(where: { $0.contains(probe) })?.lowerBound { return start..<(start + fileBytes) }
+    }
+    throw LMDBError(damaged: "a key points outside the file (damaged pages)", path: path)
+  }
+
+  /// Whether the first and the last system page of `start ..< start + bytes` are mapped
+  /// (`mincore` fails with ENOMEM on an address that is not).
+  private static func isMapped(_ start: UInt, bytes: UInt, pageSize: UInt) -> Bool {
+    guard bytes > 0, start % pageSize == 0, start <= UInt.max - bytes else { return false }
+    var residency: UInt8 = 0
+    let last = (start + bytes - 1) & ~(pageSize - 1)
+    return [start, last].allSatisfy { page in
+      mincore(UnsafeMutableRawPointer(bitPattern: page), Int(pageSize), &residency) == 0
+    }
   }
 
   /// Throws unless `buffer` lies inside the mapped file.
@@ -368,8 +401,10 @@ final class LMDBEnvironment {
 /// This process's mappings of the file `(device, inode)` that start at file offset 0, from
 /// `/proc/self/maps` (LMDB maps an environment file as one mapping and does not say where:
 /// `mdb_env_info` reports only a fixed-map address).
-private func fileMappings(device: UInt64, inode: UInt64) -> [Range<UInt>] {
-  guard let text = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return [] }
+func fileMappings(device: UInt64, inode: UInt64) -> [Range<UInt>] {
+  // Decoded leniently: a mapped file whose name is not UTF-8 must not hide the others.
+  guard let bytes = FileManager.default.contents(atPath: "/proc/self/maps") else { return [] }
+  let text = String(decoding: bytes, as: UTF8.self)
   // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
   let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
   let minor = (device & 0xff) | ((device >> 12) & ~0xff)

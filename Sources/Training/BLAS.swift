@@ -4,18 +4,21 @@ internal import COpenBLAS
 
 /// Control of OpenBLAS's thread pool.
 public enum BLASThreads {
-  /// Stops OpenBLAS's worker threads. The pthread build starts them when the library
-  /// loads and lets them spin (sched_yield) for a while before sleeping, which steals a
-  /// core from commands that do no linear algebra; they are recreated on the next
-  /// threaded BLAS call. The corresponding C function is `blas_thread_shutdown_`.
-  public static func releaseIdleThreads() { _ = blas_thread_shutdown_() }
+  /// Stops OpenBLAS's worker threads if the library is open (it is opened at the first
+  /// multiplication, not at start). The pthread build starts them when the library loads
+  /// and lets them spin (sched_yield) for a while before sleeping, which steals a core;
+  /// they are recreated on the next threaded BLAS call. The C function is
+  /// `blas_thread_shutdown_`.
+  public static func releaseIdleThreads() {
+    if OpenBLASLibrary.isOpen { _ = OpenBLASLibrary.shared.shutDownThreads() }
+  }
 
   /// Threads OpenBLAS uses for one call (`openblas_get_num_threads` / `openblas_set_num_threads`).
   public static var count: Int {
-    get { Int(openblas_get_num_threads()) }
+    get { Int(OpenBLASLibrary.shared.threadCount()) }
     set {
       precondition(newValue >= 1, "BLAS thread count must be at least 1")
-      openblas_set_num_threads(Int32(newValue))
+      OpenBLASLibrary.shared.setThreadCount(Int32(newValue))
     }
   }
 }
@@ -111,21 +114,23 @@ enum BLAS {
     b: UnsafePointer<Scalar>, ldb: Int,
     beta: Scalar, c: UnsafeMutablePointer<Scalar>, ldc: Int
   ) {
-    let ta = transposeA ? CblasTrans : CblasNoTrans
-    let tb = transposeB ? CblasTrans : CblasNoTrans
+    let ta = Int32(transposeA ? DS2_CBLAS_TRANS : DS2_CBLAS_NO_TRANS)
+    let tb = Int32(transposeB ? DS2_CBLAS_TRANS : DS2_CBLAS_NO_TRANS)
+    let order = Int32(DS2_CBLAS_ROW_MAJOR)
+    let blas = OpenBLASLibrary.shared
     switch Scalar.precision {
     case .single:
-      cblas_sgemm(
-        CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), Float(alpha),
-        UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), blasint(lda),
-        UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), blasint(ldb), Float(beta),
-        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), blasint(ldc))
+      blas.sgemm(
+        order, ta, tb, Int32(m), Int32(n), Int32(k), Float(alpha),
+        UnsafeRawPointer(a).assumingMemoryBound(to: Float.self), Int32(lda),
+        UnsafeRawPointer(b).assumingMemoryBound(to: Float.self), Int32(ldb), Float(beta),
+        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Float.self), Int32(ldc))
     case .double:
-      cblas_dgemm(
-        CblasRowMajor, ta, tb, blasint(m), blasint(n), blasint(k), Double(alpha),
-        UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), blasint(lda),
-        UnsafeRawPointer(b).assumingMemoryBound(to: Double.self), blasint(ldb), Double(beta),
-        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), blasint(ldc))
+      blas.dgemm(
+        order, ta, tb, Int32(m), Int32(n), Int32(k), Double(alpha),
+        UnsafeRawPointer(a).assumingMemoryBound(to: Double.self), Int32(lda),
+        UnsafeRawPointer(b).assumingMemoryBound(to: Double.self), Int32(ldb), Double(beta),
+        UnsafeMutableRawPointer(c).assumingMemoryBound(to: Double.self), Int32(ldc))
     }
   }
 }

@@ -1,6 +1,5 @@
 import DS2Core
 import Foundation
-internal import COpenBLAS
 
 /// Which OpenBLAS kernels run, and making sure they are the best this CPU supports.
 ///
@@ -13,7 +12,7 @@ internal import COpenBLAS
 /// always wins.
 public enum BLASKernels {
   /// The kernel set OpenBLAS uses (`openblas_get_corename`), e.g. `Haswell`, `Zen`.
-  public static var coreName: String { String(cString: openblas_get_corename()) }
+  public static var coreName: String { OpenBLASLibrary.shared.coreName().map { String(cString: $0) } ?? "unknown" }
 
   /// Set by `ensureBestKernels` in the environment of the process it re-executes.
   static let selectionVariable = "DS2_OPENBLAS_CORETYPE_SELECTED"
@@ -31,10 +30,16 @@ public enum BLASKernels {
   /// `coreName` and `origin` in one line.
   public static var summary: String { "OpenBLAS core \(coreName), \(origin)" }
 
+  /// `summary` when this process has opened OpenBLAS (it opens it at the first
+  /// multiplication), nil otherwise: asking does not open it.
+  public static var summaryIfOpen: String? { OpenBLASLibrary.isOpen ? summary : nil }
+
   /// Re-executes this process with `OPENBLAS_CORETYPE` set to the best core type for the
   /// CPU when OpenBLAS fell back to a lesser one; returns when nothing is to be done (the
   /// choice is right, the user set the variable, or this is the re-executed process).
+  /// Opens OpenBLAS first (the model commands use it; other commands never open it).
   public static func ensureBestKernels() {
+    _ = OpenBLASLibrary.shared
     let environment = ProcessInfo.processInfo.environment
     guard environment["OPENBLAS_CORETYPE"] == nil, environment[selectionVariable] == nil else { return }
     // The test suite stands in for a CPU the library does not know with this variable.

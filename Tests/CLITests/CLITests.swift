@@ -35,6 +35,23 @@ final class CLITests: XCTestCase {
     }
   }
 
+  /// OpenBLAS is opened when a command first needs it, so commands that multiply no
+  /// matrices do not start its threads; the model commands open it at start (to check its
+  /// kernels). The dynamic loader's own log (LD_DEBUG=files) says which libraries it loaded.
+  func testOnlyTheModelCommandsOpenOpenBLAS() throws {
+    let directory = TemporaryDirectory("cli-openblas")
+    let loaderLog: [String: String?] = ["LD_DEBUG": "files", "OPENBLAS_CORETYPE": nil, "DS2_OPENBLAS_CORETYPE_SELECTED": nil]
+    let prepare = try runBinary(
+      ["prepare", repositoryRoot + "/recipes/mini-librispeech.yaml", "--output", directory.path + "/out", "--dry-run"],
+      limitSeconds: 120, environment: loaderLog)
+    XCTAssertEqual(prepare.status, 0, prepare.stderr)
+    XCTAssertTrue(prepare.stderr.contains("libsndfile"), "the loader's log is missing: \(prepare.stderr.prefix(2000))")
+    XCTAssertFalse(prepare.stderr.contains("libopenblas"), prepare.stderr)
+    let train = try runBinary(["train", "--help"], limitSeconds: 120, environment: loaderLog)
+    XCTAssertEqual(train.status, 0, train.stderr)
+    XCTAssertTrue(train.stderr.contains("libopenblas"), String(train.stderr.prefix(2000)))
+  }
+
   /// The README's main job, end to end on the bundled corpus.
   func testPrepareAndInspectTheBundledCorpus() throws {
     let directory = TemporaryDirectory("cli")

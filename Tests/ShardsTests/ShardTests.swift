@@ -1,6 +1,7 @@
 import DS2Core
 import Foundation
 import TestSupport
+import Synchronization
 import XCTest
 
 @testable import Shards
@@ -174,6 +175,50 @@ final class RecordCodecTests: XCTestCase {
 }
 
 final class SplitWriterTests: XCTestCase {
+  /// A reader finds where LMDB mapped the file from the page numbers (not by reading
+  /// /proc/self/maps, which another thread's mmap or munmap can make skip lines): the same
+  /// range as the kernel's list of mappings, and found on every open while another thread
+  /// maps and unmaps memory.
+  func testTheMapIsFoundWhileOtherThreadsMapMemory() throws {
+    let directory = TemporaryDirectory("map-range")
+    var records: [ShardRecord] = []
+    for i in 0..<12 { records.append(makeRecord(id: String(format: "u%03d", i), frames: 40 + i, bins: 161, seed: UInt64(i))) }
+    let finisher = ShardFinisher()
+    try writeSplit(records.map { EncodedRecord($0, dtype: .float16) }, directory: directory.path, split: "train", finisher: finisher)
+    finisher.waitUntilIdle()
+    let shard = try XCTUnwrap(finisher.takeCompletions().0.first?.shard)
+    let path = directory.path + "/" + shard.file
+    var status = stat()
+    XCTAssertEqual(stat(path, &status), 0)
+    let environment = try LMDBEnvironment(path: path, readOnly: true)
+    let kernelView = fileMappings(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    XCTAssertEqual(kernelView.map(\.lowerBound), [environment.mappedRange.lowerBound])
+    XCTAssertEqual(environment.mappedRange.count, Int(status.st_size))
+
+    // Many mappings, so that the kernel's list takes many reads; then one thread maps and
+    // unmaps while this one opens the file again and again.
+    var regions: [UnsafeMutableRawPointer] = []
+    for i in 0..<2000 {
+      let region = mmap(nil, 4096, i % 2 == 0 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+      if let region, region != MAP_FAILED { regions.append(region) }
+    }
+    defer { for region in regions { munmap(region, 4096) } }
+    let stop = Atomic<Bool>(false)
+    let churning = DispatchSemaphore(value: 0)
+    Thread.detachNewThread {
+      while !stop.load(ordering: .relaxed) {
+        let region = mmap(nil, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        if region != MAP_FAILED { munmap(region, 1 << 16) }
+      }
+      churning.signal()
+    }
+    defer {
+      stop.store(true, ordering: .relaxed)
+      churning.wait()
+    }
+    for _ in 0..<300 { XCTAssertNoThrow(try LMDBEnvironment(path: path, readOnly: true)) }
+  }
+
   func testRecordsAreSplitByTheCapAndReadBackInKeyOrder() throws {
     let directory = TemporaryDirectory("shards")
     let bins = 161
