@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(
   pkg-config
-  libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev libopenblas-dev  # linked C libraries
+  libsndfile1-dev libsamplerate0-dev libfftw3-dev liblmdb-dev                  # linked C libraries
+  libopenblas-dev                                                               # opened when a command first multiplies
   libopenmpi-dev openmpi-bin                                                    # linked (data-parallel training) and mpirun
   libpng-dev                                                                    # linked: ds2-data plot
   unifont                                                                       # ds2-data plot: text in any script (read at run time)

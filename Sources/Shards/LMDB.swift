@@ -177,9 +177,9 @@ final class LMDBEnvironment {
       return (pageStart - offset)..<(pageStart - offset + fileBytes)
     }
     // Pages larger than the system's (a file made where pages are larger): the mapping of
-    // this file that holds the key, from /proc/self/maps. A read of that file is not atomic
-    // (a mapping changed by another thread meanwhile can be left out), so it is read again
-    // before concluding that the key is outside the file.
+    // this file that holds the key, from /proc/self/maps. The kernel writes that file a page
+    // at a time, so a mapping another thread adds or removes meanwhile can shift a line out
+    // of it: it is read again before concluding that the key is outside the file.
     for _ in 0..<8 {
       let mappings = fileMappings(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
       if let start = mappings.first(where: { $0.contains(probe) })?.lowerBound { return start..<(start + fileBytes) }
@@ -402,8 +402,10 @@ final class LMDBEnvironment {
 /// `/proc/self/maps` (LMDB maps an environment file as one mapping and does not say where:
 /// `mdb_env_info` reports only a fixed-map address).
 func fileMappings(device: UInt64, inode: UInt64) -> [Range<UInt>] {
-  // Decoded leniently: a mapped file whose name is not UTF-8 must not hide the others.
-  guard let bytes = FileManager.default.contents(atPath: "/proc/self/maps") else { return [] }
+  // Read to the end (the file reports size 0, and Foundation's readers return only what the
+  // first read gives: one page of lines), and decoded leniently: a mapped file whose name is
+  // not UTF-8 must not hide the others.
+  guard let bytes = try? RegularFile.read("/proc/self/maps", maxBytes: 1 << 30) else { return [] }
   let text = String(decoding: bytes, as: UTF8.self)
   // glibc's encoding of dev_t (gnu_dev_major / gnu_dev_minor).
   let major = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
