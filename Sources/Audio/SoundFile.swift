@@ -165,10 +165,9 @@ final class SoundFile {
 
   /// The `sample_coding` field of a NIST SPHERE header, if `path` is one.
   static func sphereSampleCoding(path: String) -> String? {
-    guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-    defer { try? handle.close() }
-    guard let head = try? handle.read(upToCount: 1024), head.starts(with: Array("NIST_1A".utf8))
-    else { return nil }
+    // Only a regular file is opened (without blocking): a FIFO under an audio name would
+    // otherwise wait for a writer forever.
+    guard let head = RegularFile.prefix(path, count: 1024), head.starts(with: Array("NIST_1A".utf8)) else { return nil }
     let text = String(decoding: head, as: UTF8.self)
     for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
       let fields = line.split(separator: " ", maxSplits: 2)

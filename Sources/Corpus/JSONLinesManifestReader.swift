@@ -30,9 +30,9 @@ public struct JSONLinesManifestReader: CorpusReader {
     self.language = language
   }
 
-  /// The manifest file of `split`, or nil when there is none.
+  /// The manifest file of `split`, or nil when nothing is under either name.
   func manifestPath(split: String) -> String? {
-    [root + "/" + split + ".jsonl", root + "/" + split + ".json"].first(where: CorpusFiles.isFile)
+    [root + "/" + split + ".jsonl", root + "/" + split + ".json"].first(where: CorpusFiles.exists)
   }
 
   public func list(splits: [String]) throws -> CorpusListing {

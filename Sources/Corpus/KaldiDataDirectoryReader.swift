@@ -40,7 +40,7 @@ public struct KaldiDataDirectoryReader: CorpusReader {
     var present: [String] = []
     for split in splits {
       let directory = root + "/" + split
-      if CorpusFiles.isFile(directory + "/wav.scp") && CorpusFiles.isFile(directory + "/text") {
+      if CorpusFiles.exists(directory + "/wav.scp") && CorpusFiles.exists(directory + "/text") {
         present.append(split)
       } else {
         listing.missingSplits.append(split)
@@ -66,7 +66,7 @@ public struct KaldiDataDirectoryReader: CorpusReader {
     let (recordings, undecodedRecordings) = try readTable(wavPath, split: split, rejections: &rejections)
     let (texts, undecodedTexts) = try readTable(textPath, split: split, allowEmptyValue: true, rejections: &rejections)
     let speakers =
-      CorpusFiles.isFile(speakersPath) ? try readTable(speakersPath, split: split, rejections: &rejections).table : [:]
+      CorpusFiles.exists(speakersPath) ? try readTable(speakersPath, split: split, rejections: &rejections).table : [:]
 
     // Audio of each recording, or why it cannot be read.
     var audioOf: [String: Result<String, ItemError>] = [:]
@@ -78,7 +78,7 @@ public struct KaldiDataDirectoryReader: CorpusReader {
     var utterances: [(id: String, recording: String, start: Double, duration: Double?, file: String, line: Int)] = []
     // Utterance ids already rejected for their audio side, not to be reported again.
     var accounted = undecodedRecordings
-    let hasSegments = CorpusFiles.isFile(segmentsPath)
+    let hasSegments = CorpusFiles.exists(segmentsPath)
     if hasSegments {
       let (segments, undecodedSegments) = try readTable(segmentsPath, split: split, rejections: &rejections)
       accounted = undecodedSegments

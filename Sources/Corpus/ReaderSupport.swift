@@ -25,6 +25,14 @@ enum CorpusFiles {
     return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
   }
 
+  /// Whether anything is under the name `path` (`lstat`: a dangling or looping symlink, a
+  /// folder or a FIFO counts). A reader treats such a list file as present, and reading it
+  /// then names what is wrong (`unreadable_file`), rather than calling its split absent.
+  static func exists(_ path: String) -> Bool {
+    var status = stat()
+    return lstat(path, &status) == 0
+  }
+
   static func isFile(_ path: String) -> Bool {
     var flag: ObjCBool = false
     return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && !flag.boolValue

@@ -26,8 +26,14 @@ public enum YAMLText {
   ///   is larger than `maximumBytes`, is not UTF-8, or nests too deeply (either check).
   public static func read(path: String, kind: String) throws -> String {
     func failure(_ problem: String) -> ConfigurationError { ConfigurationError("\(kind) \(path): \(problem)") }
-    guard let bytes = readPrefix(path: path, count: maximumBytes + 1) else { throw failure("cannot read the file") }
-    guard bytes.count <= maximumBytes else { throw failure("larger than \(maximumBytes >> 20) MiB; a \(kind) file is a few KB") }
+    // Only a regular file is opened (without blocking: a FIFO is refused, not waited on).
+    let bytes: [UInt8]
+    do {
+      bytes = try RegularFile.read(path, maxBytes: maximumBytes)
+    } catch let error as RegularFileError {
+      throw failure(
+        error.reason.hasSuffix("-byte limit") ? "larger than \(maximumBytes >> 20) MiB; a \(kind) file is a few KB" : error.reason)
+    }
     let text = String(decoding: bytes, as: UTF8.self)
     // Decoding replaces invalid sequences, so valid UTF-8 is exactly what round-trips.
     guard text.utf8.elementsEqual(bytes) else { throw failure("not UTF-8 text") }
@@ -40,17 +46,6 @@ public enum YAMLText {
           + "count as open)")
     }
     return text
-  }
-
-  /// Up to `count` bytes from the start of the file, or nil when it cannot be read.
-  static func readPrefix(path: String, count: Int) -> [UInt8]? {
-    guard let file = fopen(path, "rb") else { return nil }
-    defer { fclose(file) }
-    var bytes = [UInt8](repeating: 0, count: count)
-    let read = bytes.withUnsafeMutableBytes { fread($0.baseAddress, 1, count, file) }
-    guard ferror(file) == 0 else { return nil }
-    bytes.removeSubrange(read...)
-    return bytes
   }
 
   /// The first line (1-based) on which `bytes` nest deeper than `limit`, or nil: the

@@ -242,6 +242,16 @@ final class Preparer {
         "normalization.mode is global but none of the training splits (\(recipe.corpus.trainingSplits.joined(separator: ", "))) "
           + "is under \(recipe.corpus.root); download one, or set normalization.mode")
     }
+    // Present but listing nothing (their list files unreadable, say): global statistics
+    // would come from no frames at all.
+    if recipe.normalization.mode == .global && planFile == nil
+      && !listing.sources.contains(where: { recipe.corpus.trainingSplits.contains($0.split) })
+    {
+      let why = listing.rejections.first { $0.reason == .unreadableFile && recipe.corpus.trainingSplits.contains($0.split ?? "") }
+      throw ConfigurationError(
+        "normalization.mode is global but the training splits (\(presentTraining.joined(separator: ", "))) list no utterance"
+          + (why.map { ": \($0)" } ?? "") + "; fix the corpus, or set normalization.mode")
+    }
     listing.rejections.forEach(reject)
 
     // 2. Texts, 3. headers.

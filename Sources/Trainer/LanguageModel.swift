@@ -14,10 +14,21 @@ public final class LanguageModel: Sendable {
   /// Score of an out-of-vocabulary word when the model has no `<unk>` (log10).
   public let unknownLog10Probability: Double
 
-  /// Parses the ARPA text of `path`.
-  /// - Throws: `ConfigurationError` naming the file and line of a malformed entry.
+  /// The largest ARPA file read (bytes): a pruned 4-gram of LibriSpeech's is about 1.4 GB.
+  public static let maxFileBytes = 16 << 30
+
+  /// Parses the ARPA text of `path`, a regular file (a FIFO or device is refused, never
+  /// waited on) of at most `maxFileBytes`.
+  /// - Throws: `ConfigurationError` naming the file: unreadable, not a regular file, too
+  ///   large, not UTF-8, or the line of a malformed entry.
   public convenience init(arpaPath path: String, unknownLog10Probability: Double = -10) throws {
-    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+    let bytes: [UInt8]
+    do {
+      bytes = try RegularFile.read(path, maxBytes: Self.maxFileBytes)
+    } catch let error as RegularFileError {
+      throw ConfigurationError("language model \(path): \(error.reason)")
+    }
+    guard let text = String(bytes: bytes, encoding: .utf8) else {
       throw ConfigurationError("language model \(path): cannot read the file as UTF-8 text")
     }
     try self.init(arpa: text, name: path, unknownLog10Probability: unknownLog10Probability)

@@ -265,6 +265,33 @@ final class HostileInputTests: XCTestCase {
     return manifest
   }
 
+  /// A FIFO under a Fisher audio name (where the reader looks into SPHERE headers for the
+  /// compression) and a FIFO given as the recipe are refused by name, never waited on.
+  func testFIFOsUnderFisherAudioOrRecipeNamesAreNeverWaitedOn() throws {
+    let directory = TemporaryDirectory("hostile-fisher")
+    let root = directory.path + "/fisher"
+    try FileManager.default.copyItem(atPath: repositoryRoot + "/corpora/mini-fisher", toPath: root)
+    let audio = root + "/LDC2004S13/fe_03_p1_sph1/audio/001/fe_03_00101.sph"
+    try FileManager.default.removeItem(atPath: audio)
+    XCTAssertEqual(mkfifo(audio, 0o644), 0)
+    let recipe = try String(contentsOfFile: repositoryRoot + "/recipes/mini-fisher.yaml", encoding: .utf8)
+      .replacingOccurrences(of: "corpora/mini-fisher", with: root)
+    try recipe.write(toFile: directory.file("fisher.yaml"), atomically: true, encoding: .utf8)
+    let run = try runBinary(["prepare", directory.file("fisher.yaml"), "--output", directory.path + "/out", "-q"], limitSeconds: 60)
+    XCTAssertFalse(run.hung, "prepare waited on the FIFO")
+    XCTAssertNil(run.signal)
+    XCTAssertEqual(run.status, 3, run.stderr)
+    let rejected = try String(contentsOfFile: directory.path + "/out/rejected.jsonl", encoding: .utf8)
+    XCTAssertTrue(rejected.contains("\"file\":\"\(audio)\"") && rejected.contains("not a regular file (a FIFO)"), rejected)
+
+    let fifoRecipe = directory.file("recipe-fifo.yaml")
+    XCTAssertEqual(mkfifo(fifoRecipe, 0o644), 0)
+    let refused = try runBinary(["prepare", fifoRecipe], limitSeconds: 30)
+    XCTAssertFalse(refused.hung, "prepare waited on the FIFO recipe")
+    XCTAssertEqual(refused.status, 1, refused.stderr)
+    XCTAssertTrue(refused.stderr.contains("recipe \(fifoRecipe): not a regular file (a FIFO)"), refused.stderr)
+  }
+
   /// FIFOs named like audio or transcripts are rejected by name, never waited on; a FLAC
   /// whose header declares no length is decoded to find it; one declaring days of audio is
   /// rejected before decoding. No item is lost: each is in the dataset or in rejected.jsonl.

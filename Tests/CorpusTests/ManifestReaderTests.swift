@@ -125,4 +125,33 @@ final class KaldiDataDirectoryReaderTests: XCTestCase {
       ["malformed_transcript:rec2-0001:segments@3", "missing_audio:rec9-0001:segments@4",
        "missing_transcript:rec3:wav.scp@3", "missing_transcript:rec2-0002:segments@5", "missing_audio:rec2-0003:text@5"])
   }
+
+  /// A list file that is there but cannot be read (a folder, a symlink loop, a dangling
+  /// symlink) makes its split present and names the file, rather than calling the split
+  /// absent; an unreadable segments file lists no utterance of its split, silently
+  /// reading the recordings as utterances instead.
+  func testUnreadableListFilesAreNamedNotTakenForAbsentSplits() throws {
+    let directory = TemporaryDirectory("kaldi-unreadable")
+    let train = directory.path + "/train"
+    try FileManager.default.createDirectory(atPath: train + "/wav.scp", withIntermediateDirectories: true)
+    try write(["utt1 hello"], to: train + "/text")
+    let dev = directory.path + "/dev"
+    try write(["rec1 /corpus/rec1.wav"], to: dev + "/wav.scp")
+    try write(["rec1-0001 hello"], to: dev + "/text")
+    try FileManager.default.createSymbolicLink(atPath: dev + "/segments", withDestinationPath: "segments")
+    let listing = try KaldiDataDirectoryReader(root: directory.path, language: .english).list(splits: ["train", "dev"])
+    XCTAssertEqual(listing.missingSplits, [])
+    XCTAssertEqual(listing.sources.map(\.id), [])
+    let summary = listing.rejections.map { "\($0.reason.rawValue):\($0.split ?? "-"):\(($0.file as NSString).lastPathComponent)" }
+    XCTAssertTrue(summary.contains("unreadable_file:train:wav.scp"), "\(summary)")
+    XCTAssertTrue(summary.contains("unreadable_file:dev:segments"), "\(summary)")
+
+    let manifests = TemporaryDirectory("manifest-unreadable")
+    try FileManager.default.createSymbolicLink(atPath: manifests.path + "/train.jsonl", withDestinationPath: "train.jsonl")
+    try write(["{\"audio_filepath\": \"/corpus/a.wav\", \"text\": \"hello\"}"], to: manifests.path + "/dev.jsonl")
+    let manifestListing = try JSONLinesManifestReader(root: manifests.path, language: .english).list(splits: ["train", "dev"])
+    XCTAssertEqual(manifestListing.missingSplits, [])
+    XCTAssertEqual(manifestListing.rejections.map(\.reason), [.unreadableFile])
+    XCTAssertTrue(manifestListing.rejections[0].message.contains("symbolic links"), manifestListing.rejections[0].message)
+  }
 }

@@ -1,6 +1,7 @@
 import DS2Core
 import Foundation
 import Shards
+import TestSupport
 import Training
 import XCTest
 
@@ -56,6 +57,22 @@ final class DecodingTests: XCTestCase {
 
   /// Frames spelling "the ca" then a last frame slightly preferring d over t: without a
   /// language model the search says "the cad"; with it, "the cat".
+  /// A language model path that is a FIFO, a folder or missing is refused by name at once
+  /// (a FIFO is never opened for reading, so nothing waits on a writer).
+  func testLanguageModelFileMustBeARegularFile() throws {
+    let directory = TemporaryDirectory("arpa")
+    let fifo = directory.path + "/lm.arpa"
+    XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+    for (path, reason) in [(fifo, "not a regular file"), (directory.path, "not a regular file"), (directory.path + "/missing.arpa", "no such file")] {
+      XCTAssertThrowsError(try LanguageModel(arpaPath: path)) { error in
+        XCTAssertTrue("\(error)".contains(path) && "\(error)".contains(reason), "\(error)")
+      }
+    }
+    let good = directory.path + "/good.arpa"
+    try Data(arpa.utf8).write(to: URL(fileURLWithPath: good))
+    XCTAssertEqual(try LanguageModel(arpaPath: good).order, try LanguageModel(arpa: arpa).order)
+  }
+
   func testLanguageModelChangesTheDecision() throws {
     let vocabulary = Vocabulary.english
     var rows: [Double] = []
