@@ -292,6 +292,34 @@ final class HostileInputTests: XCTestCase {
     XCTAssertTrue(refused.stderr.contains("recipe \(fifoRecipe): not a regular file (a FIFO)"), refused.stderr)
   }
 
+  /// A Kaldi training split whose wav.scp is a folder: the file is named (not the split
+  /// called absent), and since the training splits then list nothing, global normalization
+  /// has no frames and prepare stops saying why; with per-utterance normalization the
+  /// other splits are prepared and the file is a named rejection (exit 3).
+  func testAnUnreadableTrainingListFileIsNamed() throws {
+    let directory = TemporaryDirectory("hostile-kaldi")
+    for folder in ["corpora/kaldi-example", "corpora/mini-librispeech"] {
+      try FileManager.default.createDirectory(
+        atPath: directory.path + "/" + (folder as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+      try FileManager.default.copyItem(atPath: repositoryRoot + "/" + folder, toPath: directory.path + "/" + folder)
+    }
+    let wavList = directory.path + "/corpora/kaldi-example/train/wav.scp"
+    try FileManager.default.removeItem(atPath: wavList)
+    try FileManager.default.createDirectory(atPath: wavList, withIntermediateDirectories: false)
+    let recipe = try String(contentsOfFile: repositoryRoot + "/recipes/kaldi-example.yaml", encoding: .utf8)
+    try recipe.write(toFile: directory.file("global.yaml"), atomically: true, encoding: .utf8)
+    let refused = try runBinary(["prepare", directory.file("global.yaml"), "--output", directory.path + "/global", "-q"], in: directory.path)
+    XCTAssertEqual(refused.status, 1, refused.stderr)
+    XCTAssertTrue(refused.stderr.contains("list no utterance") && refused.stderr.contains("train/wav.scp"), refused.stderr)
+    XCTAssertTrue(refused.stderr.contains("not a regular file (a folder)"), refused.stderr)
+
+    try (recipe + "\nnormalization: {mode: utterance}\n").write(toFile: directory.file("utterance.yaml"), atomically: true, encoding: .utf8)
+    let prepared = try runBinary(["prepare", directory.file("utterance.yaml"), "--output", directory.path + "/utterance", "-q"], in: directory.path)
+    XCTAssertEqual(prepared.status, 3, prepared.stderr)
+    let rejected = try String(contentsOfFile: directory.path + "/utterance/rejected.jsonl", encoding: .utf8)
+    XCTAssertTrue(rejected.contains("\"reason\":\"unreadable_file\"") && rejected.contains("train/wav.scp"), rejected)
+  }
+
   /// FIFOs named like audio or transcripts are rejected by name, never waited on; a FLAC
   /// whose header declares no length is decoded to find it; one declaring days of audio is
   /// rejected before decoding. No item is lost: each is in the dataset or in rejected.jsonl.
